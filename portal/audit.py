@@ -1,0 +1,140 @@
+"""The audit trail: writing events into per-city hash chains and verifying the chains.
+
+Writers serialise per chain with a PostgreSQL advisory lock held until their transaction
+commits, so two concurrent writers can never both link to the same predecessor. An event
+is written inside the caller's transaction: if the change rolls back, so does its event.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, transaction
+from django.db.models import Model
+from django.utils import timezone
+
+from portal.models import AuditEvent, City, User
+
+GENESIS = "0" * 64
+# Namespace of the advisory locks, so they never collide with other advisory locks.
+_LOCK_NAMESPACE = 0x5A1
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, cls=DjangoJSONEncoder, sort_keys=True, ensure_ascii=False)
+
+
+def event_hash(event: AuditEvent) -> str:
+    """SHA-256 over the predecessor's hash and every field that carries meaning."""
+    payload = {
+        "city": event.city_id,
+        "seq": event.seq,
+        "actor": event.actor_id,
+        "actor_label": event.actor_label,
+        "action": event.action,
+        "target_type": event.target_type,
+        "target_id": event.target_id,
+        # Round-trip through JSON so the hash is computed over what the database stores.
+        "data": json.loads(_canonical(event.data)),
+        "ip": event.ip,
+        "created_at": event.created_at.astimezone(UTC).isoformat(timespec="microseconds"),
+        "prev_hash": event.prev_hash,
+    }
+    return hashlib.sha256(_canonical(payload).encode()).hexdigest()
+
+
+def audit_record(
+    *,
+    action: str,
+    city: City | None = None,
+    actor: User | None = None,
+    actor_label: str = "",
+    target: Model | None = None,
+    data: dict[str, Any] | None = None,
+    ip: str | None = None,
+) -> AuditEvent:
+    """Append one event to the city's chain (or the platform chain when city is None)."""
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s, %s)", [_LOCK_NAMESPACE, city.pk if city else 0]
+            )
+        last = (
+            AuditEvent.objects.filter(city=city).order_by("-seq").values_list("seq", "hash").first()
+        )
+        seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS)
+        if actor is not None and actor.is_authenticated and not actor_label:
+            actor_label = actor.email
+        event = AuditEvent(
+            city=city,
+            seq=seq,
+            actor=actor if actor is not None and actor.is_authenticated else None,
+            actor_label=actor_label or "system",
+            action=action,
+            target_type=target._meta.label_lower if target is not None else "",
+            target_id=str(target.pk) if target is not None else "",
+            data=json.loads(_canonical(data or {})),
+            ip=ip,
+            created_at=timezone.now(),
+            prev_hash=prev_hash,
+        )
+        event.hash = event_hash(event)
+        event.save(force_insert=True)
+        return event
+
+
+@dataclass(frozen=True)
+class BrokenLink:
+    city_id: int | None
+    seq: int
+    event_id: int
+    reason: str
+
+    def describe(self) -> str:
+        chain = f"city #{self.city_id}" if self.city_id else "platform"
+        return f"{chain} chain, event id {self.event_id} (seq {self.seq}): {self.reason}"
+
+
+def audit_chain_verify() -> list[BrokenLink]:
+    """Walk every chain; return the first broken link of each chain that has one."""
+    problems: list[BrokenLink] = []
+    city_ids: list[int | None] = [None, *City.objects.order_by("pk").values_list("pk", flat=True)]
+    for city_id in city_ids:
+        broken = _first_break(_chain(city_id), city_id)
+        if broken:
+            problems.append(broken)
+    return problems
+
+
+def _chain(city_id: int | None) -> Iterator[AuditEvent]:
+    qs = AuditEvent.objects.filter(city_id=city_id).order_by("seq")
+    return qs.iterator(chunk_size=2000)
+
+
+def _first_break(events: Iterator[AuditEvent], city_id: int | None) -> BrokenLink | None:
+    expected_seq, expected_prev = 1, GENESIS
+    for event in events:
+        if event.seq != expected_seq:
+            return BrokenLink(
+                city_id,
+                event.seq,
+                event.pk,
+                f"expected seq {expected_seq}: the event before it was deleted",
+            )
+        if event.prev_hash != expected_prev:
+            return BrokenLink(
+                city_id,
+                event.seq,
+                event.pk,
+                "its link does not match the previous event: an event was deleted or replaced",
+            )
+        if event_hash(event) != event.hash:
+            return BrokenLink(city_id, event.seq, event.pk, "its content was altered")
+        expected_seq, expected_prev = event.seq + 1, event.hash
+    return None

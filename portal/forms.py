@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from django import forms
+from django.conf import settings
+from django.utils.translation import gettext_lazy as _
+
+from portal.errors import DomainError
+
+
+class SignupForm(forms.Form):
+    """Extra fields on allauth's sign-up form."""
+
+    display_name = forms.CharField(label=_("Your name"), max_length=120)
+    preferred_language = forms.ChoiceField(
+        label=_("Preferred language"), choices=settings.LANGUAGES, initial=settings.LANGUAGE_CODE
+    )
+
+    def signup(self, request, user) -> None:  # allauth's hook, called before the user is saved
+        user.display_name = self.cleaned_data["display_name"]
+        user.preferred_language = self.cleaned_data["preferred_language"]
+        user.save()
+
+
+def apply_domain_error(form: forms.BaseForm, error: DomainError) -> None:
+    """Show a service's refusal on the form: per field where it names fields, else on top."""
+    placed = False
+    for field, messages in error.fields.items():
+        if field in form.fields:
+            for message in messages:
+                form.add_error(field, message)
+            placed = True
+    if not placed:
+        form.add_error(None, error.message)

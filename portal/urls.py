@@ -1,0 +1,33 @@
+"""Root URLs. Site-wide pages first; everything under `/<city_slug>/` belongs to a city.
+
+City slugs may not take the names of the site-wide prefixes (see `RESERVED_SLUGS`).
+"""
+
+from django.contrib import admin
+from django.urls import include, path
+
+from portal import views
+
+city_patterns = [
+    path("", views.city_home, name="city_home"),
+    path("staff/", views.staff_home, name="staff_home"),
+    path("staff/members/", views.staff_members, name="staff_members"),
+    path("staff/audit/", views.audit_log, name="audit_log"),
+]
+
+portal_patterns = [
+    path("", views.landing, name="landing"),
+    path("i18n/setlang/", views.set_language, name="set_language"),
+    path("accounts/profile/", views.profile, name="profile"),
+    path("<slug:city_slug>/", include(city_patterns)),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("accounts/", include("allauth.urls")),
+    path("", include((portal_patterns, "portal"))),
+]
+
+handler403 = "portal.views.error_403"
+handler404 = "portal.views.error_404"
+handler500 = "portal.views.error_500"

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class ComputeConfig(AppConfig):
+    name = "compute"
+    verbose_name = _("Compute")

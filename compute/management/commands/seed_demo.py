@@ -1,0 +1,25 @@
+"""Seed the demo: cities, staff and startups (portal), then data centers (compute).
+
+Lives in `compute` because it is the top of the dependency chain (portal ← vouchers ←
+compute) and may call every app's seeding. Idempotent: run it as often as you like.
+"""
+
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from compute.demo import seed_compute
+from portal.demo import describe_logins, seed_portal
+
+
+class Command(BaseCommand):
+    help = "Create the demo data (idempotent)."
+
+    def handle(self, *args, **options):
+        with transaction.atomic():
+            cities = seed_portal()
+            centers = seed_compute()
+        self.stdout.write(
+            self.style.SUCCESS(f"Demo ready: {len(cities)} cities, {len(centers)} data centers.")
+        )
+        for line in describe_logins():
+            self.stdout.write(f"  {line}")

@@ -1,0 +1,86 @@
+"""Shared fixtures. Every test world starts with two cities, a staff member of every
+role in each, a startup user and an outsider (conventions.md)."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from dataclasses import dataclass
+
+import pytest
+
+from portal.models import City, Role, User
+from tests.factories import CityFactory, MembershipFactory, UserFactory
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hasher(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(settings):
+    """Each test gets its own key space in the real Redis cache, so rate limits and
+    cached roles never leak between tests or runs (flushing would hit the broker)."""
+    caches = copy.deepcopy(settings.CACHES)
+    caches["default"]["KEY_PREFIX"] = f"test-{uuid.uuid4().hex[:12]}"
+    settings.CACHES = caches
+
+
+@dataclass
+class CityWorld:
+    city: City
+    reviewer: User
+    reviewer2: User
+    approver: User
+    manager: User
+    auditor: User
+
+    def staff(self) -> list[User]:
+        return [self.reviewer, self.reviewer2, self.approver, self.manager, self.auditor]
+
+
+def _city_world(slug: str, code: str, name_zh: str, name_en: str) -> CityWorld:
+    city = CityFactory(slug=slug, code=code, name_zh=name_zh, name_en=name_en)
+    people = {}
+    for key, role in [
+        ("reviewer", Role.REVIEWER),
+        ("reviewer2", Role.REVIEWER),
+        ("approver", Role.APPROVER),
+        ("manager", Role.PROGRAM_MANAGER),
+        ("auditor", Role.AUDITOR),
+    ]:
+        user = UserFactory(email=f"{key}@{slug}.test")
+        MembershipFactory(user=user, city=city, role=role)
+        people[key] = user
+    return CityWorld(city=city, **people)
+
+
+@pytest.fixture
+def shanghai(db) -> CityWorld:
+    return _city_world("shanghai", "SH", "上海市", "Shanghai")
+
+
+@pytest.fixture
+def shenzhen(db) -> CityWorld:
+    return _city_world("shenzhen", "SZ", "深圳市", "Shenzhen")
+
+
+@pytest.fixture
+def startup_user(db) -> User:
+    return UserFactory(email="founder@startup.test")
+
+
+@pytest.fixture
+def outsider(db) -> User:
+    return UserFactory(email="outsider@elsewhere.test")
+
+
+@pytest.fixture
+def world(shanghai, shenzhen, startup_user, outsider):
+    return {
+        "shanghai": shanghai,
+        "shenzhen": shenzhen,
+        "startup": startup_user,
+        "outsider": outsider,
+    }

@@ -1,0 +1,53 @@
+from decimal import Decimal
+from pathlib import Path
+
+import polib
+from django.conf import settings
+
+from portal.templatetags.money import format_yuan
+
+
+def test_money_is_shown_with_yuan_sign_and_two_decimals():
+    assert format_yuan(Decimal("1234567")) == "¥1,234,567.00"
+    assert format_yuan(Decimal("0.005")) == "¥0.01"
+    assert format_yuan(Decimal("-12.5")) == "-¥12.50"
+    assert format_yuan(None) == ""
+    assert format_yuan("not money") == ""
+
+
+def test_default_language_is_chinese_and_time_zone_shanghai(client, db):
+    assert settings.TIME_ZONE == "Asia/Shanghai"
+    body = client.get("/").content.decode()
+    assert 'lang="zh-hans"' in body
+    assert "算力券" in body
+
+
+def test_language_switcher_changes_the_language(client, db):
+    response = client.post("/i18n/setlang/", {"language": "en", "next": "/"}, follow=True)
+    assert 'lang="en"' in response.content.decode()
+    assert "Computing vouchers for AI companies" in response.content.decode()
+
+
+def test_signed_in_users_language_is_remembered(client, startup_user):
+    client.force_login(startup_user)
+    client.post("/i18n/setlang/", {"language": "en", "next": "/"})
+    startup_user.refresh_from_db()
+    assert startup_user.preferred_language == "en"
+    # A new browser (no cookie) gets the user's language after sign-in.
+    client.cookies.clear()
+    client.force_login(startup_user)
+    assert 'lang="en"' in client.get("/").content.decode()
+
+
+def test_unknown_language_changes_nothing(client, startup_user):
+    client.force_login(startup_user)
+    client.post("/i18n/setlang/", {"language": "xx", "next": "/"})
+    startup_user.refresh_from_db()
+    assert startup_user.preferred_language == "zh-hans"
+
+
+def test_chinese_catalogue_translates_every_message():
+    po = polib.pofile(str(Path(settings.BASE_DIR) / "locale/zh_Hans/LC_MESSAGES/django.po"))
+    missing = [e.msgid for e in po if not e.obsolete and (not e.translated() or e.fuzzy)]
+    assert missing == []
+    assert len(po) > 50

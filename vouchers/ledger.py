@@ -1,0 +1,440 @@
+"""The voucher ledger: every yuan that moves on a voucher moves here.
+
+Rules kept by every function in this module:
+- each change is a new `LedgerEntry` (PostgreSQL refuses UPDATE/DELETE on entries);
+- `Voucher.balance` is updated in the same transaction as its entries;
+- a voucher is changed only while its row is locked (`SELECT … FOR UPDATE`), and when
+  several are locked at once they are locked in ascending id order, so concurrent
+  writers can neither overspend nor deadlock;
+- a program's `allocated` is changed only under the program row's lock, so concurrent
+  approvals can never exceed its budget.
+
+Lock order, whenever more than one kind is held: program → vouchers (ascending id) →
+compute's redemptions (ascending id).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from django.db import connection, transaction
+from django.db.models import Count, F, Max, Q, Sum
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from portal.audit import audit_record
+from portal.errors import DomainError
+from portal.models import Role, User
+from portal.tenancy import has_role
+from vouchers.models import (
+    ZERO,
+    Company,
+    EntryKind,
+    LedgerEntry,
+    Program,
+    Voucher,
+    VoucherStatus,
+)
+
+CENT = Decimal("0.01")
+
+# Voucher codes: no 0/O, 1/I/L, so a code read over the phone cannot be misheard.
+CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+
+
+def _check_character(body: str) -> str:
+    """Weighted sum modulo 31 over the random part: any single wrong or two swapped
+    neighbouring characters give another check character."""
+    n = len(CODE_ALPHABET)
+    total = sum((i + 1) * CODE_ALPHABET.index(ch) for i, ch in enumerate(body))
+    return CODE_ALPHABET[total % n]
+
+
+def voucher_code_new(*, city_code: str, year: int) -> str:
+    """`SH-26-7K3M-9QXD`: city prefix, year, 7 random characters (31⁷ ≈ 2.8·10¹⁰ from
+    `secrets`, so unguessable), and a check character."""
+    body = "".join(secrets.choice(CODE_ALPHABET) for _ in range(7))
+    full = body + _check_character(body)
+    return f"{city_code}-{year % 100:02d}-{full[:4]}-{full[4:]}"
+
+
+def voucher_code_is_well_formed(code: str) -> bool:
+    parts = code.split("-")
+    if len(parts) != 4 or len(parts[2]) != 4 or len(parts[3]) != 4:
+        return False
+    body = parts[2] + parts[3]
+    if any(ch not in CODE_ALPHABET for ch in body):
+        return False
+    return _check_character(body[:7]) == body[7]
+
+
+def _add_months(day: date, months: int) -> date:
+    month0 = day.month - 1 + months
+    year, month = day.year + month0 // 12, month0 % 12 + 1
+    # Clamp to the month's last day (31 Jan + 1 month = 28/29 Feb).
+    for candidate in (31, 30, 29, 28):
+        try:
+            return date(year, month, min(day.day, candidate))
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")
+
+
+def _actor_label(actor: User | None, label: str) -> str:
+    if label:
+        return label
+    if actor is not None and getattr(actor, "is_authenticated", False):
+        return actor.email
+    return "system"
+
+
+def _post(
+    voucher: Voucher,
+    *,
+    kind: str,
+    amount: Decimal,
+    actor: User | None = None,
+    actor_label: str = "",
+    memo: str = "",
+    usage_record_id: int | None = None,
+) -> LedgerEntry:
+    """Append one entry to a voucher the caller has locked and update its cached balance."""
+    assert connection.in_atomic_block, "ledger entries are written inside a transaction"
+    balance = voucher.balance + amount
+    if balance < 0:
+        raise DomainError(_("The voucher's balance cannot go below zero."), code="conflict")
+    entry = LedgerEntry.objects.create(
+        voucher=voucher,
+        kind=kind,
+        amount=amount,
+        balance_after=balance,
+        actor=actor if actor is not None and getattr(actor, "is_authenticated", False) else None,
+        actor_label=_actor_label(actor, actor_label),
+        memo=memo[:300],
+        usage_record_id=usage_record_id,
+    )
+    voucher.balance = balance
+    fields = ["balance", "updated_at"]
+    if voucher.status == VoucherStatus.ACTIVE and balance == 0 and kind == EntryKind.CHARGE:
+        voucher.status = VoucherStatus.EXHAUSTED
+        fields.append("status")
+    elif voucher.status == VoucherStatus.EXHAUSTED and balance > 0:
+        voucher.status = VoucherStatus.ACTIVE
+        fields.append("status")
+    voucher.save(update_fields=fields)
+    return entry
+
+
+def voucher_issue(
+    *,
+    program: Program,
+    company: Company,
+    amount: Decimal,
+    actor: User | None,
+    valid_from: date | None = None,
+    memo: str = "",
+) -> Voucher:
+    """Allocate `amount` from the program's budget and issue a voucher worth it.
+
+    Callers (the approval service) run this inside their own transaction; the program
+    row is locked here, so concurrent approvals see each other's allocations and the
+    budget can never be exceeded.
+    """
+    amount = Decimal(amount).quantize(CENT)
+    if amount <= 0:
+        raise DomainError(_("A voucher must be worth more than zero."), code="invalid")
+    with transaction.atomic():
+        locked = Program.objects.select_for_update().get(pk=program.pk)
+        if amount > locked.budget - locked.allocated:
+            raise DomainError(
+                _("The program's remaining budget (¥%(left)s) cannot cover ¥%(amount)s.")
+                % {"left": f"{locked.budget - locked.allocated:,.2f}", "amount": f"{amount:,.2f}"},
+                code="conflict",
+            )
+        Program.objects.filter(pk=locked.pk).update(allocated=F("allocated") + amount)
+        locked.allocated += amount
+        program.allocated = locked.allocated
+        start = valid_from or timezone.localdate()
+        until = _add_months(start, locked.validity_months) - timezone.timedelta(days=1)
+        code = voucher_code_new(city_code=locked.city.code, year=start.year)
+        while Voucher.objects.filter(code=code).exists():  # pragma: no cover - 1 in 10¹⁰
+            code = voucher_code_new(city_code=locked.city.code, year=start.year)
+        voucher = Voucher.objects.create(
+            code=code,
+            city_id=locked.city_id,
+            program=locked,
+            company=company,
+            face_value=amount,
+            balance=ZERO,
+            valid_from=start,
+            valid_until=until,
+        )
+        _post(voucher, kind=EntryKind.ISSUE, amount=amount, actor=actor, memo=memo)
+        audit_record(
+            action="voucher.issue",
+            city=locked.city,
+            actor=actor,
+            target=voucher,
+            data={"code": code, "amount": str(amount), "program": locked.pk},
+        )
+    return voucher
+
+
+def _require_manager(*, voucher: Voucher, actor: User) -> None:
+    if not has_role(actor, voucher.city, Role.PROGRAM_MANAGER):
+        raise DomainError(
+            _("Only the city's program managers may change a voucher's status."),
+            code="forbidden",
+        )
+
+
+def _locked(voucher: Voucher) -> Voucher:
+    return Voucher.objects.select_for_update().select_related("city").get(pk=voucher.pk)
+
+
+def _require_reason(reason: str) -> str:
+    reason = (reason or "").strip()
+    if not reason:
+        raise DomainError(
+            _("Give a reason."), code="invalid", fields={"reason": [_("Give a reason.")]}
+        )
+    return reason[:300]
+
+
+def voucher_suspend(*, voucher: Voucher, actor: User, reason: str) -> Voucher:
+    """Stop charges on a voucher until it is resumed; the balance stays."""
+    _require_manager(voucher=voucher, actor=actor)
+    reason = _require_reason(reason)
+    with transaction.atomic():
+        locked = _locked(voucher)
+        if locked.status not in (VoucherStatus.ACTIVE, VoucherStatus.EXHAUSTED):
+            raise DomainError(_("Only an active voucher can be suspended."), code="conflict")
+        locked.status, locked.status_reason = VoucherStatus.SUSPENDED, reason
+        locked.save(update_fields=["status", "status_reason", "updated_at"])
+        audit_record(
+            action="voucher.suspend",
+            city=locked.city,
+            actor=actor,
+            target=locked,
+            data={"reason": reason},
+        )
+    return locked
+
+
+def voucher_resume(*, voucher: Voucher, actor: User, reason: str) -> Voucher:
+    _require_manager(voucher=voucher, actor=actor)
+    reason = _require_reason(reason)
+    with transaction.atomic():
+        locked = _locked(voucher)
+        if locked.status != VoucherStatus.SUSPENDED:
+            raise DomainError(_("Only a suspended voucher can be resumed."), code="conflict")
+        locked.status = VoucherStatus.ACTIVE if locked.balance > 0 else VoucherStatus.EXHAUSTED
+        locked.status_reason = reason
+        locked.save(update_fields=["status", "status_reason", "updated_at"])
+        audit_record(
+            action="voucher.resume",
+            city=locked.city,
+            actor=actor,
+            target=locked,
+            data={"reason": reason},
+        )
+    return locked
+
+
+def _return_remainder(locked: Voucher, *, kind: str, actor: User | None, memo: str) -> Decimal:
+    """Take the remaining balance off the voucher and give it back to the program."""
+    remainder = locked.balance
+    if remainder > 0:
+        # Lock order: program before voucher would be the rule, but the voucher is
+        # already ours; the program row is only ever locked briefly by issuers, which
+        # never wait for a voucher, so this cannot deadlock.
+        Program.objects.filter(pk=locked.program_id).update(allocated=F("allocated") - remainder)
+        _post(locked, kind=kind, amount=-remainder, actor=actor, memo=memo)
+    return remainder
+
+
+def voucher_revoke(*, voucher: Voucher, actor: User, reason: str) -> Voucher:
+    """End a voucher for good; its remaining balance returns to the program budget."""
+    _require_manager(voucher=voucher, actor=actor)
+    reason = _require_reason(reason)
+    with transaction.atomic():
+        locked = _locked(voucher)
+        if locked.status in (VoucherStatus.REVOKED, VoucherStatus.EXPIRED):
+            raise DomainError(_("This voucher has already ended."), code="conflict")
+        returned = _return_remainder(locked, kind=EntryKind.REVOKE, actor=actor, memo=reason)
+        locked.status, locked.status_reason = VoucherStatus.REVOKED, reason
+        locked.save(update_fields=["status", "status_reason", "updated_at"])
+        audit_record(
+            action="voucher.revoke",
+            city=locked.city,
+            actor=actor,
+            target=locked,
+            data={"reason": reason, "returned": str(returned)},
+        )
+    return locked
+
+
+def voucher_expire(*, voucher: Voucher) -> Voucher:
+    """Expire a voucher past its validity and grace days (called by the periodic job)."""
+    with transaction.atomic():
+        locked = _locked(voucher)
+        if locked.status in (VoucherStatus.REVOKED, VoucherStatus.EXPIRED):
+            return locked
+        returned = _return_remainder(
+            locked, kind=EntryKind.EXPIRE, actor=None, memo="validity and grace days ended"
+        )
+        locked.status = VoucherStatus.EXPIRED
+        locked.save(update_fields=["status", "updated_at"])
+        audit_record(
+            action="voucher.expire", city=locked.city, target=locked, data={"returned": str(returned)}
+        )
+    return locked
+
+
+# --- set-wise charging, for usage ingestion -------------------------------------------
+
+
+def vouchers_lock(voucher_ids: Iterable[int]) -> dict[int, Voucher]:
+    """Lock the given vouchers in ascending id order and return them by id.
+
+    The fixed order is what keeps concurrent batches that touch overlapping vouchers
+    from deadlocking: every locker queues behind the same first row.
+    """
+    assert connection.in_atomic_block, "locks are held until the transaction ends"
+    ids = sorted(set(voucher_ids))
+    if not ids:
+        return {}
+    rows = Voucher.objects.select_for_update().filter(pk__in=ids).order_by("pk")
+    return {v.pk: v for v in rows}
+
+
+@dataclass(frozen=True)
+class Posting:
+    """One signed movement on a locked voucher, as planned by a bulk caller."""
+
+    voucher_id: int
+    kind: str
+    amount: Decimal
+    entry_id: int
+    balance_after: Decimal
+    usage_record_id: int | None = None
+    memo: str = ""
+
+
+def entry_ids_reserve(count: int) -> list[int]:
+    """Take `count` ids from the ledger's sequence so callers can link rows before COPY."""
+    if count <= 0:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence('vouchers_ledgerentry', 'id')) "
+            "FROM generate_series(1, %s)",
+            [count],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def ledger_post_many(
+    *, vouchers: dict[int, Voucher], postings: Sequence[Posting], actor_label: str
+) -> None:
+    """Write planned postings with one COPY and update balances with one UPDATE.
+
+    The caller holds the vouchers' locks (`vouchers_lock`) and computed each posting's
+    `balance_after` in order from the locked balances; this function checks that the
+    plan is consistent before writing anything, so a wrong plan can never be stored.
+    """
+    assert connection.in_atomic_block, "ledger entries are written inside a transaction"
+    if not postings:
+        return
+    running = {vid: v.balance for vid, v in vouchers.items()}
+    for p in postings:
+        running[p.voucher_id] = running[p.voucher_id] + p.amount
+        if running[p.voucher_id] != p.balance_after or p.balance_after < 0:
+            raise AssertionError(f"inconsistent ledger plan for voucher {p.voucher_id}")
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        with cursor.copy(
+            "COPY vouchers_ledgerentry (id, voucher_id, kind, amount, balance_after, "
+            "actor_label, usage_record_id, memo, created_at) FROM STDIN"
+        ) as copy:
+            for p in postings:
+                copy.write_row(
+                    (
+                        p.entry_id,
+                        p.voucher_id,
+                        p.kind,
+                        p.amount,
+                        p.balance_after,
+                        actor_label,
+                        p.usage_record_id,
+                        p.memo,
+                        now,
+                    )
+                )
+        changed = {p.voucher_id for p in postings}
+        rows = []
+        for vid in sorted(changed):
+            v = vouchers[vid]
+            status = v.status
+            if status == VoucherStatus.ACTIVE and running[vid] == 0:
+                status = VoucherStatus.EXHAUSTED
+            elif status == VoucherStatus.EXHAUSTED and running[vid] > 0:
+                status = VoucherStatus.ACTIVE
+            v.balance, v.status = running[vid], status
+            rows.append((vid, running[vid], status))
+        values = ", ".join(["(%s, %s::numeric, %s)"] * len(rows))
+        cursor.execute(
+            f"UPDATE vouchers_voucher AS v SET balance = x.balance, status = x.status, "  # noqa: S608 - placeholders only
+            f"updated_at = %s FROM (VALUES {values}) AS x(id, balance, status) WHERE v.id = x.id",
+            [now, *[item for row in rows for item in row]],
+        )
+
+
+# --- verification -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LedgerMismatch:
+    code: str
+    cached: Decimal
+    derived: Decimal
+    reason: str
+
+    def describe(self) -> str:
+        return f"{self.code}: {self.reason} (cached ¥{self.cached}, from entries ¥{self.derived})"
+
+
+def ledger_verify() -> list[LedgerMismatch]:
+    """Recompute every voucher's balance from its entries, in one aggregate query."""
+    problems: list[LedgerMismatch] = []
+    rows = Voucher.objects.annotate(
+        derived=Sum("entries__amount"),
+        entry_count=Count("entries"),
+        issued=Sum("entries__amount", filter=Q(entries__kind=EntryKind.ISSUE)),
+        last_id=Max("entries__id"),
+    ).values_list("code", "balance", "face_value", "derived", "issued", "last_id")
+    last_ids = [r[5] for r in rows if r[5] is not None]
+    last_balance = dict(
+        LedgerEntry.objects.filter(pk__in=last_ids).values_list("voucher__code", "balance_after")
+    )
+    for code, balance, face_value, derived, issued, _last in rows:
+        derived = derived if derived is not None else ZERO
+        if derived != balance:
+            problems.append(
+                LedgerMismatch(code, balance, derived, "balance differs from the sum of entries")
+            )
+        elif last_balance.get(code, ZERO) != balance:
+            problems.append(
+                LedgerMismatch(
+                    code, balance, derived, "last entry's balance_after differs from balance"
+                )
+            )
+        elif (issued or ZERO) != face_value:
+            problems.append(
+                LedgerMismatch(code, balance, derived, "issue entries differ from face value")
+            )
+    return problems

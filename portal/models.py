@@ -73,7 +73,9 @@ class User(AbstractBaseUser, PermissionsMixin):
 
 
 # First path segments the site itself uses; a city with one of these slugs would be unreachable.
-RESERVED_SLUGS = frozenset({"admin", "accounts", "api", "static", "media", "i18n", "staff"})
+RESERVED_SLUGS = frozenset(
+    {"admin", "accounts", "api", "static", "media", "i18n", "staff", "company", "my", "dc"}
+)
 
 
 def validate_city_slug(value: str) -> None:

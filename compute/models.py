@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
+from django.db.models import Q
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
+
+from portal.models import City
+from vouchers.models import LedgerEntry, Program, Voucher, money_field
 
 
 class Hub(models.TextChoices):
@@ -29,6 +35,27 @@ class DataCenter(models.Model):
     cluster = models.CharField(_("cluster"), max_length=80, help_text=_("e.g. Gui'an, Zhongwei"))
     state_run = models.BooleanField(_("state-run"), default=True)
     contact_email = models.EmailField(_("contact email"), blank=True)
+    feed_url = models.URLField(
+        _("feed URL"), blank=True, help_text=_("Where the portal pulls usage (api.md, the feed).")
+    )
+    feed_token = models.CharField(
+        _("outbound token"),
+        max_length=200,
+        blank=True,
+        help_text=_("Bearer token the portal sends to the feed. Kept as given: it is theirs."),
+    )
+    programs = models.ManyToManyField(
+        Program,
+        blank=True,
+        related_name="data_centers",
+        verbose_name=_("programs whose vouchers it accepts"),
+    )
+    operators = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        blank=True,
+        related_name="operated_data_centers",
+        verbose_name=_("operator users"),
+    )
     is_active = models.BooleanField(_("active"), default=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
@@ -43,3 +70,237 @@ class DataCenter(models.Model):
     @property
     def name(self) -> str:
         return self.name_zh if (get_language() or "").startswith("zh") else self.name_en
+
+
+class RegistrationStatus(models.TextChoices):
+    ACTIVE = "active", _("Active")
+    SUSPENDED = "suspended", _("Suspended")
+    ENDED = "ended", _("Ended")
+
+
+class Registration(models.Model):
+    """A data center registered to serve one city's vouchers."""
+
+    city = models.ForeignKey(City, on_delete=models.PROTECT, related_name="registrations")
+    data_center = models.ForeignKey(
+        DataCenter, on_delete=models.PROTECT, related_name="registrations"
+    )
+    status = models.CharField(
+        _("status"),
+        max_length=10,
+        choices=RegistrationStatus.choices,
+        default=RegistrationStatus.ACTIVE,
+    )
+    starts_on = models.DateField(_("starts on"))
+    ends_on = models.DateField(_("ends on"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("registration")
+        verbose_name_plural = _("registrations")
+        constraints = [
+            models.UniqueConstraint(fields=["city", "data_center"], name="registration_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.data_center_id}@{self.city_id}"
+
+
+class ApiKey(models.Model):
+    """A data center's API key. Only the SHA-256 of the key is stored; the prefix is
+    shown so operators can tell keys apart. Keys carry 256 bits of randomness, so a
+    fast hash is enough (no password stretching needed)."""
+
+    data_center = models.ForeignKey(DataCenter, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(_("name"), max_length=100, blank=True)
+    prefix = models.CharField(_("prefix"), max_length=16, unique=True)
+    key_hash = models.CharField(_("key hash"), max_length=64, unique=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
+    last_used_at = models.DateTimeField(_("last used at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("API key")
+        verbose_name_plural = _("API keys")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.prefix
+
+
+class RedemptionStatus(models.TextChoices):
+    REQUESTED = "requested", _("Requested")
+    ACTIVE = "active", _("Active")
+    REJECTED = "rejected", _("Rejected")
+    CANCELLED = "cancelled", _("Cancelled")
+    CLOSED = "closed", _("Closed")
+
+
+class Redemption(models.Model):
+    """A voucher bound to one data center under a compute contract."""
+
+    voucher = models.ForeignKey(Voucher, on_delete=models.PROTECT, related_name="redemptions")
+    data_center = models.ForeignKey(
+        DataCenter, on_delete=models.PROTECT, related_name="redemptions"
+    )
+    status = models.CharField(
+        _("status"),
+        max_length=10,
+        choices=RedemptionStatus.choices,
+        default=RedemptionStatus.REQUESTED,
+    )
+    contract_ref = models.CharField(_("contract reference"), max_length=100)
+    amount_cap = money_field(_("cap"), null=True, blank=True)
+    covered_total = money_field(_("covered so far"), default=0)
+    reason = models.CharField(_("reason"), max_length=300, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True, db_index=True)
+
+    class Meta:
+        verbose_name = _("redemption")
+        verbose_name_plural = _("redemptions")
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["data_center", "status"], name="redemption_dc_status"),
+            models.Index(fields=["voucher", "data_center"], name="redemption_voucher_dc"),
+        ]
+        constraints = [
+            # One live binding per voucher and data center: usage finds it unambiguously.
+            models.UniqueConstraint(
+                fields=["voucher", "data_center"],
+                condition=Q(status__in=["requested", "active"]),
+                name="redemption_one_live_per_voucher_dc",
+            ),
+            models.CheckConstraint(
+                condition=Q(amount_cap__isnull=True) | Q(covered_total__lte=models.F("amount_cap")),
+                name="redemption_within_cap",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"R{self.pk}"
+
+    @property
+    def cap_left(self):
+        return None if self.amount_cap is None else self.amount_cap - self.covered_total
+
+
+class BatchStatus(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    PROCESSING = "processing", _("Processing")
+    DONE = "done", _("Done")
+
+
+class BatchSource(models.TextChoices):
+    PUSH = "push", _("Pushed")
+    PULL = "pull", _("Pulled")
+
+
+class UsageBatch(models.Model):
+    """A batch of usage records exactly as received, stored before the API answers.
+
+    `records` keeps the raw records; `results` is filled by the worker in one write,
+    in the order sent. `idempotency_key` + `body_hash` implement api.md's header.
+    """
+
+    data_center = models.ForeignKey(DataCenter, on_delete=models.PROTECT, related_name="batches")
+    source = models.CharField(max_length=4, choices=BatchSource.choices, default=BatchSource.PUSH)
+    status = models.CharField(
+        _("status"), max_length=10, choices=BatchStatus.choices, default=BatchStatus.QUEUED
+    )
+    idempotency_key = models.CharField(max_length=200, blank=True)
+    body_hash = models.CharField(max_length=64)
+    received = models.PositiveIntegerField(_("received"))
+    records = models.JSONField(default=list, encoder=DjangoJSONEncoder)
+    results = models.JSONField(default=list)
+    accepted = models.PositiveIntegerField(_("accepted"), default=0)
+    duplicate = models.PositiveIntegerField(_("duplicates"), default=0)
+    rejected = models.PositiveIntegerField(_("rejected"), default=0)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(_("received at"), auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("usage batch")
+        verbose_name_plural = _("usage batches")
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(
+                fields=["status", "created_at"],
+                name="batch_pending",
+                condition=~Q(status="done"),
+            ),
+            models.Index(fields=["data_center", "-created_at"], name="batch_dc_created"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["data_center", "idempotency_key"],
+                condition=~Q(idempotency_key=""),
+                name="batch_idempotency_key_once",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"B{self.pk}"
+
+
+class RecordStatus(models.TextChoices):
+    ACCEPTED = "accepted", _("Accepted")
+    VOID = "void", _("Void")
+
+
+class UsageRecord(models.Model):
+    """An accepted usage record: what was charged to which voucher. Rejected records
+    live only in their batch's results. `(data_center, record_id)` is the idempotency
+    key shared by pushed and pulled records."""
+
+    data_center = models.ForeignKey(DataCenter, on_delete=models.PROTECT, related_name="+")
+    record_id = models.CharField(max_length=64)
+    batch = models.ForeignKey(UsageBatch, on_delete=models.PROTECT, related_name="usage_records")
+    voucher = models.ForeignKey(Voucher, on_delete=models.PROTECT, related_name="usage_records")
+    redemption = models.ForeignKey(
+        Redemption, on_delete=models.PROTECT, related_name="usage_records"
+    )
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField()
+    resource = models.CharField(max_length=64)
+    domestic = models.BooleanField()
+    quantity = models.DecimalField(max_digits=14, decimal_places=3)
+    amount = money_field(_("list price"))
+    covered_amount = money_field(_("covered"))
+    content_hash = models.CharField(max_length=64)
+    status = models.CharField(
+        max_length=10, choices=RecordStatus.choices, default=RecordStatus.ACCEPTED
+    )
+    charge_entry = models.ForeignKey(
+        LedgerEntry, on_delete=models.PROTECT, null=True, related_name="+"
+    )
+    reversal_entry = models.ForeignKey(
+        LedgerEntry, on_delete=models.PROTECT, null=True, related_name="+"
+    )
+    void_reason = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField()
+    voided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("usage record")
+        verbose_name_plural = _("usage records")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["data_center", "record_id"], name="usage_record_once_per_dc"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["data_center", "id"], name="usage_dc_id"),
+            models.Index(fields=["voucher", "data_center"], name="usage_voucher_dc"),
+        ]
+
+    def __str__(self) -> str:
+        return self.record_id

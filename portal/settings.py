@@ -192,11 +192,18 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
+    "EXCEPTION_HANDLER": "compute.api.base.api_exception_handler",
+    "DEFAULT_THROTTLE_RATES": {"datacenter": env_str("API_RATE_LIMIT") or "1200/min"},
 }
+# api.md: bodies up to 10 MB (taken as 10 MiB); the API checks it itself as well.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 SPECTACULAR_SETTINGS = {
     "TITLE": "Suanli data-center API",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "DESCRIPTION": "The contract data centers write clients against (docs: api.md).",
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 # Celery: Redis broker, JSON only, a task is acknowledged after it ran so that a worker
@@ -219,6 +226,10 @@ CELERY_BEAT_SCHEDULE = {
     "verify-audit-chain-nightly": {
         "task": "portal.tasks.audit_chain_verify",
         "schedule": crontab(hour=2, minute=30),
+    },
+    "sweep-stale-usage-batches": {
+        "task": "compute.tasks.usage_batches_sweep",
+        "schedule": crontab(minute="*/5"),
     },
 }
 

@@ -25,6 +25,7 @@ portal_patterns = [
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
+    path("api/", include("compute.api.urls")),
     path("", include((portal_patterns, "portal"))),
 ]
 

@@ -3,13 +3,14 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 from django.views.i18n import set_language as django_set_language
 
 from portal import selectors
-from portal.errors import DomainError
+from portal.errors import DomainError, error_body
 from portal.models import Role
 from portal.services import user_set_language
 from portal.tenancy import staff_required
@@ -70,7 +71,13 @@ def profile(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _is_api(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/")
+
+
 def error_404(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if _is_api(request):  # clients of the API get its error body, never HTML
+        return JsonResponse(error_body("not_found", _("Not found.")), status=404)
     return render(request, "404.html", status=404)
 
 
@@ -79,6 +86,10 @@ def error_403(request: HttpRequest, exception: Exception) -> HttpResponse:
 
 
 def error_500(request: HttpRequest) -> HttpResponse:
+    if _is_api(request):
+        return JsonResponse(
+            error_body("server_error", _("Something went wrong; it has been logged.")), status=500
+        )
     # No context processors that touch the database: the error may be the database.
     from django.template import loader
 

@@ -290,9 +290,36 @@ def voucher_expire(*, voucher: Voucher) -> Voucher:
         locked.status = VoucherStatus.EXPIRED
         locked.save(update_fields=["status", "updated_at"])
         audit_record(
-            action="voucher.expire", city=locked.city, target=locked, data={"returned": str(returned)}
+            action="voucher.expire",
+            city=locked.city,
+            target=locked,
+            data={"returned": str(returned)},
         )
     return locked
+
+
+def ledger_reverse(
+    *, voucher_id: int, amount: Decimal, usage_record_id: int | None, actor_label: str, memo: str
+) -> LedgerEntry:
+    """Give a charged amount back to the voucher (a voided usage record).
+
+    On a voucher that has already ended (revoked or expired) the money cannot be spent
+    any more, so it goes straight on to the program budget with a second entry.
+    """
+    with transaction.atomic():
+        locked = Voucher.objects.select_for_update().get(pk=voucher_id)
+        entry = _post(
+            locked,
+            kind=EntryKind.REVERSAL,
+            amount=amount,
+            actor_label=actor_label,
+            memo=memo,
+            usage_record_id=usage_record_id,
+        )
+        if locked.status in (VoucherStatus.REVOKED, VoucherStatus.EXPIRED):
+            kind = EntryKind.REVOKE if locked.status == VoucherStatus.REVOKED else EntryKind.EXPIRE
+            _return_remainder(locked, kind=kind, actor=None, memo=memo)
+    return entry
 
 
 # --- set-wise charging, for usage ingestion -------------------------------------------

@@ -1,0 +1,168 @@
+"""Input and output shapes of the API (api.md). Outputs are also what /api/schema/
+publishes, so field types here are the contract."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from rest_framework import serializers
+
+from compute.usage import MAX_RECORDS
+
+
+class MoneyField(serializers.DecimalField):
+    """Money as a string with exactly two decimals."""
+
+    def __init__(self, **kwargs):
+        super().__init__(max_digits=14, decimal_places=2, coerce_to_string=True, **kwargs)
+
+
+class ErrorDetail(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    fields = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()), required=False
+    )
+
+
+class ErrorBody(serializers.Serializer):
+    error = ErrorDetail()
+
+
+class Rates(serializers.Serializer):
+    domestic = serializers.DecimalField(max_digits=3, decimal_places=2)
+    other = serializers.DecimalField(max_digits=3, decimal_places=2)
+
+
+class VoucherOut(serializers.Serializer):
+    code = serializers.CharField()
+    city = serializers.CharField(source="city.slug")
+    program = serializers.CharField(source="program.slug")
+    company = serializers.CharField(source="company.legal_name")
+    status = serializers.ChoiceField(
+        choices=["active", "suspended", "expired", "exhausted", "revoked"]
+    )
+    currency = serializers.SerializerMethodField()
+    face_value = MoneyField()
+    balance = MoneyField()
+    valid_from = serializers.DateField()
+    valid_until = serializers.DateField()
+    rates = serializers.SerializerMethodField()
+
+    def get_currency(self, obj) -> str:
+        return "CNY"
+
+    def get_rates(self, obj) -> Rates:
+        return {
+            "domestic": f"{obj.program.rate_domestic:.2f}",
+            "other": f"{obj.program.rate_other:.2f}",
+        }
+
+
+class RedemptionOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    voucher = serializers.CharField(source="voucher.code")
+    company = serializers.CharField(source="voucher.company.legal_name")
+    status = serializers.ChoiceField(
+        choices=["requested", "active", "rejected", "cancelled", "closed"]
+    )
+    contract_ref = serializers.CharField()
+    amount_cap = MoneyField(allow_null=True)
+    covered_total = MoneyField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class RedemptionListQuery(serializers.Serializer):
+    status = serializers.ChoiceField(
+        choices=["requested", "active", "rejected", "cancelled", "closed"], required=False
+    )
+    updated_since = serializers.DateTimeField(required=False)
+
+
+class AcceptIn(serializers.Serializer):
+    contract_ref = serializers.CharField(max_length=100, required=False, allow_blank=True)
+
+
+class ReasonIn(serializers.Serializer):
+    reason = serializers.CharField(max_length=300)
+
+
+class UsageRecordIn(serializers.Serializer):
+    """For the schema only: records are validated by `compute.usage.record_parse`."""
+
+    record_id = serializers.RegexField(r"^[A-Za-z0-9._:-]{1,64}$")
+    voucher = serializers.CharField(max_length=24)
+    started_at = serializers.DateTimeField()
+    ended_at = serializers.DateTimeField()
+    resource = serializers.CharField(max_length=64)
+    domestic = serializers.BooleanField()
+    quantity = serializers.DecimalField(max_digits=14, decimal_places=3, min_value=Decimal("0.001"))
+    amount = MoneyField(min_value=Decimal("0"))
+
+
+class BatchIn(serializers.Serializer):
+    records = UsageRecordIn(many=True, min_length=1, max_length=MAX_RECORDS)
+
+
+class BatchAccepted(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=["queued", "processing", "done"])
+    received = serializers.IntegerField()
+    url = serializers.URLField()
+
+
+class RecordError(serializers.Serializer):
+    code = serializers.ChoiceField(
+        choices=[
+            "invalid",
+            "unknown_voucher",
+            "not_authorized",
+            "voucher_inactive",
+            "outside_validity",
+            "conflict",
+        ]
+    )
+    message = serializers.CharField()
+
+
+class RecordResult(serializers.Serializer):
+    record_id = serializers.CharField(allow_null=True)
+    status = serializers.ChoiceField(choices=["accepted", "duplicate", "rejected"])
+    covered_amount = MoneyField(allow_null=True)
+    error = RecordError(allow_null=True)
+
+
+class Counts(serializers.Serializer):
+    accepted = serializers.IntegerField()
+    duplicate = serializers.IntegerField()
+    rejected = serializers.IntegerField()
+
+
+class BatchOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=["queued", "processing", "done"])
+    received = serializers.IntegerField()
+    counts = Counts()
+    results = RecordResult(many=True)
+
+
+class UsageRecordOut(serializers.Serializer):
+    record_id = serializers.CharField()
+    voucher = serializers.CharField(source="voucher.code")
+    started_at = serializers.DateTimeField()
+    ended_at = serializers.DateTimeField()
+    resource = serializers.CharField()
+    domestic = serializers.BooleanField()
+    quantity = serializers.DecimalField(max_digits=14, decimal_places=3)
+    amount = MoneyField()
+    covered_amount = MoneyField()
+    status = serializers.ChoiceField(choices=["accepted", "void"])
+    batch = serializers.IntegerField(source="batch_id")
+    created_at = serializers.DateTimeField()
+
+
+class UsageRecordListQuery(serializers.Serializer):
+    voucher = serializers.CharField(max_length=24, required=False)
+    status = serializers.ChoiceField(choices=["accepted", "void"], required=False)
+    since = serializers.DateTimeField(required=False)

@@ -1,0 +1,27 @@
+from django.urls import path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from compute.api import views
+
+app_name = "api"
+
+urlpatterns = [
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path("v1/vouchers/<str:code>", views.VoucherDetail.as_view(), name="voucher_detail"),
+    path("v1/redemptions", views.RedemptionList.as_view(), name="redemption_list"),
+    path(
+        "v1/redemptions/<int:pk>/accept", views.RedemptionAccept.as_view(), name="redemption_accept"
+    ),
+    path(
+        "v1/redemptions/<int:pk>/reject", views.RedemptionReject.as_view(), name="redemption_reject"
+    ),
+    path("v1/usage/batches", views.BatchCreate.as_view(), name="batch_create"),
+    path("v1/usage/batches/<int:pk>", views.BatchDetail.as_view(), name="batch_detail"),
+    path("v1/usage/records", views.UsageRecordList.as_view(), name="record_list"),
+    re_path(
+        r"^v1/usage/records/(?P<record_id>[A-Za-z0-9._:-]{1,64})/void$",
+        views.UsageRecordVoid.as_view(),
+        name="record_void",
+    ),
+]

@@ -1,0 +1,261 @@
+"""The data-center API, version 1 (docs: api.md). One view per operation; each parses
+its input, calls one service or selector, and renders the output shape."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import APIException, ParseError
+from rest_framework.parsers import JSONParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from compute import selectors, services
+from compute.api import serializers as s
+from compute.api.base import (
+    ApiPagination,
+    BearerKeyAuthentication,
+    DataCenterThrottle,
+    IsDataCenter,
+)
+from compute.usage import MAX_BODY_BYTES, usage_batch_receive
+
+ERRORS = {
+    400: OpenApiResponse(s.ErrorBody, description="invalid"),
+    401: OpenApiResponse(s.ErrorBody, description="unauthenticated"),
+    404: OpenApiResponse(s.ErrorBody, description="not_found"),
+    405: OpenApiResponse(s.ErrorBody, description="method_not_allowed"),
+    429: OpenApiResponse(s.ErrorBody, description="throttled"),
+}
+POST_ERRORS = {
+    **ERRORS,
+    409: OpenApiResponse(s.ErrorBody, description="conflict"),
+    413: OpenApiResponse(s.ErrorBody, description="too_large"),
+    415: OpenApiResponse(s.ErrorBody, description="unsupported_media_type"),
+}
+
+
+class TooLarge(APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The body is larger than 10 MB."
+    default_code = "too_large"
+
+
+class BoundedJSONParser(JSONParser):
+    """JSON with a hard size limit (whatever the Content-Length says) and exact
+    decimals: numbers with a fraction become `Decimal`, never float."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        data = stream.read(MAX_BODY_BYTES + 1) if stream is not None else b""
+        if len(data) > MAX_BODY_BYTES:
+            raise TooLarge(_("The body is larger than 10 MB."))
+        try:
+            return json.loads(data, parse_float=Decimal)
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            raise ParseError(_("The body is not valid JSON.")) from exc
+
+
+class DataCenterView(APIView):
+    authentication_classes = [BearerKeyAuthentication]
+    permission_classes = [IsDataCenter]
+    throttle_classes = [DataCenterThrottle]
+    parser_classes = [BoundedJSONParser]
+
+    @property
+    def data_center(self):
+        return self.request.user.data_center
+
+    def initial(self, request, *args, **kwargs):
+        # Refuse an oversized body before anything reads it.
+        length = request.META.get("CONTENT_LENGTH") or "0"
+        if length.isdigit() and int(length) > MAX_BODY_BYTES:
+            raise TooLarge(_("The body is larger than 10 MB."))
+        super().initial(request, *args, **kwargs)
+
+    def body_object(self, request) -> dict:
+        data = request.data
+        if not isinstance(data, dict):
+            raise ParseError(_("The body must be a JSON object."))
+        return data
+
+    def paginate(self, request, queryset, serializer_class, ordering: str = "-id"):
+        paginator = ApiPagination()
+        paginator.ordering = ordering
+        page = paginator.paginate_queryset(queryset, request, view=self)
+        return paginator.get_paginated_response(serializer_class(page, many=True).data)
+
+
+def _query(serializer_class, request):
+    query = serializer_class(data=request.query_params)
+    query.is_valid(raise_exception=True)
+    return query.validated_data
+
+
+class VoucherDetail(DataCenterView):
+    @extend_schema(operation_id="voucher_get", responses={200: s.VoucherOut, **ERRORS})
+    def get(self, request, code: str):
+        voucher = get_object_or_404(
+            selectors.vouchers_visible_to(data_center=self.data_center), code=code
+        )
+        return Response(s.VoucherOut(voucher).data)
+
+
+class RedemptionList(DataCenterView):
+    @extend_schema(
+        operation_id="redemption_list",
+        parameters=[s.RedemptionListQuery],
+        responses={200: s.RedemptionOut(many=True), **ERRORS},
+    )
+    def get(self, request):
+        query = _query(s.RedemptionListQuery, request)
+        redemptions = selectors.redemption_list(data_center=self.data_center)
+        if "status" in query:
+            redemptions = redemptions.filter(status=query["status"])
+        if "updated_since" in query:
+            redemptions = redemptions.filter(updated_at__gte=query["updated_since"])
+        return self.paginate(request, redemptions, s.RedemptionOut)
+
+    # drf-spectacular: declare the list as paginated
+    get.pagination_class = ApiPagination  # type: ignore[attr-defined]
+
+
+class RedemptionAccept(DataCenterView):
+    @extend_schema(
+        operation_id="redemption_accept",
+        request=s.AcceptIn,
+        responses={200: s.RedemptionOut, **POST_ERRORS},
+    )
+    def post(self, request, pk: int):
+        data = s.AcceptIn(data=self.body_object(request))
+        data.is_valid(raise_exception=True)
+        redemption = get_object_or_404(
+            selectors.redemption_list(data_center=self.data_center), pk=pk
+        )
+        redemption = services.redemption_accept(
+            redemption=redemption,
+            data_center=self.data_center,
+            contract_ref=data.validated_data.get("contract_ref", ""),
+        )
+        return Response(s.RedemptionOut(redemption).data)
+
+
+class RedemptionReject(DataCenterView):
+    @extend_schema(
+        operation_id="redemption_reject",
+        request=s.ReasonIn,
+        responses={200: s.RedemptionOut, **POST_ERRORS},
+    )
+    def post(self, request, pk: int):
+        data = s.ReasonIn(data=self.body_object(request))
+        data.is_valid(raise_exception=True)
+        redemption = get_object_or_404(
+            selectors.redemption_list(data_center=self.data_center), pk=pk
+        )
+        redemption = services.redemption_reject(
+            redemption=redemption,
+            data_center=self.data_center,
+            reason=data.validated_data["reason"],
+        )
+        return Response(s.RedemptionOut(redemption).data)
+
+
+def _batch_accepted(request, batch) -> dict:
+    return {
+        "id": batch.pk,
+        "status": batch.status,
+        "received": batch.received,
+        "url": request.build_absolute_uri(reverse("api:batch_detail", args=[batch.pk])),
+    }
+
+
+class BatchCreate(DataCenterView):
+    @extend_schema(
+        operation_id="usage_batch_create",
+        request=s.BatchIn,
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                description="Same key and body again: the first batch (200). Another body: 409.",
+            )
+        ],
+        responses={
+            202: s.BatchAccepted,
+            200: OpenApiResponse(s.BatchAccepted, description="Repeated Idempotency-Key"),
+            **POST_ERRORS,
+        },
+    )
+    def post(self, request):
+        body = self.body_object(request)
+        batch, created = usage_batch_receive(
+            data_center=self.data_center,
+            records=body.get("records"),
+            idempotency_key=request.headers.get("Idempotency-Key", ""),
+        )
+        return Response(
+            _batch_accepted(request, batch),
+            status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK,
+        )
+
+
+class BatchDetail(DataCenterView):
+    @extend_schema(operation_id="usage_batch_get", responses={200: s.BatchOut, **ERRORS})
+    def get(self, request, pk: int):
+        batch = get_object_or_404(selectors.batch_list(data_center=self.data_center), pk=pk)
+        # Results are stored in their final shape: no per-record serializer on the way out.
+        return Response(
+            {
+                "id": batch.pk,
+                "status": batch.status,
+                "received": batch.received,
+                "counts": {
+                    "accepted": batch.accepted,
+                    "duplicate": batch.duplicate,
+                    "rejected": batch.rejected,
+                },
+                "results": batch.results,
+            }
+        )
+
+
+class UsageRecordList(DataCenterView):
+    @extend_schema(
+        operation_id="usage_record_list",
+        parameters=[s.UsageRecordListQuery],
+        responses={200: s.UsageRecordOut(many=True), **ERRORS},
+    )
+    def get(self, request):
+        query = _query(s.UsageRecordListQuery, request)
+        records = selectors.usage_record_list(data_center=self.data_center)
+        if "voucher" in query:
+            records = records.filter(voucher__code=query["voucher"])
+        if "status" in query:
+            records = records.filter(status=query["status"])
+        if "since" in query:
+            records = records.filter(created_at__gte=query["since"])
+        return self.paginate(request, records, s.UsageRecordOut, ordering="id")
+
+    get.pagination_class = ApiPagination  # type: ignore[attr-defined]
+
+
+class UsageRecordVoid(DataCenterView):
+    @extend_schema(
+        operation_id="usage_record_void",
+        request=s.ReasonIn,
+        responses={200: s.UsageRecordOut, **POST_ERRORS},
+    )
+    def post(self, request, record_id: str):
+        data = s.ReasonIn(data=self.body_object(request))
+        data.is_valid(raise_exception=True)
+        record = services.usage_record_void(
+            data_center=self.data_center, record_id=record_id, reason=data.validated_data["reason"]
+        )
+        return Response(s.UsageRecordOut(record).data)

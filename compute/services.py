@@ -1,0 +1,378 @@
+"""Writes of the compute app: API keys, registrations, redemptions and voiding usage.
+
+Usage batches live in `compute.usage` (the hot path). Money moves only through
+`vouchers.ledger`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import date
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from compute.models import (
+    ApiKey,
+    DataCenter,
+    RecordStatus,
+    Redemption,
+    RedemptionStatus,
+    Registration,
+    RegistrationStatus,
+    UsageRecord,
+)
+from portal.audit import audit_record
+from portal.errors import DomainError
+from portal.models import City, Role, User
+from portal.tenancy import has_role
+from vouchers.ledger import ledger_reverse
+from vouchers.models import Company, Voucher, VoucherStatus
+
+KEY_PREFIX = "sk_live_"
+
+
+def key_hash(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def is_operator(user: User, data_center: DataCenter) -> bool:
+    return bool(
+        user.is_authenticated
+        and (user.is_superuser or data_center.operators.filter(pk=user.pk).exists())
+    )
+
+
+# --- API keys ---------------------------------------------------------------------------
+
+
+def api_key_issue(
+    *, data_center: DataCenter, actor: User | None, name: str = ""
+) -> tuple[ApiKey, str]:
+    """Create a key and return it with the raw secret, which is shown once and never stored."""
+    if actor is not None and not is_operator(actor, data_center):
+        raise DomainError(_("Only the data center's operators may issue keys."), code="forbidden")
+    public = secrets.token_hex(4)
+    raw = f"{KEY_PREFIX}{public}_{secrets.token_urlsafe(32)}"
+    with transaction.atomic():
+        key = ApiKey.objects.create(
+            data_center=data_center,
+            name=name.strip()[:100],
+            prefix=f"{KEY_PREFIX}{public}",
+            key_hash=key_hash(raw),
+            created_by=actor,
+        )
+        audit_record(
+            action="api_key.issue",
+            actor=actor,
+            actor_label="" if actor else "manage.py issue_api_key",
+            target=key,
+            data={"data_center": data_center.slug, "prefix": key.prefix},
+        )
+    return key, raw
+
+
+def api_key_revoke(*, key: ApiKey, actor: User) -> ApiKey:
+    if not is_operator(actor, key.data_center):
+        raise DomainError(_("Only the data center's operators may revoke keys."), code="forbidden")
+    with transaction.atomic():
+        locked = ApiKey.objects.select_for_update().get(pk=key.pk)
+        if locked.revoked_at is not None:
+            raise DomainError(_("This key is already revoked."), code="conflict")
+        locked.revoked_at = timezone.now()
+        locked.save(update_fields=["revoked_at"])
+        audit_record(
+            action="api_key.revoke",
+            actor=actor,
+            target=locked,
+            data={"data_center": key.data_center.slug, "prefix": locked.prefix},
+        )
+    return locked
+
+
+def api_key_authenticate(raw: str) -> ApiKey | None:
+    """The active key for a raw secret, or None. Records use at most once a minute so
+    a busy client does not turn every request into a write."""
+    if not raw.startswith(KEY_PREFIX) or len(raw) > 120:
+        return None
+    key = (
+        ApiKey.objects.select_related("data_center")
+        .filter(key_hash=key_hash(raw), revoked_at__isnull=True, data_center__is_active=True)
+        .first()
+    )
+    if key is None:
+        return None
+    now = timezone.now()
+    if key.last_used_at is None or (now - key.last_used_at).total_seconds() > 60:
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+        key.last_used_at = now
+    return key
+
+
+# --- registrations ----------------------------------------------------------------------
+
+
+def registration_set(
+    *,
+    city: City,
+    data_center: DataCenter,
+    status: str,
+    actor: User,
+    starts_on: date | None = None,
+) -> Registration:
+    """Register a data center for a city, or change the registration's status.
+    Platform admins and the city's program managers may do this."""
+    if not (actor.is_superuser or has_role(actor, city, Role.PROGRAM_MANAGER)):
+        raise DomainError(
+            _("Only platform admins and the city's program managers manage registrations."),
+            code="forbidden",
+        )
+    if status not in RegistrationStatus.values:
+        raise DomainError(_("Unknown registration status."), fields={"status": [_("Unknown.")]})
+    with transaction.atomic():
+        registration, created = Registration.objects.select_for_update().get_or_create(
+            city=city,
+            data_center=data_center,
+            defaults={"status": status, "starts_on": starts_on or timezone.localdate()},
+        )
+        if not created:
+            registration.status = status
+            registration.ends_on = (
+                timezone.localdate() if status == RegistrationStatus.ENDED else None
+            )
+            registration.save(update_fields=["status", "ends_on"])
+        audit_record(
+            action="registration.set",
+            city=city,
+            actor=actor,
+            target=registration,
+            data={"data_center": data_center.slug, "status": status},
+        )
+    return registration
+
+
+# --- redemptions --------------------------------------------------------------------------
+
+
+def _is_member(user: User, company: Company) -> bool:
+    return company.members.filter(pk=user.pk).exists()
+
+
+def redemption_request(
+    *,
+    voucher: Voucher,
+    data_center: DataCenter,
+    contract_ref: str,
+    actor: User,
+    amount_cap: Decimal | None = None,
+) -> Redemption:
+    """The voucher's company asks a data center to bill this voucher under a contract."""
+    if not _is_member(actor, voucher.company):
+        raise DomainError(_("Only the voucher's company may request a redemption."), "forbidden")
+    contract_ref = (contract_ref or "").strip()
+    errors: dict[str, list[str]] = {}
+    if not contract_ref or len(contract_ref) > 100:
+        errors["contract_ref"] = [_("Give the contract reference (at most 100 characters).")]
+    if amount_cap is not None and (amount_cap <= 0 or amount_cap > voucher.face_value):
+        errors["amount_cap"] = [_("The cap must be above zero and at most the face value.")]
+    if errors:
+        raise DomainError(_("Please correct the fields below."), fields=errors)
+    if voucher.status != VoucherStatus.ACTIVE:
+        raise DomainError(_("Only an active voucher can be redeemed."), code="conflict")
+    registered = Registration.objects.filter(
+        city_id=voucher.city_id, data_center=data_center, status=RegistrationStatus.ACTIVE
+    ).exists()
+    allowed = data_center.programs.filter(pk=voucher.program_id).exists()
+    if not (registered and allowed and data_center.is_active):
+        raise DomainError(
+            _("This data center does not accept vouchers of this program."),
+            fields={"data_center": [_("Choose a data center the program allows.")]},
+        )
+    with transaction.atomic():
+        Voucher.objects.select_for_update().get(pk=voucher.pk)
+        if Redemption.objects.filter(
+            voucher=voucher,
+            data_center=data_center,
+            status__in=[RedemptionStatus.REQUESTED, RedemptionStatus.ACTIVE],
+        ).exists():
+            raise DomainError(
+                _("This voucher already has an open redemption at this data center."),
+                code="conflict",
+            )
+        redemption = Redemption.objects.create(
+            voucher=voucher,
+            data_center=data_center,
+            contract_ref=contract_ref,
+            amount_cap=amount_cap,
+            requested_by=actor,
+        )
+        audit_record(
+            action="redemption.request",
+            city=voucher.city,
+            actor=actor,
+            target=redemption,
+            data={"voucher": voucher.code, "data_center": data_center.slug},
+        )
+    return redemption
+
+
+def _transition(
+    redemption: Redemption,
+    *,
+    allowed_from: tuple[str, ...],
+    to: str,
+    action: str,
+    actor: User | None,
+    actor_label: str = "",
+    contract_ref: str | None = None,
+    reason: str = "",
+) -> Redemption:
+    with transaction.atomic():
+        locked = (
+            Redemption.objects.select_for_update(of=("self",))
+            .select_related("voucher__city", "data_center")
+            .get(pk=redemption.pk)
+        )
+        if locked.status not in allowed_from:
+            raise DomainError(
+                _("This redemption is %(status)s; it cannot be changed that way.")
+                % {"status": locked.get_status_display()},
+                code="conflict",
+            )
+        locked.status = to
+        fields = ["status", "updated_at"]
+        if contract_ref:
+            locked.contract_ref = contract_ref[:100]
+            fields.append("contract_ref")
+        if reason:
+            locked.reason = reason[:300]
+            fields.append("reason")
+        locked.save(update_fields=fields)
+        audit_record(
+            action=action,
+            city=locked.voucher.city,
+            actor=actor,
+            actor_label=actor_label,
+            target=locked,
+            data={"status": to, "reason": reason},
+        )
+    redemption.status = locked.status
+    return locked
+
+
+def redemption_accept(
+    *,
+    redemption: Redemption,
+    data_center: DataCenter,
+    contract_ref: str = "",
+    actor: User | None = None,
+) -> Redemption:
+    if redemption.data_center_id != data_center.pk:
+        raise DomainError(_("Not found."), code="not_found")
+    return _transition(
+        redemption,
+        allowed_from=(RedemptionStatus.REQUESTED,),
+        to=RedemptionStatus.ACTIVE,
+        action="redemption.accept",
+        actor=actor,
+        actor_label=f"data center {data_center.slug}",
+        contract_ref=(contract_ref or "").strip() or None,
+    )
+
+
+def redemption_reject(
+    *, redemption: Redemption, data_center: DataCenter, reason: str, actor: User | None = None
+) -> Redemption:
+    if redemption.data_center_id != data_center.pk:
+        raise DomainError(_("Not found."), code="not_found")
+    reason = (reason or "").strip()
+    if not reason:
+        raise DomainError(_("Give a reason."), fields={"reason": [_("Give a reason.")]})
+    return _transition(
+        redemption,
+        allowed_from=(RedemptionStatus.REQUESTED,),
+        to=RedemptionStatus.REJECTED,
+        action="redemption.reject",
+        actor=actor,
+        actor_label=f"data center {data_center.slug}",
+        reason=reason,
+    )
+
+
+def redemption_cancel(*, redemption: Redemption, actor: User) -> Redemption:
+    """The company withdraws a request the data center has not answered yet."""
+    if not _is_member(actor, redemption.voucher.company):
+        raise DomainError(_("Not found."), code="not_found")
+    return _transition(
+        redemption,
+        allowed_from=(RedemptionStatus.REQUESTED,),
+        to=RedemptionStatus.CANCELLED,
+        action="redemption.cancel",
+        actor=actor,
+    )
+
+
+def redemption_close(*, redemption: Redemption, actor: User | None, reason: str = "") -> Redemption:
+    """End an active redemption: the data center can no longer charge the voucher."""
+    if actor is not None and not _is_member(actor, redemption.voucher.company):
+        raise DomainError(_("Not found."), code="not_found")
+    return _transition(
+        redemption,
+        allowed_from=(RedemptionStatus.ACTIVE,),
+        to=RedemptionStatus.CLOSED,
+        action="redemption.close",
+        actor=actor,
+        reason=reason,
+    )
+
+
+# --- voiding usage ------------------------------------------------------------------------
+
+
+def usage_record_void(*, data_center: DataCenter, record_id: str, reason: str) -> UsageRecord:
+    """Void an accepted record: its covered amount returns to the voucher (a reversal
+    entry) and to the redemption's cap. Voiding twice is a conflict."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise DomainError(_("Give a reason."), fields={"reason": [_("Give a reason.")]})
+    with transaction.atomic():
+        record = (
+            UsageRecord.objects.select_for_update()
+            .filter(data_center=data_center, record_id=record_id)
+            .first()
+        )
+        if record is None:
+            raise DomainError(_("Not found."), code="not_found")
+        if record.status == RecordStatus.VOID:
+            raise DomainError(_("This record is already void."), code="conflict")
+        entry = None
+        if record.covered_amount > 0:
+            entry = ledger_reverse(
+                voucher_id=record.voucher_id,
+                amount=record.covered_amount,
+                usage_record_id=record.pk,
+                actor_label=f"data center {data_center.slug}",
+                memo=f"void {record.record_id}: {reason}"[:300],
+            )
+            Redemption.objects.filter(pk=record.redemption_id).update(
+                covered_total=F("covered_total") - record.covered_amount,
+                updated_at=timezone.now(),
+            )
+        record.status = RecordStatus.VOID
+        record.void_reason = reason[:300]
+        record.voided_at = timezone.now()
+        record.reversal_entry = entry
+        record.save(update_fields=["status", "void_reason", "voided_at", "reversal_entry"])
+        voucher = Voucher.objects.select_related("city").get(pk=record.voucher_id)
+        audit_record(
+            action="usage_record.void",
+            city=voucher.city,
+            actor_label=f"data center {data_center.slug}",
+            target=record,
+            data={"record_id": record.record_id, "reason": reason},
+        )
+    return record

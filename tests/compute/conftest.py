@@ -1,0 +1,156 @@
+"""Fixtures of the ledger and data-center API tests: two cities each with a program, a
+data center registered for each city, a company with a voucher in Shanghai and an
+active redemption at Shanghai's data center, and an API key per data center."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from rest_framework.test import APIClient
+
+from compute.models import DataCenter, Redemption, RedemptionStatus, Registration
+from compute.services import api_key_issue
+from portal.celery import app as celery_app
+from tests.factories import DataCenterFactory, UserFactory
+from vouchers.ledger import voucher_issue
+from vouchers.models import Company, CompanyMember, Program, Voucher
+
+
+def make_program(city, **overrides) -> Program:
+    fields = {
+        "slug": "compute-2026",
+        "name_zh": "算力券",
+        "name_en": "Computing vouchers",
+        "status": "open",
+        "budget": Decimal("10000000.00"),
+        "award_min": Decimal("100000.00"),
+        "award_max": Decimal("2000000.00"),
+        "rate_domestic": Decimal("0.30"),
+        "rate_other": Decimal("0.20"),
+        "validity_months": 12,
+        "grace_days": 30,
+    }
+    fields.update(overrides)
+    return Program.objects.create(city=city, **fields)
+
+
+def make_company(user, *, name="深度河流科技有限公司", code="91310000MA1FL8TQ2X") -> Company:
+    company = Company.objects.create(legal_name=name, credit_code=code)
+    CompanyMember.objects.create(company=company, user=user, is_owner=True)
+    return company
+
+
+def api_client(raw_key: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
+    return client
+
+
+@dataclass
+class LedgerWorld:
+    program: Program
+    other_program: Program
+    company: Company
+    voucher: Voucher
+    other_voucher: Voucher
+    dc: DataCenter
+    other_dc: DataCenter
+    redemption: Redemption
+    key: str
+    other_key: str
+    api: APIClient
+    other_api: APIClient
+
+
+@pytest.fixture
+def ledger_world(world, startup_user) -> LedgerWorld:
+    sh, sz = world["shanghai"], world["shenzhen"]
+    program = make_program(sh.city)
+    other_program = make_program(sz.city, rate_domestic=Decimal("0.50"))
+    dc = DataCenterFactory(slug="guian")
+    other_dc = DataCenterFactory(slug="zhongwei")
+    dc.programs.add(program)
+    other_dc.programs.add(other_program)
+    Registration.objects.create(city=sh.city, data_center=dc, starts_on=date(2026, 1, 1))
+    Registration.objects.create(city=sz.city, data_center=other_dc, starts_on=date(2026, 1, 1))
+    company = make_company(startup_user)
+    voucher = voucher_issue(
+        program=program,
+        company=company,
+        amount=Decimal("1000.00"),
+        actor=sh.approver,
+        valid_from=date(2026, 11, 1),
+    )
+    other_voucher = voucher_issue(
+        program=other_program,
+        company=company,
+        amount=Decimal("500.00"),
+        actor=sz.approver,
+        valid_from=date(2026, 11, 1),
+    )
+    redemption = Redemption.objects.create(
+        voucher=voucher,
+        data_center=dc,
+        contract_ref="GA-2026-001",
+        status=RedemptionStatus.ACTIVE,
+        requested_by=startup_user,
+    )
+    Redemption.objects.create(
+        voucher=other_voucher,
+        data_center=other_dc,
+        contract_ref="ZW-2026-001",
+        status=RedemptionStatus.ACTIVE,
+        requested_by=startup_user,
+    )
+    _k, key = api_key_issue(data_center=dc, actor=None)
+    _k, other_key = api_key_issue(data_center=other_dc, actor=None)
+    return LedgerWorld(
+        program=program,
+        other_program=other_program,
+        company=company,
+        voucher=voucher,
+        other_voucher=other_voucher,
+        dc=dc,
+        other_dc=other_dc,
+        redemption=redemption,
+        key=key,
+        other_key=other_key,
+        api=api_client(key),
+        other_api=api_client(other_key),
+    )
+
+
+@pytest.fixture
+def eager_tasks():
+    """Run Celery tasks in-process (unit tests of the pipeline; the integration tests
+    use a real worker instead)."""
+    celery_app.conf.task_always_eager = True
+    celery_app.conf.task_eager_propagates = True
+    yield
+    celery_app.conf.task_always_eager = False
+    celery_app.conf.task_eager_propagates = False
+
+
+@pytest.fixture
+def operator(ledger_world) -> object:
+    user = UserFactory(email="ops@guian.test")
+    ledger_world.dc.operators.add(user)
+    return user
+
+
+def record(n: int, voucher: str, **overrides) -> dict:
+    body = {
+        "record_id": f"dc-2026-11-{n:06d}",
+        "voucher": voucher,
+        "started_at": "2026-11-02T08:00:00+08:00",
+        "ended_at": "2026-11-02T20:00:00+08:00",
+        "resource": "Ascend 910B",
+        "domestic": True,
+        "quantity": "96.000",
+        "amount": "100.00",
+    }
+    body.update(overrides)
+    return body

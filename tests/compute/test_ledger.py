@@ -1,0 +1,144 @@
+"""The ledger: append-only, derivable balances, status changes, concurrency."""
+
+from __future__ import annotations
+
+import threading
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import DatabaseError, connection, transaction
+
+from portal.errors import DomainError
+from tests.compute.conftest import make_company, make_program
+from vouchers.ledger import (
+    ledger_verify,
+    voucher_code_is_well_formed,
+    voucher_issue,
+    voucher_resume,
+    voucher_revoke,
+    voucher_suspend,
+)
+from vouchers.models import EntryKind, LedgerEntry, Program, Voucher
+
+
+def test_issue_writes_the_first_entry_and_allocates_budget(ledger_world):
+    w = ledger_world
+    entry = LedgerEntry.objects.get(voucher=w.voucher)
+    assert (entry.kind, entry.amount, entry.balance_after) == (
+        EntryKind.ISSUE,
+        Decimal("1000.00"),
+        Decimal("1000.00"),
+    )
+    w.program.refresh_from_db()
+    assert w.program.allocated == Decimal("1000.00")
+    assert voucher_code_is_well_formed(w.voucher.code)
+    assert w.voucher.code.startswith("SH-26-")
+
+
+def test_code_check_character_catches_a_typo(ledger_world):
+    code = ledger_world.voucher.code
+    i = 7  # a character of the random part
+    typo = code[:i] + ("2" if code[i] != "2" else "3") + code[i + 1 :]
+    assert not voucher_code_is_well_formed(typo)
+
+
+def test_database_refuses_update_and_delete_of_entries(ledger_world):
+    entry = LedgerEntry.objects.filter(voucher=ledger_world.voucher).first()
+    with pytest.raises(DatabaseError), transaction.atomic():
+        LedgerEntry.objects.filter(pk=entry.pk).update(amount=Decimal("5000.00"))
+    with pytest.raises(DatabaseError), transaction.atomic():
+        LedgerEntry.objects.filter(pk=entry.pk).delete()
+
+
+def test_verify_ledger_names_the_voucher_that_disagrees(ledger_world, capsys):
+    call_command("verify_ledger")
+    Voucher.objects.filter(pk=ledger_world.voucher.pk).update(balance=Decimal("999.99"))
+    with pytest.raises(CommandError):
+        call_command("verify_ledger")
+    assert ledger_world.voucher.code in capsys.readouterr().err
+    assert [p.code for p in ledger_verify()] == [ledger_world.voucher.code]
+
+
+def test_issue_never_exceeds_the_budget(shanghai, startup_user):
+    program = make_program(shanghai.city, budget=Decimal("150000.00"), award_max=Decimal("100000"))
+    company = make_company(startup_user)
+    voucher_issue(program=program, company=company, amount=Decimal("100000"), actor=None)
+    with pytest.raises(DomainError) as err:
+        voucher_issue(program=program, company=company, amount=Decimal("50000.01"), actor=None)
+    assert err.value.code == "conflict"
+    program.refresh_from_db()
+    assert program.allocated == Decimal("100000.00")
+
+
+def test_suspend_resume_and_revoke_by_program_managers_only(ledger_world, shanghai, shenzhen):
+    w = ledger_world
+    for intruder in (shanghai.reviewer, shanghai.approver, shenzhen.manager):
+        with pytest.raises(DomainError):
+            voucher_suspend(voucher=w.voucher, actor=intruder, reason="x")
+    with pytest.raises(DomainError):
+        voucher_suspend(voucher=w.voucher, actor=shanghai.manager, reason="  ")
+    voucher_suspend(voucher=w.voucher, actor=shanghai.manager, reason="材料核查")
+    with pytest.raises(DomainError):
+        voucher_suspend(voucher=w.voucher, actor=shanghai.manager, reason="again")
+    resumed = voucher_resume(voucher=w.voucher, actor=shanghai.manager, reason="核查完毕")
+    assert resumed.status == "active"
+
+
+def test_revocation_returns_the_remainder_to_the_program(ledger_world, shanghai):
+    w = ledger_world
+    revoked = voucher_revoke(voucher=w.voucher, actor=shanghai.manager, reason="虚假材料")
+    assert revoked.status == "revoked"
+    assert revoked.balance == Decimal("0.00")
+    entry = LedgerEntry.objects.filter(voucher=w.voucher).last()
+    assert (entry.kind, entry.amount) == (EntryKind.REVOKE, Decimal("-1000.00"))
+    w.program.refresh_from_db()
+    assert w.program.allocated == Decimal("0.00")
+    with pytest.raises(DomainError):
+        voucher_revoke(voucher=w.voucher, actor=shanghai.manager, reason="again")
+    assert ledger_verify() == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_issues_never_exceed_the_budget():
+    from tests.factories import CityFactory, UserFactory
+
+    city = CityFactory(slug="budget", code="BG")
+    program = make_program(city, budget=Decimal("500000.00"), award_max=Decimal("100000"))
+    company = make_company(UserFactory(email="c@budget.test"))
+    outcomes: list[str] = []
+
+    def approve():
+        try:
+            voucher_issue(program=program, company=company, amount=Decimal("100000"), actor=None)
+            outcomes.append("issued")
+        except DomainError:
+            outcomes.append("refused")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=approve) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["issued"] * 5 + ["refused"] * 3
+    program.refresh_from_db()
+    assert program.allocated == program.budget == Decimal("500000.00")
+    assert Voucher.objects.filter(program=program).count() == 5
+    assert ledger_verify() == []
+
+
+def test_validity_is_the_programs_months(shanghai, startup_user):
+    program = make_program(shanghai.city, validity_months=6)
+    voucher = voucher_issue(
+        program=program,
+        company=make_company(startup_user),
+        amount=Decimal("100000"),
+        actor=None,
+        valid_from=date(2026, 8, 31),
+    )
+    assert (voucher.valid_from, voucher.valid_until) == (date(2026, 8, 31), date(2027, 2, 27))
+    assert Program.objects.get(pk=program.pk).allocated == Decimal("100000.00")

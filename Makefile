@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format venv clean
+.PHONY: demo test bench lint format venv clean
 
 $(STAMP): requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) manage.py compiletranslations
 	$(PY) scripts/devservices.py run -- $(PY) -m pytest $(PYTEST_ARGS)
+
+# Prints figures (records/s end to end beside PostgreSQL COPY); asserts nothing.
+bench: $(STAMP)
+	$(PY) scripts/devservices.py run -- $(PY) tests/bench/bench_ingestion.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

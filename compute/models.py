@@ -261,12 +261,21 @@ class UsageRecord(models.Model):
     live only in their batch's results. `(data_center, record_id)` is the idempotency
     key shared by pushed and pulled records."""
 
-    data_center = models.ForeignKey(DataCenter, on_delete=models.PROTECT, related_name="+")
+    # Hot path: every index costs on each of millions of inserts. The FK columns below
+    # are looked up through the composite indexes in Meta (or not at all), so they carry
+    # no single-column index of their own.
+    data_center = models.ForeignKey(
+        DataCenter, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     record_id = models.CharField(max_length=64)
-    batch = models.ForeignKey(UsageBatch, on_delete=models.PROTECT, related_name="usage_records")
-    voucher = models.ForeignKey(Voucher, on_delete=models.PROTECT, related_name="usage_records")
+    batch = models.ForeignKey(
+        UsageBatch, on_delete=models.PROTECT, related_name="usage_records", db_index=False
+    )
+    voucher = models.ForeignKey(
+        Voucher, on_delete=models.PROTECT, related_name="usage_records", db_index=False
+    )
     redemption = models.ForeignKey(
-        Redemption, on_delete=models.PROTECT, related_name="usage_records"
+        Redemption, on_delete=models.PROTECT, related_name="usage_records", db_index=False
     )
     started_at = models.DateTimeField()
     ended_at = models.DateTimeField()
@@ -280,10 +289,10 @@ class UsageRecord(models.Model):
         max_length=10, choices=RecordStatus.choices, default=RecordStatus.ACCEPTED
     )
     charge_entry = models.ForeignKey(
-        LedgerEntry, on_delete=models.PROTECT, null=True, related_name="+"
+        LedgerEntry, on_delete=models.PROTECT, null=True, related_name="+", db_index=False
     )
     reversal_entry = models.ForeignKey(
-        LedgerEntry, on_delete=models.PROTECT, null=True, related_name="+"
+        LedgerEntry, on_delete=models.PROTECT, null=True, related_name="+", db_index=False
     )
     void_reason = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField()

@@ -204,6 +204,13 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "DESCRIPTION": "The contract data centers write clients against (docs: api.md).",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "VoucherStatusEnum": ["active", "suspended", "expired", "exhausted", "revoked"],
+        "RedemptionStatusEnum": ["requested", "active", "rejected", "cancelled", "closed"],
+        "BatchStatusEnum": ["queued", "processing", "done"],
+        "RecordResultStatusEnum": ["accepted", "duplicate", "rejected"],
+        "UsageRecordStatusEnum": ["accepted", "void"],
+    },
 }
 
 # Celery: Redis broker, JSON only, a task is acknowledged after it ran so that a worker

@@ -244,28 +244,19 @@ def test_record_list_is_paginated_with_pinned_queries(
     assert filtered["results"] == []
 
 
-def test_throttling_per_data_center(ledger_world, settings):
-    settings.REST_FRAMEWORK = {
-        **settings.REST_FRAMEWORK,
-        "DEFAULT_THROTTLE_RATES": {"datacenter": "3/min"},
-    }
+def test_throttling_per_data_center(ledger_world, monkeypatch):
     from compute.api.base import DataCenterThrottle
 
-    DataCenterThrottle.THROTTLE_RATES = {"datacenter": "3/min"}
-    try:
-        url = f"/api/v1/vouchers/{ledger_world.voucher.code}"
-        codes = [ledger_world.api.get(url).status_code for _ in range(4)]
-        assert codes == [200, 200, 200, 429]
-        response = ledger_world.api.get(url)
-        assert error_code(response) == "throttled"
-        assert int(response["Retry-After"]) > 0
-        # Another data center has its own allowance.
-        other = f"/api/v1/vouchers/{ledger_world.other_voucher.code}"
-        assert ledger_world.other_api.get(other).status_code == 200
-    finally:
-        from rest_framework.settings import api_settings
-
-        DataCenterThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
+    monkeypatch.setattr(DataCenterThrottle, "THROTTLE_RATES", {"datacenter": "3/min"})
+    url = f"/api/v1/vouchers/{ledger_world.voucher.code}"
+    codes = [ledger_world.api.get(url).status_code for _ in range(4)]
+    assert codes == [200, 200, 200, 429]
+    response = ledger_world.api.get(url)
+    assert error_code(response) == "throttled"
+    assert int(response["Retry-After"]) > 0
+    # Another data center has its own allowance.
+    other = f"/api/v1/vouchers/{ledger_world.other_voucher.code}"
+    assert ledger_world.other_api.get(other).status_code == 200
 
 
 def test_money_in_responses_is_exact_strings(ledger_world):

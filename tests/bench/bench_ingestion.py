@@ -1,0 +1,245 @@
+"""Benchmark of usage ingestion, end to end, beside PostgreSQL COPY of the same rows.
+
+Pushes 100,000 usage records over 1,000 vouchers through the real HTTP API (Django's
+server) and a real Celery worker, waits until every batch is applied, and prints records
+per second. Then COPYs the same rows into a plain table with the same unique key, in the
+same run, and prints that figure and the ratio. It prints figures; it asserts nothing.
+
+    make bench            # or: .venv/bin/python tests/bench/bench_ingestion.py
+Uses DATABASE_URL's server with a database of its own (`<name>_bench`, recreated).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parents[2]
+RECORDS = int(os.environ.get("BENCH_RECORDS", "100000"))
+VOUCHERS = int(os.environ.get("BENCH_VOUCHERS", "1000"))
+BATCH = 5000
+PUSHERS = 2
+
+
+def _bench_url() -> str:
+    url = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/suanli"
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "_bench"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _setup_database(url: str) -> None:
+    import psycopg
+
+    admin = urlunsplit(urlsplit(url)._replace(path="/postgres"))
+    name = urlsplit(url).path.lstrip("/")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def main() -> None:
+    url = _bench_url()
+    _setup_database(url)
+    os.environ["DATABASE_URL"] = url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+    os.environ["API_RATE_LIMIT"] = "100000/min"
+    os.environ["CELERY_QUEUE"] = "bench"
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+    from compute.models import DataCenter, Redemption, RedemptionStatus, Registration
+    from compute.services import api_key_issue
+    from portal.models import City
+    from vouchers.ledger import voucher_issue
+    from vouchers.models import Company, Program
+
+    city = City.objects.create(slug="bench", code="BN", name_zh="基准市", name_en="Bench")
+    program = Program.objects.create(
+        city=city,
+        slug="bench",
+        name_zh="基准",
+        name_en="Bench",
+        status="open",
+        budget=Decimal("2000000000.00"),
+        award_min=Decimal("1"),
+        award_max=Decimal("2000000"),
+        rate_domestic=Decimal("0.30"),
+        rate_other=Decimal("0.20"),
+    )
+    dc = DataCenter.objects.create(
+        slug="bench", name_zh="基准", name_en="Bench", operator="x", hub="guizhou", cluster="x"
+    )
+    dc.programs.add(program)
+    Registration.objects.create(city=city, data_center=dc, starts_on=date(2026, 1, 1))
+    company = Company.objects.create(legal_name="基准公司", credit_code="91110000000000000X")
+    codes = []
+    t0 = time.perf_counter()
+    for _ in range(VOUCHERS):
+        v = voucher_issue(
+            program=program,
+            company=company,
+            amount=Decimal("1500000.00"),
+            actor=None,
+            valid_from=date(2026, 11, 1),
+        )
+        Redemption.objects.create(
+            voucher=v, data_center=dc, contract_ref="B", status=RedemptionStatus.ACTIVE
+        )
+        codes.append(v.code)
+    print(f"setup: {VOUCHERS} vouchers in {time.perf_counter() - t0:.1f} s")
+    _key, raw_key = api_key_issue(data_center=dc, actor=None)
+
+    rows = [
+        {
+            "record_id": f"bench-{i:08d}",
+            "voucher": codes[i % VOUCHERS],
+            "started_at": "2026-11-02T08:00:00+08:00",
+            "ended_at": "2026-11-02T20:00:00+08:00",
+            "resource": "Ascend 910B" if i % 3 else "NVIDIA H20",
+            "domestic": bool(i % 3),
+            "quantity": "12.000",
+            "amount": f"{120 + i % 97}.50",
+        }
+        for i in range(RECORDS)
+    ]
+    batches = [rows[i : i + BATCH] for i in range(0, RECORDS, BATCH)]
+
+    env = {
+        **os.environ,
+        "DJANGO_DEBUG": "0",
+        "DJANGO_SECRET_KEY": "bench-only",
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+        "DJANGO_SECURE_SSL_REDIRECT": "0",
+        "LOG_LEVEL": "WARNING",
+    }
+    port = _free_port()
+    web = subprocess.Popen(
+        [
+            sys.executable,
+            "manage.py",
+            "runserver",
+            f"127.0.0.1:{port}",
+            "--noreload",
+            "--skip-checks",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "portal",
+            "worker",
+            "-Q",
+            "bench",
+            "-c",
+            "1",
+            "--without-gossip",
+            "--without-mingle",
+            "-l",
+            "WARNING",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    import httpx
+
+    try:
+        base = f"http://127.0.0.1:{port}"
+        headers = {"Authorization": f"Bearer {raw_key}"}
+        client = httpx.Client(base_url=base, headers=headers, timeout=120)
+        for _ in range(100):
+            try:
+                client.get("/api/v1/redemptions")
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        from portal.celery import app
+
+        for _ in range(100):
+            if app.control.ping(timeout=0.5):
+                break
+
+        def post(batch):
+            r = client.post("/api/v1/usage/batches", json={"records": batch})
+            r.raise_for_status()
+            return r.json()["id"]
+
+        start = time.perf_counter()
+        with ThreadPoolExecutor(PUSHERS) as pool:
+            ids = list(pool.map(post, batches))
+        pushed = time.perf_counter() - start
+        from compute.models import UsageBatch
+
+        while UsageBatch.objects.filter(pk__in=ids).exclude(status="done").exists():
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - start
+        accepted = sum(UsageBatch.objects.filter(pk__in=ids).values_list("accepted", flat=True))
+    finally:
+        web.terminate()
+        worker.terminate()
+        web.wait()
+        worker.wait()
+
+    e2e = RECORDS / elapsed
+    print(
+        f"end to end: {RECORDS} records ({accepted} accepted) in {elapsed:.2f} s "
+        f"(all POSTs answered after {pushed:.2f} s) = {e2e:,.0f} records/s"
+    )
+
+    # The same rows, COPYed into a plain table with the same unique key.
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "DROP TABLE IF EXISTS copy_bench; CREATE TABLE copy_bench ("
+            "data_center_id bigint, record_id varchar(64), "
+            "voucher varchar(24), started_at timestamptz, ended_at timestamptz, "
+            "resource varchar(64), domestic boolean, quantity numeric(14,3), "
+            "amount numeric(14,2), UNIQUE (data_center_id, record_id))"
+        )
+        buffer = io.StringIO()
+        for r in rows:
+            buffer.write(
+                f"{dc.pk}\t{r['record_id']}\t{r['voucher']}\t{r['started_at']}\t"
+                f"{r['ended_at']}\t{r['resource']}\t{r['domestic']}\t{r['quantity']}\t"
+                f"{r['amount']}\n"
+            )
+        data = buffer.getvalue()
+        start = time.perf_counter()
+        with cursor.copy("COPY copy_bench FROM STDIN") as copy:
+            copy.write(data)
+        copy_s = time.perf_counter() - start
+        cursor.execute("DROP TABLE copy_bench")
+    copy_rate = RECORDS / copy_s
+    print(f"COPY: {RECORDS} rows in {copy_s:.2f} s = {copy_rate:,.0f} rows/s")
+    print(f"end to end is {100 * e2e / copy_rate:.1f}% of COPY (target: at least 15%)")
+
+
+if __name__ == "__main__":
+    main()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from decimal import Decimal
+
 from django.conf import settings
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import get_language
@@ -217,7 +219,10 @@ class UsageBatch(models.Model):
     idempotency_key = models.CharField(max_length=200, blank=True)
     body_hash = models.CharField(max_length=64)
     received = models.PositiveIntegerField(_("received"))
-    records = models.JSONField(default=list, encoder=DjangoJSONEncoder)
+    # The records as JSON text, not jsonb: text stores any JSON string (jsonb refuses
+    # \u0000, which a client may send and must get back as a per-record rejection), and
+    # the worker parses it faster than PostgreSQL would.
+    records_json = models.TextField(default="[]")
     results = models.JSONField(default=list)
     accepted = models.PositiveIntegerField(_("accepted"), default=0)
     duplicate = models.PositiveIntegerField(_("duplicates"), default=0)
@@ -249,6 +254,10 @@ class UsageBatch(models.Model):
 
     def __str__(self) -> str:
         return f"B{self.pk}"
+
+    @property
+    def records(self) -> list:
+        return json.loads(self.records_json, parse_float=Decimal)
 
 
 class RecordStatus(models.TextChoices):

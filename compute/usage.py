@@ -125,14 +125,18 @@ def record_parse(raw: Any) -> tuple[ParsedRecord | None, dict[str, list[str]]]:
     if not isinstance(record_id, str) or not _RECORD_ID.match(record_id):
         errors["record_id"] = [_("Up to 64 characters of A-Z, a-z, 0-9, '.', '_', ':', '-'.")]
     voucher = raw.get("voucher")
-    if not isinstance(voucher, str) or not 0 < len(voucher) <= 24:
+    if not isinstance(voucher, str) or not 0 < len(voucher) <= 24 or not voucher.isprintable():
         errors["voucher"] = [_("A voucher code is required.")]
     started = _timestamp(raw.get("started_at"), errors, "started_at")
     ended = _timestamp(raw.get("ended_at"), errors, "ended_at")
     if started and ended and ended <= started:
         errors["ended_at"] = [_("Must be after started_at.")]
     resource = raw.get("resource")
-    if not isinstance(resource, str) or not 0 < len(resource.strip()) <= 64:
+    if (
+        not isinstance(resource, str)
+        or not 0 < len(resource.strip()) <= 64
+        or not resource.isprintable()
+    ):
         errors["resource"] = [_("The accelerator model is required (at most 64 characters).")]
     domestic = raw.get("domestic")
     if not isinstance(domestic, bool):
@@ -180,9 +184,13 @@ def record_parse(raw: Any) -> tuple[ParsedRecord | None, dict[str, list[str]]]:
 # --- receiving ----------------------------------------------------------------------------
 
 
-def body_hash(records: list[Any]) -> str:
-    canonical = json.dumps(records, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+def _records_json(records: list[Any]) -> str:
+    # ASCII escapes keep any string (lone surrogates too) storable as text.
+    return json.dumps(records, separators=(",", ":"), default=str)
+
+
+def body_hash(records_json: str) -> str:
+    return hashlib.sha256(records_json.encode()).hexdigest()
 
 
 def usage_batch_receive(
@@ -209,7 +217,8 @@ def usage_batch_receive(
             code="invalid",
             fields={"records": [_("At most %(n)s records per batch.") % {"n": MAX_RECORDS}]},
         )
-    digest = body_hash(records)
+    text = _records_json(records)
+    digest = body_hash(text)
     idempotency_key = (idempotency_key or "").strip()
     if len(idempotency_key) > 200:
         raise DomainError(_("The Idempotency-Key header is longer than 200 characters."))
@@ -237,7 +246,7 @@ def usage_batch_receive(
             idempotency_key=idempotency_key,
             body_hash=digest,
             received=len(records),
-            records=records,
+            records_json=text,
         )
         from compute.tasks import usage_batch_apply_task
 

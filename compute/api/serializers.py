@@ -102,7 +102,7 @@ class UsageRecordIn(serializers.Serializer):
 
 
 class BatchIn(serializers.Serializer):
-    records = UsageRecordIn(many=True, min_length=1, max_length=MAX_RECORDS)
+    records = serializers.ListField(child=UsageRecordIn(), min_length=1, max_length=MAX_RECORDS)
 
 
 class BatchAccepted(serializers.Serializer):
@@ -166,3 +166,13 @@ class UsageRecordListQuery(serializers.Serializer):
     voucher = serializers.CharField(max_length=24, required=False)
     status = serializers.ChoiceField(choices=["accepted", "void"], required=False)
     since = serializers.DateTimeField(required=False)
+
+
+class RedemptionPage(serializers.Serializer):
+    results = RedemptionOut(many=True)
+    next = serializers.URLField(allow_null=True)
+
+
+class UsageRecordPage(serializers.Serializer):
+    results = UsageRecordOut(many=True)
+    next = serializers.URLField(allow_null=True)

@@ -111,7 +111,7 @@ class RedemptionList(DataCenterView):
     @extend_schema(
         operation_id="redemption_list",
         parameters=[s.RedemptionListQuery],
-        responses={200: s.RedemptionOut(many=True), **ERRORS},
+        responses={200: s.RedemptionPage, **ERRORS},
     )
     def get(self, request):
         query = _query(s.RedemptionListQuery, request)
@@ -121,9 +121,6 @@ class RedemptionList(DataCenterView):
         if "updated_since" in query:
             redemptions = redemptions.filter(updated_at__gte=query["updated_since"])
         return self.paginate(request, redemptions, s.RedemptionOut)
-
-    # drf-spectacular: declare the list as paginated
-    get.pagination_class = ApiPagination  # type: ignore[attr-defined]
 
 
 class RedemptionAccept(DataCenterView):
@@ -230,7 +227,7 @@ class UsageRecordList(DataCenterView):
     @extend_schema(
         operation_id="usage_record_list",
         parameters=[s.UsageRecordListQuery],
-        responses={200: s.UsageRecordOut(many=True), **ERRORS},
+        responses={200: s.UsageRecordPage, **ERRORS},
     )
     def get(self, request):
         query = _query(s.UsageRecordListQuery, request)
@@ -242,8 +239,6 @@ class UsageRecordList(DataCenterView):
         if "since" in query:
             records = records.filter(created_at__gte=query["since"])
         return self.paginate(request, records, s.UsageRecordOut, ordering="id")
-
-    get.pagination_class = ApiPagination  # type: ignore[attr-defined]
 
 
 class UsageRecordVoid(DataCenterView):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import timedelta
 from decimal import Decimal
@@ -115,7 +116,7 @@ def test_sweeper_hands_a_stale_batch_to_the_worker(ledger_world):
         data_center=w.dc,
         body_hash="x",
         received=1,
-        records=[record(1, w.voucher.code)],
+        records_json=json.dumps([record(1, w.voucher.code)]),
         status=BatchStatus.PROCESSING,  # its worker died mid-batch
     )
     UsageBatch.objects.filter(pk=batch.pk).update(created_at=timezone.now() - timedelta(hours=1))

@@ -167,6 +167,8 @@ def test_equivalent_content_in_another_notation_is_a_duplicate(
         ({"amount": "1.234"}, "amount"),
         ({"amount": 12.5, "domestic": "yes"}, "domestic"),
         ({"resource": ""}, "resource"),
+        ({"resource": "Ascend\u0000910B"}, "resource"),  # found by schemathesis: was a 500
+        ({"record_id": "nul"}, "voucher"),  # the voucher code gets a NUL character
         ({"colour": "blue"}, "record"),
     ],
 )
@@ -175,6 +177,8 @@ def test_invalid_fields_reject_only_that_record(
 ):
     w = ledger_world
     records = [record(1, w.voucher.code, **overrides), record(2, w.voucher.code)]
+    if overrides.get("record_id") == "nul":
+        records[0]["voucher"] = "SH\u0000"
     body = results(w, push(w, records, django_capture_on_commit_callbacks))
     bad, good = body["results"]
     assert bad["status"] == "rejected"

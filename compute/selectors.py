@@ -58,3 +58,38 @@ def data_centers_for_voucher(*, voucher: Voucher) -> QuerySet[DataCenter]:
 
 def city_vouchers(*, city: City) -> QuerySet[Voucher]:
     return Voucher.objects.filter(city=city).select_related("program", "company")
+
+
+def vouchers_of_user(*, user: User) -> QuerySet[Voucher]:
+    """Vouchers of the companies the user is a member of."""
+    if not user.is_authenticated:
+        return Voucher.objects.none()
+    return Voucher.objects.filter(company__members=user).select_related(
+        "city", "program", "company"
+    )
+
+
+def usage_by_data_center(*, voucher: Voucher) -> list[dict]:
+    """Accepted usage of a voucher summed per data center, in one query."""
+    from django.db.models import Count, Sum
+
+    return list(
+        UsageRecord.objects.filter(voucher=voucher, status="accepted")
+        .values("data_center__slug", "data_center__name_zh", "data_center__name_en")
+        .annotate(records=Count("id"), amount=Sum("amount"), covered=Sum("covered_amount"))
+        .order_by("data_center__slug")
+    )
+
+
+def voucher_search(*, vouchers: QuerySet[Voucher], query: str, status: str) -> QuerySet[Voucher]:
+    from django.db.models import Q
+
+    if query:
+        vouchers = vouchers.filter(
+            Q(code__icontains=query)
+            | Q(company__legal_name__icontains=query)
+            | Q(company__credit_code__iexact=query)
+        )
+    if status:
+        vouchers = vouchers.filter(status=status)
+    return vouchers

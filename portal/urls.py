@@ -26,6 +26,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("api/", include("compute.api.urls")),
+    # The voucher-holder's /my/…, the data-center console /dc/…, and compute's city
+    # pages; before the portal's /<city_slug>/ catch-all.
+    path("", include("compute.urls")),
     path("", include((portal_patterns, "portal"))),
 ]
 

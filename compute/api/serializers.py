@@ -80,12 +80,19 @@ class RedemptionListQuery(serializers.Serializer):
     updated_since = serializers.DateTimeField(required=False)
 
 
+# Text a person typed: no control characters (the schema says so, so generated clients
+# and schemathesis know what is refused).
+PLAIN_TEXT = r"^[^\x00-\x1f]*$"
+
+
 class AcceptIn(serializers.Serializer):
-    contract_ref = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    contract_ref = serializers.RegexField(
+        PLAIN_TEXT, max_length=100, required=False, allow_blank=True
+    )
 
 
 class ReasonIn(serializers.Serializer):
-    reason = serializers.CharField(max_length=300)
+    reason = serializers.RegexField(PLAIN_TEXT, min_length=1, max_length=300)
 
 
 class UsageRecordIn(serializers.Serializer):

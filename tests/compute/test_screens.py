@@ -1,0 +1,248 @@
+"""The compute app's screens: the company's voucher page, the data-center console and
+city staff's vouchers, each tried by outsiders too."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from compute.models import ApiKey, Redemption, RedemptionStatus, UsageBatch
+from tests.compute.conftest import make_company, record
+from tests.factories import UserFactory
+from vouchers.ledger import voucher_issue
+
+
+@pytest.fixture
+def member(client, startup_user):
+    client.force_login(startup_user)
+    return client
+
+
+# --- company ------------------------------------------------------------------------------
+
+
+def test_company_sees_its_vouchers_balance_and_ledger(member, ledger_world):
+    w = ledger_world
+    body = member.get("/my/vouchers/").content.decode()
+    assert w.voucher.code in body
+    assert w.other_voucher.code in body
+    page = member.get(f"/my/vouchers/{w.voucher.code}/").content.decode()
+    assert "¥1,000.00" in page
+    assert "GA-2026-001" in page
+
+
+def test_another_companys_user_gets_404(client, ledger_world, outsider):
+    client.force_login(outsider)
+    assert client.get(f"/my/vouchers/{ledger_world.voucher.code}/").status_code == 404
+    rid = ledger_world.redemption.pk
+    assert client.get(f"/my/redemptions/{rid}/close/").status_code == 404
+    assert client.post(f"/my/redemptions/{rid}/close/", {"reason": "x"}).status_code == 404
+    ledger_world.redemption.refresh_from_db()
+    assert ledger_world.redemption.status == "active"
+
+
+def test_anonymous_is_sent_to_sign_in(client, ledger_world):
+    response = client.get(f"/my/vouchers/{ledger_world.voucher.code}/")
+    assert response.status_code == 302
+    assert "/accounts/login/" in response["Location"]
+
+
+def test_request_a_redemption_and_cancel_it(member, ledger_world, shanghai):
+    w = ledger_world
+    w.redemption.status = RedemptionStatus.CLOSED
+    w.redemption.save()
+    url = f"/my/vouchers/{w.voucher.code}/"
+    response = member.post(
+        url, {"data_center": w.dc.pk, "contract_ref": "GA-9", "amount_cap": "300"}
+    )
+    assert response.status_code == 302
+    redemption = Redemption.objects.get(contract_ref="GA-9")
+    assert redemption.status == "requested"
+    assert redemption.amount_cap == Decimal("300")
+    # Twice for the same data center: a clear error, nothing stored.
+    again = member.post(url, {"data_center": w.dc.pk, "contract_ref": "GA-10"})
+    assert "already has an open redemption" in again.content.decode()
+    assert not Redemption.objects.filter(contract_ref="GA-10").exists()
+    # Confirmation first, then the cancellation.
+    cancel = f"/my/redemptions/{redemption.pk}/cancel/"
+    assert member.get(cancel).status_code == 200
+    assert member.post(cancel, {"reason": "换一家"}).status_code == 302
+    redemption.refresh_from_db()
+    assert redemption.status == "cancelled"
+
+
+def test_data_center_not_allowed_by_the_program_is_refused(member, ledger_world):
+    w = ledger_world
+    response = member.post(
+        f"/my/vouchers/{w.voucher.code}/", {"data_center": w.other_dc.pk, "contract_ref": "X"}
+    )
+    assert response.status_code == 200
+    assert response.context["form"].errors["data_center"]
+    assert not Redemption.objects.filter(contract_ref="X").exists()
+
+
+def test_close_needs_a_reason(member, ledger_world):
+    url = f"/my/redemptions/{ledger_world.redemption.pk}/close/"
+    assert member.post(url, {"reason": ""}).status_code == 200
+    ledger_world.redemption.refresh_from_db()
+    assert ledger_world.redemption.status == "active"
+    assert member.post(url, {"reason": "合同结束"}).status_code == 302
+    ledger_world.redemption.refresh_from_db()
+    assert ledger_world.redemption.status == "closed"
+
+
+# --- data-center console ----------------------------------------------------------------
+
+
+@pytest.fixture
+def console(client, operator):
+    client.force_login(operator)
+    return client
+
+
+def test_console_is_for_its_operators_only(client, ledger_world, operator, outsider, shanghai):
+    for user in (outsider, shanghai.manager):
+        client.force_login(user)
+        for path in (
+            "/dc/guian/",
+            "/dc/guian/redemptions/",
+            "/dc/guian/batches/",
+            "/dc/guian/keys/",
+        ):
+            assert client.get(path).status_code == 404, (user, path)
+    client.force_login(operator)
+    assert client.get("/dc/guian/").status_code == 200
+    assert client.get("/dc/zhongwei/").status_code == 404
+
+
+def test_console_accepts_a_requested_redemption(console, ledger_world, startup_user):
+    w = ledger_world
+    w.redemption.status = RedemptionStatus.CLOSED
+    w.redemption.save()
+    r = Redemption.objects.create(
+        voucher=w.voucher, data_center=w.dc, contract_ref="GA-5", requested_by=startup_user
+    )
+    assert "GA-5" in console.get("/dc/guian/").content.decode()
+    assert (
+        console.post(f"/dc/guian/redemptions/{r.pk}/accept/", {"contract_ref": ""}).status_code
+        == 302
+    )
+    r.refresh_from_db()
+    assert (r.status, r.contract_ref) == ("active", "GA-5")
+    # Another data center's redemption is not there.
+    other = Redemption.objects.filter(data_center=w.other_dc).first()
+    assert console.get(f"/dc/guian/redemptions/{other.pk}/accept/").status_code == 404
+
+
+def test_console_shows_rejected_records_of_a_batch(
+    console, ledger_world, eager_tasks, django_capture_on_commit_callbacks
+):
+    w = ledger_world
+    with django_capture_on_commit_callbacks(execute=True):
+        w.api.post(
+            "/api/v1/usage/batches",
+            {"records": [record(1, w.voucher.code), record(2, "SH-26-NOPE-NOPE")]},
+            format="json",
+        )
+    batch = UsageBatch.objects.get()
+    page = console.get(f"/dc/guian/batches/{batch.pk}/").content.decode()
+    assert "unknown_voucher" in page
+    assert "dc-2026-11-000002" in page
+    assert "dc-2026-11-000001" not in page
+    assert console.get("/dc/guian/batches/?rejected=1").status_code == 200
+
+
+def test_console_issues_a_key_once_and_revokes_it(console, ledger_world):
+    response = console.post("/dc/guian/keys/", {"name": "billing 2026"})
+    key = ApiKey.objects.get(name="billing 2026")
+    raw = response.context["new_key"]
+    assert raw.startswith(key.prefix)
+    assert raw in response.content.decode()
+    assert raw not in console.get("/dc/guian/keys/").content.decode()
+    assert console.post(f"/dc/guian/keys/{key.pk}/revoke/", {"reason": "轮换"}).status_code == 302
+    key.refresh_from_db()
+    assert key.revoked_at is not None
+
+
+# --- city staff ---------------------------------------------------------------------------
+
+
+def test_staff_list_their_citys_vouchers_only(client, ledger_world, shanghai, shenzhen):
+    client.force_login(shanghai.auditor)
+    body = client.get("/shanghai/staff/vouchers/").content.decode()
+    assert ledger_world.voucher.code in body
+    assert ledger_world.other_voucher.code not in body
+    assert (
+        client.get(f"/shanghai/staff/vouchers/{ledger_world.other_voucher.code}/").status_code
+        == 404
+    )
+    client.force_login(shenzhen.manager)
+    assert client.get("/shanghai/staff/vouchers/").status_code == 404
+    assert client.get(f"/shanghai/staff/vouchers/{ledger_world.voucher.code}/").status_code == 404
+
+
+def test_staff_voucher_search(client, ledger_world, shanghai):
+    client.force_login(shanghai.reviewer)
+    assert (
+        ledger_world.voucher.code
+        in client.get("/shanghai/staff/vouchers/?q=深度河流").content.decode()
+    )
+    assert (
+        ledger_world.voucher.code
+        not in client.get("/shanghai/staff/vouchers/?q=nobody").content.decode()
+    )
+    assert (
+        ledger_world.voucher.code
+        not in client.get("/shanghai/staff/vouchers/?status=revoked").content.decode()
+    )
+
+
+def test_voucher_list_query_count_does_not_grow(
+    client, ledger_world, shanghai, django_assert_max_num_queries
+):
+    client.force_login(shanghai.auditor)
+    company = make_company(UserFactory(), name="另一家", code="91310000MA1FL8TQ3Y")
+    for _ in range(15):
+        voucher_issue(
+            program=ledger_world.program, company=company, amount=Decimal("10"), actor=None
+        )
+    with django_assert_max_num_queries(12):
+        response = client.get("/shanghai/staff/vouchers/")
+    assert response.content.decode().count("/shanghai/staff/vouchers/SH-") == 16
+
+
+def test_only_program_managers_suspend_and_revoke(client, ledger_world, shanghai, shenzhen):
+    code = ledger_world.voucher.code
+    url = f"/shanghai/staff/vouchers/{code}/suspend/"
+    client.force_login(shanghai.reviewer)
+    assert client.post(url, {"reason": "x"}).status_code == 403
+    client.force_login(shenzhen.manager)
+    assert client.post(url, {"reason": "x"}).status_code == 404
+    client.force_login(shanghai.manager)
+    assert client.get(url).status_code == 200  # the confirmation
+    assert client.post(url, {"reason": "核查"}).status_code == 302
+    ledger_world.voucher.refresh_from_db()
+    assert ledger_world.voucher.status == "suspended"
+    assert (
+        client.post(f"/shanghai/staff/vouchers/{code}/bogus/", {"reason": "x"}).status_code == 404
+    )
+
+
+def test_program_manager_registers_a_data_center(client, ledger_world, shanghai):
+    client.force_login(shanghai.reviewer)
+    assert client.get("/shanghai/staff/data-centers/").status_code == 200
+    assert (
+        client.post(
+            "/shanghai/staff/data-centers/",
+            {"data_center": ledger_world.other_dc.pk, "status": "active"},
+        ).status_code
+        == 404
+    )
+    client.force_login(shanghai.manager)
+    response = client.post(
+        "/shanghai/staff/data-centers/",
+        {"data_center": ledger_world.other_dc.pk, "status": "active"},
+    )
+    assert response.status_code == 302
+    assert ledger_world.other_dc.registrations.filter(city=shanghai.city).exists()

@@ -66,3 +66,63 @@ def seed_compute() -> dict[str, DataCenter]:
         )
         centers[slug] = center
     return centers
+
+
+# Which data centers serve which demo city (first one: where demo vouchers are redeemed).
+SERVES = {
+    "beijing": ["horinger", "zhongwei", "guian"],
+    "shanghai": ["wuhu", "qingyang", "guian"],
+    "shenzhen": ["shaoguan", "guian", "zhongwei"],
+    "hangzhou": ["wuhu", "guian"],
+    "chengdu": ["guian", "qingyang"],
+    "guizhou": ["guian", "zhongwei"],
+}
+
+
+def operator_email(slug: str) -> str:
+    return f"ops@{slug}.dc.demo.suanli.cn"
+
+
+def seed_compute_links() -> int:
+    """Registrations, program links, operator users and redemptions for the demo.
+
+    Runs after the vouchers app's seeding: every program of a city accepts the city's
+    data centers, and each active voucher gets an active redemption at the first one,
+    so `simulate_push` has something to bill. Returns the number of new redemptions.
+    """
+    from datetime import date
+
+    from django.contrib.auth.hashers import make_password
+
+    from compute.models import Redemption, RedemptionStatus, Registration
+    from portal.demo import DEMO_PASSWORD, _user
+    from portal.models import City
+    from vouchers.models import Program, Voucher, VoucherStatus
+
+    centers = {dc.slug: dc for dc in DataCenter.objects.all()}
+    password_hash = make_password(DEMO_PASSWORD)
+    for slug, center in centers.items():
+        center.operators.add(
+            _user(operator_email(slug), f"{center.name_zh}运维", "zh-hans", password_hash)
+        )
+    created = 0
+    for city in City.objects.filter(slug__in=SERVES):
+        served = [centers[s] for s in SERVES[city.slug] if s in centers]
+        for center in served:
+            Registration.objects.get_or_create(
+                city=city, data_center=center, defaults={"starts_on": date(2026, 1, 1)}
+            )
+            center.programs.add(*Program.objects.filter(city=city))
+        if not served:
+            continue
+        for voucher in Voucher.objects.filter(city=city, status=VoucherStatus.ACTIVE):
+            _, new = Redemption.objects.get_or_create(
+                voucher=voucher,
+                data_center=served[0],
+                defaults={
+                    "status": RedemptionStatus.ACTIVE,
+                    "contract_ref": f"{served[0].slug.upper()}-{voucher.code[-4:]}",
+                },
+            )
+            created += new
+    return created

@@ -125,6 +125,18 @@ def demo() -> int:
             "web": [*manage, "runserver", f"127.0.0.1:{port}", "--noreload"],
             "worker": [*celery, "worker", "--loglevel", "INFO", "--concurrency", "2"],
             "beat": [*celery, "beat", "--loglevel", "INFO", "--schedule", str(VAR / "celerybeat")],
+            # The demo data centers bill their usage over the real API, so balances move.
+            "usage": [
+                *manage,
+                "simulate_push",
+                "--all",
+                "--every",
+                "30",
+                "--records",
+                "40",
+                "--url",
+                f"http://127.0.0.1:{port}",
+            ],
         }
         procs = {
             name: subprocess.Popen(cmd, env=services.env, cwd=ROOT, start_new_session=True)  # noqa: S603

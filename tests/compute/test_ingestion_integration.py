@@ -127,3 +127,17 @@ def test_sweeper_hands_a_stale_batch_to_the_worker(ledger_world):
     assert w.voucher.balance == Decimal("970.00")
     # Sweeping again finds nothing; applying again would change nothing.
     assert usage_batches_sweep(minutes=10) == 0
+
+
+def test_simulate_push_bills_over_http(ledger_world, live_server, capsys):
+    from django.core.management import call_command
+
+    w = ledger_world
+    with celery_worker(concurrency=1):
+        call_command("simulate_push", "guian", url=live_server.url, records=25, seed=7)
+    out = capsys.readouterr().out
+    assert "25 accepted" in out
+    w.voucher.refresh_from_db()
+    assert w.voucher.balance < Decimal("1000.00")
+    assert UsageRecord.objects.filter(voucher=w.voucher).count() == 25
+    assert ledger_verify() == []

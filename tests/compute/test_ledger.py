@@ -142,3 +142,21 @@ def test_validity_is_the_programs_months(shanghai, startup_user):
     )
     assert (voucher.valid_from, voucher.valid_until) == (date(2026, 8, 31), date(2027, 2, 27))
     assert Program.objects.get(pk=program.pk).allocated == Decimal("100000.00")
+
+
+def test_simulated_usage_is_realistic():
+    import random
+
+    from compute.simulation import usage_records
+    from compute.usage import record_parse
+
+    records = usage_records(
+        rng=random.Random(1), prefix="guian", vouchers=["SH-26-AAAA-AAAA"], count=200
+    )
+    assert len({r["record_id"] for r in records}) == 200
+    for raw in records:
+        parsed, errors = record_parse(raw)
+        assert errors == {}
+        per_hour = parsed.amount / parsed.quantity
+        assert Decimal("5") <= per_hour <= Decimal("30")
+    assert 0.4 < sum(r["domestic"] for r in records) / 200 < 0.8

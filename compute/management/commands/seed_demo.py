@@ -7,7 +7,7 @@ compute) and may call every app's seeding. Idempotent: run it as often as you li
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from compute.demo import seed_compute
+from compute.demo import operator_email, seed_compute, seed_compute_links
 from portal.demo import describe_logins, seed_portal
 
 
@@ -18,8 +18,13 @@ class Command(BaseCommand):
         with transaction.atomic():
             cities = seed_portal()
             centers = seed_compute()
+            # (the vouchers app's seeding goes here)
+            seed_compute_links()
         self.stdout.write(
             self.style.SUCCESS(f"Demo ready: {len(cities)} cities, {len(centers)} data centers.")
         )
         for line in describe_logins():
             self.stdout.write(f"  {line}")
+        self.stdout.write(
+            "  data-center operators: " + ", ".join(operator_email(s) for s in sorted(centers))
+        )

@@ -1,0 +1,32 @@
+from django.core.management import call_command
+
+from compute.demo import SERVES, operator_email
+from compute.models import DataCenter, Redemption, Registration
+from portal.demo import DEMO_PASSWORD
+
+
+def _links():
+    return (
+        sorted(Registration.objects.values_list("city__slug", "data_center__slug")),
+        sorted(Redemption.objects.values_list("voucher__code", "data_center__slug", "status")),
+        sorted(DataCenter.objects.values_list("slug", "operators__email")),
+    )
+
+
+def test_demo_links_cities_data_centers_and_operators_idempotently(db):
+    call_command("seed_demo")
+    first = _links()
+    call_command("seed_demo")
+    assert _links() == first
+    registrations, _redemptions, operators = first
+    assert len(registrations) == sum(len(v) for v in SERVES.values())
+    assert {email for _slug, email in operators} == {
+        operator_email(s) for s in DataCenter.objects.values_list("slug", flat=True)
+    }
+
+
+def test_demo_operator_reaches_the_console(client, db):
+    call_command("seed_demo")
+    client.post("/accounts/login/", {"login": operator_email("guian"), "password": DEMO_PASSWORD})
+    assert client.get("/dc/guian/").status_code == 200
+    assert client.get("/dc/wuhu/").status_code == 404

@@ -384,9 +384,9 @@ def staff_voucher(request: HttpRequest, city_slug: str, code: str) -> HttpRespon
 
 
 _STATUS_ACTIONS = {
-    "suspend": (ledger.voucher_suspend, "Suspend the voucher", "Suspended."),
-    "resume": (ledger.voucher_resume, "Resume the voucher", "Resumed."),
-    "revoke": (ledger.voucher_revoke, "Revoke the voucher", "Revoked."),
+    "suspend": ledger.voucher_suspend,
+    "resume": ledger.voucher_resume,
+    "revoke": ledger.voucher_revoke,
 }
 
 
@@ -395,7 +395,7 @@ def staff_voucher_status(request: HttpRequest, city_slug: str, code: str, action
     if action not in _STATUS_ACTIONS:
         raise Http404
     voucher = _city_voucher(request, code)
-    service, _title, _done = _STATUS_ACTIONS[action]
+    service = _STATUS_ACTIONS[action]
     titles = {
         "suspend": _("Suspend the voucher"),
         "resume": _("Resume the voucher"),

@@ -246,3 +246,10 @@ def test_program_manager_registers_a_data_center(client, ledger_world, shanghai)
     )
     assert response.status_code == 302
     assert ledger_world.other_dc.registrations.filter(city=shanghai.city).exists()
+
+
+def test_voucher_page_in_chinese_and_english(member, ledger_world):
+    url = f"/my/vouchers/{ledger_world.voucher.code}/"
+    assert "各数据中心用量" in member.get(url).content.decode()
+    member.post("/i18n/setlang/", {"language": "en", "next": url})
+    assert "Usage per data center" in member.get(url).content.decode()

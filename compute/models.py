@@ -272,19 +272,31 @@ class UsageRecord(models.Model):
 
     # Hot path: every index costs on each of millions of inserts. The FK columns below
     # are looked up through the composite indexes in Meta (or not at all), so they carry
-    # no single-column index of their own.
+    # no single-column index of their own. Batch, redemption and ledger entries are also
+    # not checked by a database constraint: usage records are only ever written by
+    # `compute.usage`, in one statement from those very rows, read under lock in the same
+    # transaction, and none of them can be deleted (PROTECT, append-only ledger); the
+    # per-row checks at commit cost a third of applying a batch.
     data_center = models.ForeignKey(
         DataCenter, on_delete=models.PROTECT, related_name="+", db_index=False
     )
     record_id = models.CharField(max_length=64)
     batch = models.ForeignKey(
-        UsageBatch, on_delete=models.PROTECT, related_name="usage_records", db_index=False
+        UsageBatch,
+        on_delete=models.PROTECT,
+        related_name="usage_records",
+        db_index=False,
+        db_constraint=False,
     )
     voucher = models.ForeignKey(
         Voucher, on_delete=models.PROTECT, related_name="usage_records", db_index=False
     )
     redemption = models.ForeignKey(
-        Redemption, on_delete=models.PROTECT, related_name="usage_records", db_index=False
+        Redemption,
+        on_delete=models.PROTECT,
+        related_name="usage_records",
+        db_index=False,
+        db_constraint=False,
     )
     started_at = models.DateTimeField()
     ended_at = models.DateTimeField()
@@ -298,10 +310,20 @@ class UsageRecord(models.Model):
         max_length=10, choices=RecordStatus.choices, default=RecordStatus.ACCEPTED
     )
     charge_entry = models.ForeignKey(
-        LedgerEntry, on_delete=models.PROTECT, null=True, related_name="+", db_index=False
+        LedgerEntry,
+        on_delete=models.PROTECT,
+        null=True,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     reversal_entry = models.ForeignKey(
-        LedgerEntry, on_delete=models.PROTECT, null=True, related_name="+", db_index=False
+        LedgerEntry,
+        on_delete=models.PROTECT,
+        null=True,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     void_reason = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField()

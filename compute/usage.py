@@ -1,14 +1,13 @@
 """Usage ingestion: receiving batches and applying them to vouchers, set-wise.
 
 The hot path. A batch is applied in one transaction that
-1. reads everything it needs in a handful of queries (vouchers by code, existing records
-   by id, live redemptions),
-2. locks the vouchers it touches in ascending id order (`vouchers.ledger.vouchers_lock`),
-   then their redemptions in ascending id order,
-3. walks the records in the order sent, computing each covered amount from the running
-   balances and caps,
-4. writes records and ledger entries with COPY, balances and redemption totals with one
-   UPDATE each, and the batch's results with one UPDATE.
+1. validates and hashes every record in plain Python (bad ones are rejected per record),
+2. COPYs the rest into a temporary staging table and locks the vouchers they name in
+   ascending id order (`vouchers.ledger.vouchers_lock`), then their redemptions,
+3. classifies every staged record and computes its covered amount in one SQL statement
+   (`_CLASSIFY`), in the order sent,
+4. writes charge entries and balances through `vouchers.ledger.ledger_charge_staged`,
+   then the usage records, the redemption totals and the batch's results.
 A per-data-center advisory lock makes batches of one data center apply one at a time,
 so a record sent in two concurrent batches is decided once. The batch row's status is
 committed together with the charges, so a batch applied twice (a redelivered task, the
@@ -22,7 +21,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -35,19 +34,11 @@ from compute.models import (
     BatchSource,
     BatchStatus,
     DataCenter,
-    Redemption,
-    RedemptionStatus,
     RegistrationStatus,
     UsageBatch,
 )
 from portal.errors import DomainError
-from vouchers.ledger import (
-    Posting,
-    entry_ids_reserve,
-    ledger_post_many,
-    vouchers_lock,
-)
-from vouchers.models import ZERO, EntryKind, Voucher, VoucherStatus
+from vouchers.ledger import ledger_charge_staged, vouchers_lock
 
 CENT = Decimal("0.01")
 MILLI = Decimal("0.001")
@@ -270,14 +261,6 @@ def _invalid_message(errors: dict[str, list[str]]) -> str:
     return "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in errors.items())
 
 
-def _validity_window(voucher: Voucher, grace_days: int, tz: ZoneInfo) -> tuple[datetime, datetime]:
-    start = datetime.combine(voucher.valid_from, datetime.min.time(), tzinfo=tz)
-    end = datetime.combine(
-        voucher.valid_until + timedelta(days=grace_days + 1), datetime.min.time(), tzinfo=tz
-    )
-    return start, end
-
-
 def usage_batch_apply(*, batch_id: int) -> UsageBatch:
     """Apply a stored batch (see the module docstring). Safe to call any number of times."""
     with transaction.atomic():
@@ -292,126 +275,137 @@ def usage_batch_apply(*, batch_id: int) -> UsageBatch:
     return batch
 
 
+_STAGE_COLUMNS = (
+    "ord, record_id, voucher, started_at, ended_at, resource, domestic, quantity, amount, "
+    "content_hash"
+)
+
+# Every rule of api.md for the staged records, in one statement. Each row of `usage_stage`
+# is classified, and the accepted ones get `covered = clamp(limit - shares before it, 0,
+# share)` where `limit = min(balance, cap left)`: a voucher's records in one batch all
+# go through its one active redemption at this data center, so balance and cap shrink by
+# the same covered amounts and the running minimum reduces to this window sum.
+_CLASSIFY = """
+CREATE TEMP TABLE usage_applied ON COMMIT DROP AS
+WITH s AS (
+    SELECT st.*, e.content_hash AS old_hash, e.covered_amount AS old_covered,
+           v.id AS voucher_id, v.status AS voucher_status, v.balance,
+           v.valid_from, v.valid_until, p.rate_domestic, p.rate_other, p.grace_days,
+           c.timezone, r.id AS redemption_id, r.amount_cap - r.covered_total AS cap_left
+    FROM usage_stage st
+    LEFT JOIN compute_usagerecord e
+           ON e.data_center_id = %(dc)s AND e.record_id = st.record_id
+    LEFT JOIN vouchers_voucher v
+           ON v.code = st.voucher AND v.id = ANY(%(vouchers)s)
+    LEFT JOIN vouchers_program p ON p.id = v.program_id
+    LEFT JOIN portal_city c ON c.id = v.city_id
+    LEFT JOIN compute_redemption r
+           ON r.voucher_id = v.id AND r.data_center_id = %(dc)s AND r.status = 'active'
+), o AS (
+    SELECT s.*,
+        CASE
+            WHEN old_hash = content_hash THEN 'duplicate'
+            WHEN old_hash IS NOT NULL THEN 'conflict'
+            WHEN voucher_id IS NULL THEN 'unknown_voucher'
+            WHEN redemption_id IS NULL THEN 'not_authorized'
+            WHEN voucher_status IN ('suspended', 'revoked') THEN 'voucher_inactive'
+            WHEN ended_at < (valid_from::timestamp AT TIME ZONE timezone)
+              OR ended_at > ((valid_until + grace_days + 1)::timestamp AT TIME ZONE timezone)
+              THEN 'outside_validity'
+            ELSE 'accepted'
+        END AS outcome,
+        round(amount * CASE WHEN domestic THEN rate_domestic ELSE rate_other END, 2)
+            AS share
+    FROM s
+), a AS (
+    SELECT o.*,
+        greatest(0, least(
+            share,
+            least(balance, coalesce(cap_left, balance))
+              - coalesce(sum(share) FILTER (WHERE outcome = 'accepted') OVER (
+                    PARTITION BY voucher_id ORDER BY ord
+                    ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
+        )) AS covered
+    FROM o
+)
+SELECT a.*,
+    CASE WHEN outcome = 'accepted' THEN nextval(%(record_seq)s::regclass) END AS rec_id,
+    CASE WHEN outcome = 'accepted' AND covered > 0
+         THEN nextval(%(entry_seq)s::regclass) END AS entry_id
+FROM a
+"""
+
+
+def _stage_line(i: int, r: ParsedRecord) -> str:
+    # COPY text format; record_id, voucher and resource were validated printable, but a
+    # backslash is still possible in the latter two and must be escaped.
+    return (
+        f"{i}\t{r.record_id}\t{r.voucher.replace(chr(92), chr(92) * 2)}\t"
+        f"{r.started_at.isoformat()}\t{r.ended_at.isoformat()}\t"
+        f"{r.resource.replace(chr(92), chr(92) * 2)}\t{'t' if r.domestic else 'f'}\t"
+        f"{r.quantity}\t{r.amount}\t{r.content_hash}\n"
+    )
+
+
+def _sequence(table: str) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [table])
+        return cursor.fetchone()[0]
+
+
 def _apply(batch: UsageBatch) -> None:
     dc_id = batch.data_center_id
-    parsed: list[tuple[ParsedRecord | None, dict, Any]] = []
-    for raw in batch.records:
-        record, errors = record_parse(raw)
-        parsed.append((record, errors, raw.get("record_id") if isinstance(raw, dict) else None))
-    good = [p for p, _e, _r in parsed if p is not None]
-
-    # One array parameter instead of thousands of IN placeholders.
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT record_id, content_hash, covered_amount FROM compute_usagerecord "
-            "WHERE data_center_id = %s AND record_id = ANY(%s)",
-            [dc_id, list({p.record_id for p in good})],
-        )
-        existing = {rid: (h, cov) for rid, h, cov in cursor.fetchall()}
-        # Vouchers of the cities this data center is registered for; others are "unknown".
-        cursor.execute(
-            "SELECT v.code, v.id FROM vouchers_voucher v "
-            "JOIN compute_registration r ON r.city_id = v.city_id "
-            "WHERE r.data_center_id = %s AND r.status = %s AND v.code = ANY(%s)",
-            [dc_id, RegistrationStatus.ACTIVE, list({p.voucher for p in good})],
-        )
-        voucher_ids = dict(cursor.fetchall())
-    vouchers = vouchers_lock(voucher_ids.values())
-    programs = {}
-    if vouchers:
-        from vouchers.models import Program
-
-        programs = {
-            p.pk: p
-            for p in Program.objects.filter(
-                pk__in={v.program_id for v in vouchers.values()}
-            ).select_related("city")
-        }
-    redemptions = {
-        r.voucher_id: r
-        for r in Redemption.objects.select_for_update()
-        .filter(
-            data_center_id=dc_id,
-            voucher_id__in=list(vouchers),
-            status=RedemptionStatus.ACTIVE,
-        )
-        .order_by("pk")
-    }
-
-    balances = {vid: v.balance for vid, v in vouchers.items()}
-    cap_left = {r.pk: r.cap_left for r in redemptions.values()}
-    seen: dict[str, tuple[str, Decimal]] = {}
-    results: list[dict] = []
-    accepted: list[tuple[ParsedRecord, Voucher, Redemption, Decimal]] = []
+    raw_records = batch.records
+    results: list[dict | None] = [None] * len(raw_records)
     counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
-
-    def reject(rid, code, msg):
-        counts["rejected"] += 1
-        results.append(_result(rid, "rejected", None, code, msg))
-
-    for record, errors, raw_id in parsed:
+    staged: list[str] = []
+    first: dict[str, tuple[int, str]] = {}  # record_id -> (position, content hash)
+    repeats: list[tuple[int, int, bool]] = []  # (position, first position, same content)
+    for i, raw in enumerate(raw_records):
+        record, errors = record_parse(raw)
         if record is None:
-            reject(raw_id, "invalid", _invalid_message(errors))
+            raw_id = raw.get("record_id") if isinstance(raw, dict) else None
+            results[i] = _result(raw_id, "rejected", None, "invalid", _invalid_message(errors))
             continue
-        earlier = seen.get(record.record_id) or existing.get(record.record_id)
+        earlier = first.get(record.record_id)
         if earlier is not None:
-            if earlier[0] == record.content_hash:
-                counts["duplicate"] += 1
-                results.append(_result(record.record_id, "duplicate", earlier[1]))
-            else:
-                reject(
-                    record.record_id,
-                    "conflict",
-                    _("This record_id was sent before with different content."),
-                )
+            repeats.append((i, earlier[0], earlier[1] == record.content_hash))
             continue
-        vid = voucher_ids.get(record.voucher)
-        if vid is None or vid not in vouchers:
-            reject(record.record_id, "unknown_voucher", _("No such voucher."))
-            continue
-        voucher = vouchers[vid]
-        redemption = redemptions.get(vid)
-        if redemption is None:
-            reject(
-                record.record_id,
-                "not_authorized",
-                _("This voucher has no active redemption at your data center."),
-            )
-            continue
-        if voucher.status in (VoucherStatus.SUSPENDED, VoucherStatus.REVOKED):
-            reject(record.record_id, "voucher_inactive", _("The voucher is suspended or revoked."))
-            continue
-        program = programs[voucher.program_id]
-        start, end = _validity_window(voucher, program.grace_days, ZoneInfo(program.city.timezone))
-        if record.ended_at < start or record.ended_at > end:
-            reject(
-                record.record_id,
-                "outside_validity",
-                _("The usage ends outside the voucher's validity (plus grace days)."),
-            )
-            continue
-        rate = program.rate_domestic if record.domestic else program.rate_other
-        covered = min((record.amount * rate).quantize(CENT, rounding=ROUND_HALF_UP), balances[vid])
-        left = cap_left[redemption.pk]
-        if left is not None:
-            covered = min(covered, left)
-            cap_left[redemption.pk] = left - covered
-        covered = max(covered, ZERO)
-        balances[vid] -= covered
-        seen[record.record_id] = (record.content_hash, covered)
-        accepted.append((record, voucher, redemption, covered))
-        counts["accepted"] += 1
-        results.append(_result(record.record_id, "accepted", covered))
+        first[record.record_id] = (i, record.content_hash)
+        staged.append(_stage_line(i, record))
 
-    _write(batch, accepted, vouchers)
-    now = timezone.now()
+    outcomes: dict[int, tuple] = {}
+    if staged:
+        outcomes = _classify_and_charge(batch, dc_id, staged)
+
+    for i, (outcome, covered, old_covered) in outcomes.items():
+        rid = raw_records[i]["record_id"]
+        if outcome == "accepted":
+            results[i] = _result(rid, "accepted", covered)
+        elif outcome == "duplicate":
+            results[i] = _result(rid, "duplicate", old_covered)
+        else:
+            results[i] = _result(rid, "rejected", None, outcome, _rejection_message(outcome))
+    # A record_id repeated within the batch follows its first occurrence: the same content
+    # is a duplicate of it (or gets its rejection), other content is a conflict.
+    for i, j, same in repeats:
+        rid = raw_records[i]["record_id"]
+        before = results[j]
+        if not same:
+            results[i] = _result(rid, "rejected", None, "conflict", _rejection_message("conflict"))
+        elif before["status"] in ("accepted", "duplicate"):
+            results[i] = {**before, "status": "duplicate"}
+        else:
+            results[i] = dict(before)
+    for r in results:
+        counts[r["status"]] += 1
     UsageBatch.objects.filter(pk=batch.pk).update(
         status=BatchStatus.DONE,
         results=results,
         accepted=counts["accepted"],
         duplicate=counts["duplicate"],
         rejected=counts["rejected"],
-        finished_at=now,
+        finished_at=timezone.now(),
     )
     batch.status, batch.results = BatchStatus.DONE, results
     batch.accepted, batch.duplicate, batch.rejected = (
@@ -421,83 +415,88 @@ def _apply(batch: UsageBatch) -> None:
     )
 
 
-def _write(batch: UsageBatch, accepted: list, vouchers: dict[int, Voucher]) -> None:
-    if not accepted:
-        return
-    record_ids = _reserve_ids("compute_usagerecord", len(accepted))
-    charged = [i for i, (_r, _v, _d, covered) in enumerate(accepted) if covered > 0]
-    entry_ids = iter(entry_ids_reserve(len(charged)))
-    running = {vid: v.balance for vid, v in vouchers.items()}
-    postings: list[Posting] = []
-    entry_of: dict[int, int] = {}
-    for i in charged:
-        record, voucher, _redemption, covered = accepted[i]
-        running[voucher.pk] -= covered
-        entry_id = next(entry_ids)
-        entry_of[i] = entry_id
-        postings.append(
-            Posting(
-                voucher_id=voucher.pk,
-                kind=EntryKind.CHARGE,
-                amount=-covered,
-                entry_id=entry_id,
-                balance_after=running[voucher.pk],
-                usage_record_id=record_ids[i],
-                memo=record.record_id,
-            )
-        )
-    ledger_post_many(
-        vouchers=vouchers, postings=postings, actor_label=f"data center #{batch.data_center_id}"
-    )
-    now = timezone.now()
-    with connection.cursor() as cursor:
-        with cursor.copy(
-            "COPY compute_usagerecord (id, data_center_id, record_id, batch_id, voucher_id, "
-            "redemption_id, started_at, ended_at, resource, domestic, quantity, amount, "
-            "covered_amount, content_hash, status, charge_entry_id, void_reason, created_at) "
-            "FROM STDIN"
-        ) as copy:
-            for i, (record, voucher, redemption, covered) in enumerate(accepted):
-                copy.write_row(
-                    (
-                        record_ids[i],
-                        batch.data_center_id,
-                        record.record_id,
-                        batch.pk,
-                        voucher.pk,
-                        redemption.pk,
-                        record.started_at,
-                        record.ended_at,
-                        record.resource,
-                        record.domestic,
-                        record.quantity,
-                        record.amount,
-                        covered,
-                        record.content_hash,
-                        "accepted",
-                        entry_of.get(i),
-                        "",
-                        now,
-                    )
-                )
-        totals: dict[int, Decimal] = {}
-        for _record, _voucher, redemption, covered in accepted:
-            totals[redemption.pk] = totals.get(redemption.pk, ZERO) + covered
-        values = ", ".join(["(%s, %s::numeric)"] * len(totals))
-        cursor.execute(
-            "UPDATE compute_redemption AS r SET covered_total = r.covered_total + x.amount, "  # noqa: S608 - placeholders only
-            f"updated_at = %s FROM (VALUES {values}) AS x(id, amount) WHERE r.id = x.id",
-            [now, *[item for pair in sorted(totals.items()) for item in pair]],
-        )
+def _rejection_message(code: str) -> str:
+    return {
+        "conflict": _("This record_id was sent before with different content."),
+        "unknown_voucher": _("No such voucher."),
+        "not_authorized": _("This voucher has no active redemption at your data center."),
+        "voucher_inactive": _("The voucher is suspended or revoked."),
+        "outside_validity": _("The usage ends outside the voucher's validity (plus grace days)."),
+    }[code]
 
 
-def _reserve_ids(table: str, count: int) -> list[int]:
+def _classify_and_charge(batch: UsageBatch, dc_id: int, staged: list[str]) -> dict[int, tuple]:
     with connection.cursor() as cursor:
+        cursor.execute(f"CREATE TEMP TABLE usage_stage ({_STAGE_SCHEMA}) ON COMMIT DROP")
+        with cursor.copy(f"COPY usage_stage ({_STAGE_COLUMNS}) FROM STDIN") as copy:
+            copy.write("".join(staged))
+        # Vouchers of the cities this data center is registered for (others are
+        # "unknown"), locked in id order, then their active redemptions here.
         cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-            [table, count],
+            "SELECT v.id FROM vouchers_voucher v "
+            "JOIN compute_registration g ON g.city_id = v.city_id "
+            "WHERE g.data_center_id = %s AND g.status = %s "
+            "AND v.code IN (SELECT voucher FROM usage_stage)",
+            [dc_id, RegistrationStatus.ACTIVE],
         )
-        return [row[0] for row in cursor.fetchall()]
+        voucher_ids = vouchers_lock(row[0] for row in cursor.fetchall())
+        cursor.execute(
+            "SELECT id FROM compute_redemption WHERE data_center_id = %s AND status = 'active' "
+            "AND voucher_id = ANY(%s) ORDER BY id FOR UPDATE",
+            [dc_id, voucher_ids],
+        )
+        cursor.execute(
+            _CLASSIFY,
+            {
+                "dc": dc_id,
+                "vouchers": voucher_ids,
+                "record_seq": _sequence("compute_usagerecord"),
+                "entry_seq": _sequence("vouchers_ledgerentry"),
+            },
+        )
+        ledger_charge_staged(
+            charges_sql=(
+                "SELECT entry_id, voucher_id, covered AS amount, rec_id AS usage_record_id, "
+                "record_id AS memo, ord FROM usage_applied WHERE entry_id IS NOT NULL"
+            ),
+            params=[],
+            actor_label=f"data center #{dc_id}",
+        )
+        cursor.execute(
+            """
+            INSERT INTO compute_usagerecord
+                (id, data_center_id, record_id, batch_id, voucher_id, redemption_id,
+                 started_at, ended_at, resource, domestic, quantity, amount, covered_amount,
+                 content_hash, status, charge_entry_id, void_reason, created_at)
+            SELECT rec_id, %s, record_id, %s, voucher_id, redemption_id, started_at,
+                   ended_at, resource, domestic, quantity, amount, covered, content_hash,
+                   'accepted', entry_id, '', now()
+            FROM usage_applied WHERE outcome = 'accepted'
+            """,
+            [dc_id, batch.pk],
+        )
+        cursor.execute(
+            """
+            UPDATE compute_redemption AS r
+            SET covered_total = r.covered_total + t.total, updated_at = now()
+            FROM (SELECT redemption_id, sum(covered) AS total FROM usage_applied
+                  WHERE outcome = 'accepted' GROUP BY redemption_id) AS t
+            WHERE r.id = t.redemption_id
+            """
+        )
+        cursor.execute("SELECT ord, outcome, covered, old_covered FROM usage_applied")
+        outcomes = {ord_: (outcome, cov, old) for ord_, outcome, cov, old in cursor.fetchall()}
+        # Dropped now, not only at commit: a caller may apply several batches in one
+        # transaction.
+        cursor.execute("DROP TABLE usage_stage, usage_applied")
+        return outcomes
+
+
+_STAGE_SCHEMA = (
+    "ord integer PRIMARY KEY, record_id text, voucher text, started_at timestamptz, "
+    "ended_at timestamptz, resource text, domestic boolean, quantity numeric(14, 3), "
+    "amount numeric(14, 2), content_hash text"
+)
 
 
 def usage_batches_stale(*, older_than: timedelta) -> list[int]:

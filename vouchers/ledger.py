@@ -325,8 +325,8 @@ def ledger_reverse(
 # --- set-wise charging, for usage ingestion -------------------------------------------
 
 
-def vouchers_lock(voucher_ids: Iterable[int]) -> dict[int, Voucher]:
-    """Lock the given vouchers in ascending id order and return them by id.
+def vouchers_lock(voucher_ids: Iterable[int]) -> list[int]:
+    """Lock the given vouchers in ascending id order; return the ids that exist.
 
     The fixed order is what keeps concurrent batches that touch overlapping vouchers
     from deadlocking: every locker queues behind the same first row.
@@ -334,90 +334,50 @@ def vouchers_lock(voucher_ids: Iterable[int]) -> dict[int, Voucher]:
     assert connection.in_atomic_block, "locks are held until the transaction ends"
     ids = sorted(set(voucher_ids))
     if not ids:
-        return {}
-    rows = Voucher.objects.select_for_update().filter(pk__in=ids).order_by("pk")
-    return {v.pk: v for v in rows}
-
-
-@dataclass(frozen=True)
-class Posting:
-    """One signed movement on a locked voucher, as planned by a bulk caller."""
-
-    voucher_id: int
-    kind: str
-    amount: Decimal
-    entry_id: int
-    balance_after: Decimal
-    usage_record_id: int | None = None
-    memo: str = ""
-
-
-def entry_ids_reserve(count: int) -> list[int]:
-    """Take `count` ids from the ledger's sequence so callers can link rows before COPY."""
-    if count <= 0:
         return []
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence('vouchers_ledgerentry', 'id')) "
-            "FROM generate_series(1, %s)",
-            [count],
+            "SELECT id FROM vouchers_voucher WHERE id = ANY(%s) ORDER BY id FOR UPDATE", [ids]
         )
         return [row[0] for row in cursor.fetchall()]
 
 
-def ledger_post_many(
-    *, vouchers: dict[int, Voucher], postings: Sequence[Posting], actor_label: str
-) -> None:
-    """Write planned postings with one COPY and update balances with one UPDATE.
+def ledger_charge_staged(*, charges_sql: str, params: Sequence, actor_label: str) -> None:
+    """Charge many vouchers at once from rows the caller computed in PostgreSQL.
 
-    The caller holds the vouchers' locks (`vouchers_lock`) and computed each posting's
-    `balance_after` in order from the locked balances; this function checks that the
-    plan is consistent before writing anything, so a wrong plan can never be stored.
+    `charges_sql` selects `(entry_id, voucher_id, amount, usage_record_id, memo, ord)`:
+    one charge per row, `amount` > 0 taken off the voucher, `ord` the order within each
+    voucher. The caller holds the vouchers' locks (`vouchers_lock`). Entries get their
+    `balance_after` from a running sum; balances and `exhausted` states are updated in
+    one statement. CHECK constraints refuse any plan that would go below zero.
     """
     assert connection.in_atomic_block, "ledger entries are written inside a transaction"
-    if not postings:
-        return
-    running = {vid: v.balance for vid, v in vouchers.items()}
-    for p in postings:
-        running[p.voucher_id] = running[p.voucher_id] + p.amount
-        if running[p.voucher_id] != p.balance_after or p.balance_after < 0:
-            raise AssertionError(f"inconsistent ledger plan for voucher {p.voucher_id}")
-    now = timezone.now()
     with connection.cursor() as cursor:
-        with cursor.copy(
-            "COPY vouchers_ledgerentry (id, voucher_id, kind, amount, balance_after, "
-            "actor_label, usage_record_id, memo, created_at) FROM STDIN"
-        ) as copy:
-            for p in postings:
-                copy.write_row(
-                    (
-                        p.entry_id,
-                        p.voucher_id,
-                        p.kind,
-                        p.amount,
-                        p.balance_after,
-                        actor_label,
-                        p.usage_record_id,
-                        p.memo,
-                        now,
-                    )
-                )
-        changed = {p.voucher_id for p in postings}
-        rows = []
-        for vid in sorted(changed):
-            v = vouchers[vid]
-            status = v.status
-            if status == VoucherStatus.ACTIVE and running[vid] == 0:
-                status = VoucherStatus.EXHAUSTED
-            elif status == VoucherStatus.EXHAUSTED and running[vid] > 0:
-                status = VoucherStatus.ACTIVE
-            v.balance, v.status = running[vid], status
-            rows.append((vid, running[vid], status))
-        values = ", ".join(["(%s, %s::numeric, %s)"] * len(rows))
         cursor.execute(
-            f"UPDATE vouchers_voucher AS v SET balance = x.balance, status = x.status, "  # noqa: S608 - placeholders only
-            f"updated_at = %s FROM (VALUES {values}) AS x(id, balance, status) WHERE v.id = x.id",
-            [now, *[item for row in rows for item in row]],
+            f"""
+            WITH c AS ({charges_sql})
+            INSERT INTO vouchers_ledgerentry
+                (id, voucher_id, kind, amount, balance_after, actor_label, usage_record_id,
+                 memo, created_at)
+            SELECT c.entry_id, c.voucher_id, 'charge', -c.amount,
+                   v.balance - sum(c.amount) OVER (PARTITION BY c.voucher_id ORDER BY c.ord),
+                   %s, c.usage_record_id, c.memo, now()
+            FROM c JOIN vouchers_voucher v ON v.id = c.voucher_id
+            """,  # noqa: S608 - the caller's SQL is code, its values are parameters
+            [*params, actor_label],
+        )
+        cursor.execute(
+            f"""
+            WITH c AS ({charges_sql}),
+            t AS (SELECT voucher_id, sum(amount) AS total FROM c GROUP BY voucher_id)
+            UPDATE vouchers_voucher AS v
+            SET balance = v.balance - t.total,
+                status = CASE WHEN v.status = 'active' AND v.balance - t.total = 0
+                              THEN 'exhausted' ELSE v.status END,
+                updated_at = now()
+            FROM t WHERE v.id = t.voucher_id
+            """,  # noqa: S608 - as above
+            list(params),
         )
 
 

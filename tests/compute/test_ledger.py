@@ -160,3 +160,27 @@ def test_simulated_usage_is_realistic():
         per_hour = parsed.amount / parsed.quantity
         assert Decimal("5") <= per_hour <= Decimal("30")
     assert 0.4 < sum(r["domestic"] for r in records) / 200 < 0.8
+
+
+def test_issue_api_key_command_prints_the_key_once(ledger_world, capsys):
+    from compute.models import ApiKey
+    from compute.services import api_key_authenticate
+
+    call_command("issue_api_key", "guian", name="cli")
+    raw = capsys.readouterr().out.strip()
+    key = ApiKey.objects.get(name="cli")
+    assert raw.startswith(key.prefix)
+    assert api_key_authenticate(raw).data_center == ledger_world.dc
+    with pytest.raises(CommandError):
+        call_command("issue_api_key", "nowhere")
+
+
+def test_admin_pages_open(admin_client, ledger_world):
+    for path in (
+        "/admin/compute/datacenter/",
+        f"/admin/compute/datacenter/{ledger_world.dc.pk}/change/",
+        "/admin/compute/apikey/",
+        "/admin/compute/redemption/",
+        "/admin/compute/usagebatch/",
+    ):
+        assert admin_client.get(path).status_code == 200, path

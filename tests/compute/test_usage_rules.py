@@ -185,6 +185,7 @@ def test_invalid_fields_reject_only_that_record(
     assert bad["error"]["code"] == "invalid"
     assert field in bad["error"]["message"]
     assert good["status"] == "accepted"
+    assert UsageRecord.objects.count() == 1  # nothing of the bad record is stored
 
 
 def test_unknown_voucher_and_other_citys_voucher_look_the_same(

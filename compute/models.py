@@ -59,6 +59,11 @@ class DataCenter(models.Model):
         verbose_name=_("operator users"),
     )
     is_active = models.BooleanField(_("active"), default=True)
+    # Pull sync state (compute.sync): where the next run starts, and the feed's health.
+    feed_cursor = models.CharField(_("feed cursor"), max_length=500, blank=True)
+    feed_healthy = models.BooleanField(_("feed healthy"), default=True)
+    feed_error = models.CharField(_("last feed error"), max_length=500, blank=True)
+    feed_checked_at = models.DateTimeField(_("feed last checked"), null=True, blank=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
@@ -344,3 +349,160 @@ class UsageRecord(models.Model):
 
     def __str__(self) -> str:
         return self.record_id
+
+
+class SyncOutcome(models.TextChoices):
+    RUNNING = "running", _("Running")
+    OK = "ok", _("Succeeded")
+    FAILED = "failed", _("Failed")
+    SKIPPED = "skipped", _("Skipped (another sync was running)")
+
+
+class SyncRun(models.Model):
+    """One pull of a data center's feed."""
+
+    data_center = models.ForeignKey(DataCenter, on_delete=models.CASCADE, related_name="sync_runs")
+    started_at = models.DateTimeField(_("started at"), auto_now_add=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    pages = models.PositiveIntegerField(_("pages"), default=0)
+    records = models.PositiveIntegerField(_("records"), default=0)
+    outcome = models.CharField(
+        _("outcome"), max_length=10, choices=SyncOutcome.choices, default=SyncOutcome.RUNNING
+    )
+    error = models.TextField(_("error"), blank=True)
+
+    class Meta:
+        verbose_name = _("sync run")
+        verbose_name_plural = _("sync runs")
+        ordering = ["-started_at", "-id"]
+        indexes = [models.Index(fields=["data_center", "-started_at"], name="syncrun_dc_started")]
+
+    def __str__(self) -> str:
+        return f"sync {self.pk}"
+
+
+class Discrepancy(models.Model):
+    """Something the nightly reconciliation found that does not add up."""
+
+    city = models.ForeignKey(
+        City, on_delete=models.CASCADE, null=True, blank=True, related_name="discrepancies"
+    )
+    data_center = models.ForeignKey(
+        DataCenter, on_delete=models.CASCADE, null=True, blank=True, related_name="discrepancies"
+    )
+    voucher = models.ForeignKey(
+        Voucher, on_delete=models.CASCADE, null=True, blank=True, related_name="discrepancies"
+    )
+    kind = models.CharField(_("kind"), max_length=40)
+    detail = models.TextField(_("detail"))
+    found_at = models.DateTimeField(_("found at"), auto_now_add=True)
+    resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("discrepancy")
+        verbose_name_plural = _("discrepancies")
+        ordering = ["-found_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.detail[:40]}"
+
+
+class SettlementStatus(models.TextChoices):
+    DRAFT = "draft", _("Draft")
+    ISSUED = "issued", _("Issued")
+    CONFIRMED = "confirmed", _("Confirmed")
+    PAID = "paid", _("Paid")
+
+
+class Settlement(models.Model):
+    """What a city owes a data center for one month of covered usage."""
+
+    city = models.ForeignKey(City, on_delete=models.PROTECT, related_name="settlements")
+    data_center = models.ForeignKey(
+        DataCenter, on_delete=models.PROTECT, related_name="settlements"
+    )
+    period = models.DateField(_("period"), help_text=_("The first day of the month."))
+    status = models.CharField(
+        _("status"),
+        max_length=10,
+        choices=SettlementStatus.choices,
+        default=SettlementStatus.DRAFT,
+    )
+    records = models.PositiveIntegerField(_("records"), default=0)
+    amount_total = money_field(_("list price total"), default=0)
+    covered_total = money_field(_("covered total"), default=0)
+    issued_at = models.DateTimeField(_("issued at"), null=True, blank=True)
+    issued_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    confirmed_at = models.DateTimeField(_("confirmed at"), null=True, blank=True)
+    paid_at = models.DateTimeField(_("paid at"), null=True, blank=True)
+    paid_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    payment_ref = models.CharField(_("payment reference"), max_length=100, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("settlement")
+        verbose_name_plural = _("settlements")
+        ordering = ["-period", "city", "data_center"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["city", "data_center", "period"], name="settlement_once_per_month"
+            ),
+            models.CheckConstraint(condition=Q(period__day=1), name="settlement_period_first_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.city_id}/{self.data_center_id}/{self.period:%Y-%m}"
+
+
+class LineKind(models.TextChoices):
+    USAGE = "usage", _("Usage")
+    ADJUSTMENT = "adjustment", _("Adjustment")
+
+
+class SettlementLine(models.Model):
+    """One usage record in a statement, or an adjustment for a record voided after its
+    month's statement was issued (issued statements never change)."""
+
+    settlement = models.ForeignKey(Settlement, on_delete=models.CASCADE, related_name="lines")
+    kind = models.CharField(
+        _("kind"), max_length=12, choices=LineKind.choices, default=LineKind.USAGE
+    )
+    usage_record = models.ForeignKey(
+        UsageRecord, on_delete=models.PROTECT, related_name="settlement_lines"
+    )
+    record_id = models.CharField(_("record"), max_length=64)
+    voucher_code = models.CharField(_("voucher"), max_length=24)
+    amount = money_field(_("list price"))
+    covered_amount = money_field(_("covered"))
+
+    class Meta:
+        verbose_name = _("settlement line")
+        verbose_name_plural = _("settlement lines")
+        ordering = ["settlement", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["usage_record", "kind"], name="settlement_line_once_per_kind"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.record_id} {self.covered_amount}"
+
+
+class ReminderSent(models.Model):
+    """A reminder that went out, so the daily job never sends the same one twice."""
+
+    kind = models.CharField(max_length=40)
+    key = models.CharField(max_length=100)
+    sent_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["kind", "key"], name="reminder_once")]
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.key}"

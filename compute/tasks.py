@@ -42,3 +42,43 @@ def usage_batches_sweep(minutes: int = 10) -> int:
         log.warning("usage batch %s is stale; enqueueing it again", batch_id)
         usage_batch_apply_task.delay(batch_id)
     return len(stale)
+
+
+@shared_task(acks_late=True, time_limit=900, soft_time_limit=840)
+def feed_sync_task(data_center_id: int) -> str:
+    """One sync run; the run itself retries pages, so the task does not retry."""
+    from compute.sync import feed_sync
+
+    return feed_sync(data_center_id=data_center_id).outcome
+
+
+@shared_task(acks_late=True, time_limit=60)
+def feed_sync_all() -> int:
+    """Beat: a sync for every registered data center that offers a feed."""
+    from compute.sync import data_centers_to_sync
+
+    ids = data_centers_to_sync()
+    for data_center_id in ids:
+        feed_sync_task.delay(data_center_id)
+    return len(ids)
+
+
+@shared_task(acks_late=True, time_limit=1800, soft_time_limit=1700)
+def vouchers_expire_due_task() -> int:
+    from compute.jobs import vouchers_expire_due
+
+    return len(vouchers_expire_due())
+
+
+@shared_task(acks_late=True, time_limit=3600, soft_time_limit=3500)
+def ledger_reconcile_task() -> int:
+    from compute.jobs import ledger_reconcile
+
+    return len(ledger_reconcile())
+
+
+@shared_task(acks_late=True, time_limit=1800, soft_time_limit=1700)
+def reminders_send_task() -> int:
+    from compute.jobs import reminders_send
+
+    return reminders_send()

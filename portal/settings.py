@@ -241,6 +241,22 @@ CELERY_BEAT_SCHEDULE = {
         "task": "compute.tasks.usage_batches_sweep",
         "schedule": crontab(minute="*/5"),
     },
+    "sync-data-center-feeds": {
+        "task": "compute.tasks.feed_sync_all",
+        "schedule": crontab(minute="*"),
+    },
+    "expire-vouchers": {
+        "task": "compute.tasks.vouchers_expire_due_task",
+        "schedule": crontab(hour=0, minute=5),
+    },
+    "reconcile-ledger-nightly": {
+        "task": "compute.tasks.ledger_reconcile_task",
+        "schedule": crontab(hour=1, minute=30),
+    },
+    "send-reminders": {
+        "task": "compute.tasks.reminders_send_task",
+        "schedule": crontab(hour=9, minute=0),
+    },
 }
 
 LOGGING = {

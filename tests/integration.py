@@ -4,6 +4,7 @@ queue of its own."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -60,6 +61,7 @@ def celery_worker(concurrency: int = 2):
         ],
         cwd=ROOT,
         env=env,
+        start_new_session=True,  # so the worker and its pool can be killed together
     )
     previous = celery_app.conf.task_default_queue
     celery_app.conf.task_default_queue = queue
@@ -76,11 +78,18 @@ def celery_worker(concurrency: int = 2):
         yield process
     finally:
         celery_app.conf.task_default_queue = previous
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+def kill_worker(process: subprocess.Popen) -> None:
+    """Kill the worker and its pool at once, as a crash would (no warm shutdown)."""
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=20)
 
 
 def queue_is_served(reply: dict, queue: str) -> bool:

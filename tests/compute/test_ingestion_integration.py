@@ -141,3 +141,65 @@ def test_simulate_push_bills_over_http(ledger_world, live_server, capsys):
     assert w.voucher.balance < Decimal("1000.00")
     assert UsageRecord.objects.filter(voucher=w.voucher).count() == 25
     assert ledger_verify() == []
+
+
+def test_sync_survives_a_worker_killed_mid_run(ledger_world):
+    import time as _time
+
+    from django.db import connection
+
+    from compute.models import SyncRun
+    from compute.simulator import DataCenterSimulator, serve
+    from compute.sync import _LOCK_NAMESPACE
+    from compute.tasks import feed_sync_task
+    from tests.integration import kill_worker
+
+    w = ledger_world
+    sim = DataCenterSimulator(slug="guian", token="t", seed=11)
+    server = serve(sim)
+    w.dc.feed_url = f"http://127.0.0.1:{server.server_address[1]}/feed"
+    w.dc.feed_token = "t"
+    w.dc.save()
+    sim.hold(w.voucher.code)
+    sim.generate(1200)  # three pages of 500 with the default policy
+    original, calls = sim.feed_page, {"n": 0}
+
+    def third_page_hangs(cursor, limit):
+        calls["n"] += 1
+        status, body, delay = original(cursor, limit)
+        return status, body, (60.0 if calls["n"] == 3 else delay)
+
+    sim.feed_page = third_page_hangs
+    try:
+        with celery_worker(concurrency=2) as worker:
+            feed_sync_task.delay(w.dc.pk)
+            wait_for(lambda: SyncRun.objects.filter(pages=2).exists(), timeout=60)
+            kill_worker(worker)
+        run = SyncRun.objects.get()
+        assert (run.outcome, run.pages) == ("running", 2)  # it never finished
+        sim.feed_page = original
+
+        def lock_free():
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                    "AND classid = %s AND objid = %s",
+                    [_LOCK_NAMESPACE, w.dc.pk],
+                )
+                return cursor.fetchone()[0] == 0
+
+        wait_for(lock_free, timeout=30)
+        with celery_worker(concurrency=2):
+            usage_batches_sweep(minutes=0)  # batches whose apply died with the worker
+            feed_sync_task.delay(w.dc.pk)
+            wait_for(lambda: SyncRun.objects.filter(outcome="ok").exists(), timeout=60)
+            wait_for(lambda: not UsageBatch.objects.exclude(status="done").exists(), timeout=60)
+            _time.sleep(0.5)
+    finally:
+        server.shutdown()
+    ids = sorted(r["record_id"] for r in sim.log)
+    assert sorted(UsageRecord.objects.values_list("record_id", flat=True)) == ids
+    w.voucher.refresh_from_db()
+    covered = sum(UsageRecord.objects.values_list("covered_amount", flat=True))
+    assert w.voucher.balance == Decimal("1000.00") - covered
+    assert ledger_verify() == []

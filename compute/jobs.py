@@ -1,0 +1,190 @@
+"""Periodic jobs: voucher expiry, nightly reconciliation and reminders.
+
+Each is a plain function the Celery beat task calls (compute/tasks.py); each is safe to
+run twice (expiry skips ended vouchers, reconciliation resolves what is fixed, a reminder
+is sent once per voucher and kind).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Q, Sum
+from django.utils import timezone, translation
+from django.utils.translation import gettext_lazy as _
+
+from compute.models import Discrepancy, RecordStatus, ReminderSent, UsageRecord
+from vouchers.ledger import ledger_verify, voucher_expire
+from vouchers.models import Voucher, VoucherStatus
+
+log = logging.getLogger(__name__)
+
+
+def vouchers_expire_due(*, today: date | None = None) -> list[str]:
+    """Expire vouchers whose validity and grace days are over (Asia/Shanghai dates):
+    a voucher valid until 31 Oct with 30 grace days can be charged through 30 Nov and
+    expires on 1 Dec. The remainder returns to the program through an `expire` entry."""
+    today = today or timezone.localdate()
+    # Grace days are the program's; the validity date prefilters in the database.
+    candidates = (
+        Voucher.objects.filter(
+            status__in=[VoucherStatus.ACTIVE, VoucherStatus.EXHAUSTED, VoucherStatus.SUSPENDED],
+            valid_until__lt=today,
+        )
+        .select_related("program")
+        .order_by("pk")
+    )
+    due = [v for v in candidates if v.valid_until + timedelta(days=v.program.grace_days) < today]
+    expired = []
+    for voucher in due:
+        voucher_expire(voucher=voucher)
+        expired.append(voucher.code)
+    return expired
+
+
+def ledger_reconcile() -> list[Discrepancy]:
+    """Check every balance against its entries, and each data center's accepted usage
+    against the ledger's charges and reversals for it; record what disagrees.
+
+    A discrepancy found again is not recorded twice; one no longer found is resolved.
+    """
+    found: list[tuple[str, dict]] = []
+    for mismatch in ledger_verify():
+        voucher = Voucher.objects.filter(code=mismatch.code).first()
+        found.append(
+            (
+                "ledger",
+                {
+                    "voucher": voucher,
+                    "city_id": voucher.city_id if voucher else None,
+                    "detail": mismatch.describe(),
+                },
+            )
+        )
+    covered = (
+        UsageRecord.objects.filter(status=RecordStatus.ACCEPTED)
+        .values("data_center_id", "voucher__city_id")
+        .annotate(total=Sum("covered_amount"))
+    )
+    reported = {(r["data_center_id"], r["voucher__city_id"]): r["total"] for r in covered}
+    # One join, not a subquery per entry: the ledger has millions of rows.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT r.data_center_id, v.city_id, -SUM(e.amount) "
+            "FROM vouchers_ledgerentry e "
+            "JOIN compute_usagerecord r ON r.id = e.usage_record_id "
+            "JOIN vouchers_voucher v ON v.id = e.voucher_id "
+            "WHERE e.kind IN ('charge', 'reversal') GROUP BY 1, 2"
+        )
+        charged_rows = cursor.fetchall()
+    charged = {(dc_id, city_id): total for dc_id, city_id, total in charged_rows}
+    for key in sorted(set(reported) | set(charged), key=str):
+        usage, ledger = reported.get(key) or Decimal("0"), charged.get(key) or Decimal("0")
+        if usage != ledger:
+            found.append(
+                (
+                    "data_center_totals",
+                    {
+                        "data_center_id": key[0],
+                        "city_id": key[1],
+                        "detail": f"usage records cover ¥{usage}, the ledger charged ¥{ledger}",
+                    },
+                )
+            )
+    now = timezone.now()
+    open_ = {
+        (d.kind, d.data_center_id, d.city_id, d.voucher_id, d.detail): d
+        for d in Discrepancy.objects.filter(resolved_at__isnull=True)
+    }
+    seen = set()
+    created = []
+    for kind, fields in found:
+        voucher = fields.get("voucher")
+        key = (
+            kind,
+            fields.get("data_center_id"),
+            fields.get("city_id"),
+            voucher.pk if voucher else None,
+            fields["detail"],
+        )
+        seen.add(key)
+        if key not in open_:
+            created.append(
+                Discrepancy.objects.create(
+                    kind=kind,
+                    data_center_id=fields.get("data_center_id"),
+                    city_id=fields.get("city_id"),
+                    voucher=voucher,
+                    detail=fields["detail"],
+                )
+            )
+            log.error("reconciliation: %s %s", kind, fields["detail"])
+    for key, discrepancy in open_.items():
+        if key not in seen:
+            Discrepancy.objects.filter(pk=discrepancy.pk).update(resolved_at=now)
+    return created
+
+
+def _remind_once(kind: str, key: str) -> bool:
+    try:
+        with transaction.atomic():
+            ReminderSent.objects.create(kind=kind, key=key)
+    except IntegrityError:
+        return False
+    return True
+
+
+def _mail_company(voucher: Voucher, subject: str, body: str) -> int:
+    sent = 0
+    for user in voucher.company.members.filter(is_active=True):
+        with translation.override(user.preferred_language):
+            send_mail(
+                str(subject) % {"code": voucher.code},
+                str(body)
+                % {
+                    "code": voucher.code,
+                    "balance": f"{voucher.balance:,.2f}",
+                    "until": voucher.valid_until.isoformat(),
+                },
+                settings.DEFAULT_FROM_EMAIL,
+                [user.email],
+            )
+        sent += 1
+    return sent
+
+
+def reminders_send(*, today: date | None = None) -> int:
+    """Tell companies when a voucher is 80% used, and when it ends within 30 days.
+    Each reminder goes out once per voucher (`ReminderSent`)."""
+    today = today or timezone.localdate()
+    sent = 0
+    live = Voucher.objects.filter(status=VoucherStatus.ACTIVE).select_related("company")
+    for voucher in live.filter(balance__lte=F("face_value") * Decimal("0.2")):
+        if _remind_once("voucher_80_percent", voucher.code):
+            sent += _mail_company(
+                voucher,
+                _("[Suanli] Voucher %(code)s is 80%% used"),
+                _(
+                    "Your voucher %(code)s has ¥%(balance)s left, less than a fifth of "
+                    "its value. It is valid until %(until)s."
+                ),
+            )
+    for voucher in live.filter(
+        Q(valid_until__lte=today + timedelta(days=30)) & Q(valid_until__gte=today)
+    ):
+        if _remind_once("voucher_expiring", voucher.code):
+            sent += _mail_company(
+                voucher,
+                _("[Suanli] Voucher %(code)s ends soon"),
+                _(
+                    "Your voucher %(code)s is valid until %(until)s and has ¥%(balance)s "
+                    "left. Usage after that date (plus the program's grace days) is not "
+                    "covered."
+                ),
+            )
+    return sent

@@ -79,6 +79,9 @@ SERVES = {
 }
 
 
+FEED_BASE_PORT = 8100
+
+
 def operator_email(slug: str) -> str:
     return f"ops@{slug}.dc.demo.suanli.cn"
 
@@ -101,6 +104,13 @@ def seed_compute_links() -> int:
 
     centers = {dc.slug: dc for dc in DataCenter.objects.all()}
     password_hash = make_password(DEMO_PASSWORD)
+    # Each demo data center offers its feed from `run_datacenter_sim --demo` on this
+    # machine; the portal's sync pulls from there.
+    for i, slug in enumerate(sorted(centers)):
+        DataCenter.objects.filter(pk=centers[slug].pk, feed_url="").update(
+            feed_url=f"http://127.0.0.1:{FEED_BASE_PORT + i}/feed",
+            feed_token=f"demo-feed-{slug}",
+        )
     for slug, center in centers.items():
         center.operators.add(
             _user(operator_email(slug), f"{center.name_zh}运维", "zh-hans", password_hash)

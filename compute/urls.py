@@ -29,6 +29,7 @@ site_patterns = [
     path("dc/<slug:slug>/batches/<int:pk>/", views.console_batch, name="console_batch"),
     path("dc/<slug:slug>/keys/", views.console_keys, name="console_keys"),
     path("dc/<slug:slug>/keys/<int:pk>/revoke/", views.console_key_revoke, name="console_revoke"),
+    path("dc/<slug:slug>/sync/", views.console_sync, name="console_sync"),
 ]
 
 city_patterns = [
@@ -40,6 +41,7 @@ city_patterns = [
         name="staff_voucher_status",
     ),
     path("staff/data-centers/", views.staff_data_centers, name="staff_data_centers"),
+    path("staff/sync/", views.staff_sync, name="staff_sync"),
 ]
 
 urlpatterns = [*site_patterns, path("<slug:city_slug>/", include(city_patterns))]

@@ -29,9 +29,11 @@ from compute.forms import (
 from compute.models import (
     ApiKey,
     DataCenter,
+    Discrepancy,
     Redemption,
     RedemptionStatus,
     Registration,
+    SyncRun,
 )
 from portal.errors import DomainError
 from portal.forms import apply_domain_error
@@ -461,4 +463,47 @@ def staff_data_centers(request: HttpRequest, city_slug: str) -> HttpResponse:
         request,
         "compute/staff_data_centers.html",
         {"city": request.city, "registrations": registrations, "form": form},
+    )
+
+
+# --- sync health and reconciliation --------------------------------------------------------
+
+
+@login_required
+def console_sync(request: HttpRequest, slug: str) -> HttpResponse:
+    dc = _operated(request, slug)
+    runs = SyncRun.objects.filter(data_center=dc)
+    return render(request, "compute/console_sync.html", {"dc": dc, "page": _page(request, runs)})
+
+
+@staff_required()
+def staff_sync(request: HttpRequest, city_slug: str) -> HttpResponse:
+    """The city's data centers' feed health, their latest runs, and what reconciliation
+    found for this city."""
+    registrations = list(
+        Registration.objects.filter(city=request.city)
+        .select_related("data_center")
+        .order_by("data_center__slug")
+    )
+    latest = {
+        run.data_center_id: run
+        for run in SyncRun.objects.filter(
+            pk__in=SyncRun.objects.filter(
+                data_center_id__in=[r.data_center_id for r in registrations]
+            )
+            .order_by("data_center_id", "-started_at")
+            .distinct("data_center_id")
+            .values("pk")
+        )
+    }
+    rows = [(r, latest.get(r.data_center_id)) for r in registrations]
+    discrepancies = (
+        Discrepancy.objects.filter(city=request.city)
+        .select_related("data_center", "voucher")
+        .order_by("resolved_at", "-found_at")
+    )
+    return render(
+        request,
+        "compute/staff_sync.html",
+        {"city": request.city, "rows": rows, "page": _page(request, discrepancies)},
     )

@@ -125,7 +125,17 @@ def demo() -> int:
             "web": [*manage, "runserver", f"127.0.0.1:{port}", "--noreload"],
             "worker": [*celery, "worker", "--loglevel", "INFO", "--concurrency", "2"],
             "beat": [*celery, "beat", "--loglevel", "INFO", "--schedule", str(VAR / "celerybeat")],
-            # The demo data centers bill their usage over the real API, so balances move.
+            # The demo data centers: their feeds (pulled by the sync every minute) ...
+            "datacenters": [
+                *manage,
+                "run_datacenter_sim",
+                "--demo",
+                "--portal",
+                f"http://127.0.0.1:{port}",
+                "--every",
+                "30",
+            ],
+            # ... and their billing systems pushing over the real API, so balances move.
             "usage": [
                 *manage,
                 "simulate_push",

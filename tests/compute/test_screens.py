@@ -253,3 +253,35 @@ def test_voucher_page_in_chinese_and_english(member, ledger_world):
     assert "各数据中心用量" in member.get(url).content.decode()
     member.post("/i18n/setlang/", {"language": "en", "next": url})
     assert "Usage per data center" in member.get(url).content.decode()
+
+
+def test_sync_health_for_operators_and_city_staff(
+    client, ledger_world, operator, shanghai, shenzhen
+):
+    from compute.models import Discrepancy, SyncRun
+
+    dc = ledger_world.dc
+    dc.feed_url, dc.feed_healthy, dc.feed_error = "http://127.0.0.1:9/feed", False, "HTTP 503"
+    dc.save()
+    SyncRun.objects.create(data_center=dc, outcome="failed", error="HTTP 503")
+    Discrepancy.objects.create(city=shanghai.city, kind="ledger", detail="SH-26 off by ¥0.01")
+    Discrepancy.objects.create(city=shenzhen.city, kind="ledger", detail="SZ-26 elsewhere")
+    client.force_login(operator)
+    assert "HTTP 503" in client.get("/dc/guian/sync/").content.decode()
+    client.force_login(shanghai.auditor)
+    page = client.get("/shanghai/staff/sync/").content.decode()
+    assert "HTTP 503" in page
+    assert "SH-26 off by" in page
+    assert "SZ-26 elsewhere" not in page
+    client.force_login(shenzhen.auditor)
+    assert client.get("/shanghai/staff/sync/").status_code == 404
+    client.force_login(shanghai.manager)
+    assert client.get("/dc/guian/sync/").status_code == 404
+
+
+def test_run_datacenter_sim_needs_a_token():
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError):
+        call_command("run_datacenter_sim", "--port", "0")

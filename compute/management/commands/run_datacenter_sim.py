@@ -1,0 +1,87 @@
+"""Run the reference data-center simulator (compute/simulator.py) over HTTP."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import urlsplit
+
+import httpx
+from django.core.management.base import BaseCommand, CommandError
+
+from compute.simulator import DataCenterSimulator, serve
+
+
+class Command(BaseCommand):
+    help = (
+        "Serve a simulated data center's usage feed. With --portal and --key it learns "
+        "its redemptions from the portal's API, accepts requested ones through the feed "
+        "and bills usage for the active ones. --demo serves every demo data center whose "
+        "feed URL points at this machine."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--port", type=int, default=8100)
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--slug", default="sim", help="prefix of the record ids")
+        parser.add_argument("--token", default="", help="the bearer token the feed requires")
+        parser.add_argument("--portal", default="", help="the portal's base URL")
+        parser.add_argument("--key", default="", help="this data center's API key")
+        parser.add_argument("--records", type=int, default=20, help="records per tick")
+        parser.add_argument("--every", type=float, default=20, help="seconds between ticks")
+        parser.add_argument(
+            "--demo", action="store_true", help="serve all demo data centers (needs the DB)"
+        )
+
+    def handle(self, *args, **o):
+        if o["demo"]:
+            sims = self._demo(o)
+        else:
+            if not o["token"]:
+                raise CommandError("--token is required.")
+            sim = DataCenterSimulator(slug=o["slug"], token=o["token"], seed=o["seed"])
+            serve(sim, port=o["port"])
+            self.stdout.write(f"{o['slug']}: feed at http://127.0.0.1:{o['port']}/feed")
+            sims = [(sim, o["key"])]
+        while True:
+            for sim, key in sims:
+                if o["portal"] and key:
+                    self._learn(sim, o["portal"], key)
+                sim.generate(o["records"])
+            time.sleep(o["every"])
+
+    def _demo(self, o) -> list[tuple[DataCenterSimulator, str]]:
+        from compute.models import DataCenter
+        from compute.services import api_key_issue
+
+        sims = []
+        for dc in DataCenter.objects.exclude(feed_url="").order_by("slug"):
+            url = urlsplit(dc.feed_url)
+            if url.hostname not in ("127.0.0.1", "localhost") or not url.port:
+                continue
+            sim = DataCenterSimulator(slug=dc.slug, token=dc.feed_token, seed=dc.pk)
+            serve(sim, port=url.port)
+            _key, raw = api_key_issue(data_center=dc, actor=None, name="simulator")
+            sims.append((sim, raw))
+            self.stdout.write(f"{dc.slug}: feed at {dc.feed_url}")
+        if not sims:
+            raise CommandError("No data center has a local feed URL; run seed_demo first.")
+        return sims
+
+    def _learn(self, sim: DataCenterSimulator, portal: str, key: str) -> None:
+        """Like a real billing system: read our redemptions, accept new requests."""
+        try:
+            response = httpx.get(
+                f"{portal.rstrip('/')}/api/v1/redemptions",
+                headers={"Authorization": f"Bearer {key}"},
+                params={"limit": 1000},
+                timeout=10,
+            )
+        except httpx.HTTPError:
+            return
+        if response.status_code != 200:
+            return
+        for redemption in response.json()["results"]:
+            if redemption["status"] == "active":
+                sim.hold(redemption["voucher"])
+            elif redemption["status"] == "requested":
+                sim.answer_redemption(redemption["id"], "active", redemption["contract_ref"])

@@ -33,7 +33,7 @@ def usage_batch_apply_task(batch_id: int) -> str:
     return batch.status
 
 
-@shared_task(acks_late=True, time_limit=120)
+@shared_task(acks_late=True, time_limit=120, soft_time_limit=110)
 def usage_batches_sweep(minutes: int = 10) -> int:
     """Re-enqueue batches that should have been applied long ago (a lost task or a
     worker killed mid-batch). Applying is idempotent, so a false alarm costs nothing."""
@@ -52,7 +52,7 @@ def feed_sync_task(data_center_id: int) -> str:
     return feed_sync(data_center_id=data_center_id).outcome
 
 
-@shared_task(acks_late=True, time_limit=60)
+@shared_task(acks_late=True, time_limit=60, soft_time_limit=50)
 def feed_sync_all() -> int:
     """Beat: a sync for every registered data center that offers a feed."""
     from compute.sync import data_centers_to_sync

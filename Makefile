@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint format venv clean
+.PHONY: demo test e2e bench lint format venv clean
 
 $(STAMP): requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) manage.py compiletranslations
 	$(PY) scripts/devservices.py run -- $(PY) -m pytest $(PYTEST_ARGS)
+
+# End-to-end tests in Debian's Chromium (apt-get install chromium); CI runs them too.
+e2e: $(STAMP)
+	$(PY) manage.py compiletranslations
+	$(PY) scripts/devservices.py run -- $(PY) -m pytest -m e2e tests/e2e $(PYTEST_ARGS)
 
 # Prints figures (records/s end to end beside PostgreSQL COPY); asserts nothing.
 bench: $(STAMP)

@@ -267,10 +267,6 @@ def usage_batch_apply(*, batch_id: int) -> UsageBatch:
         batch = UsageBatch.objects.select_for_update().get(pk=batch_id)
         if batch.status == BatchStatus.DONE:
             return batch
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_advisory_xact_lock(%s, %s)", [_ADVISORY_NAMESPACE, batch.data_center_id]
-            )
         _apply(batch)
     return batch
 
@@ -374,6 +370,10 @@ def _apply(batch: UsageBatch) -> None:
         first[record.record_id] = (i, record.content_hash)
         staged.append(_stage_line(i, record))
 
+    # Validation above runs in parallel across workers; from here on, one batch of a
+    # data center at a time, so a record in two concurrent batches is decided once.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_ADVISORY_NAMESPACE, dc_id])
     outcomes: dict[int, tuple] = {}
     if staged:
         outcomes = _classify_and_charge(batch, dc_id, staged)

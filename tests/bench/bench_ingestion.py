@@ -158,7 +158,7 @@ def main() -> None:
             "-Q",
             "bench",
             "-c",
-            "1",
+            os.environ.get("BENCH_WORKERS", "2"),
             "--without-gossip",
             "--without-mingle",
             "-l",

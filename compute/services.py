@@ -172,7 +172,9 @@ def redemption_request(
 ) -> Redemption:
     """The voucher's company asks a data center to bill this voucher under a contract."""
     if not _is_member(actor, voucher.company):
-        raise DomainError(_("Only the voucher's company may request a redemption."), "forbidden")
+        raise DomainError(
+            _("Only the voucher's company may request a redemption."), code="forbidden"
+        )
     contract_ref = (contract_ref or "").strip()
     errors: dict[str, list[str]] = {}
     if not contract_ref or len(contract_ref) > 100:

@@ -184,3 +184,16 @@ def test_admin_pages_open(admin_client, ledger_world):
         "/admin/compute/usagebatch/",
     ):
         assert admin_client.get(path).status_code == 200, path
+
+
+def test_only_the_vouchers_company_may_request_a_redemption(ledger_world, outsider):
+    from compute.services import redemption_request
+
+    with pytest.raises(DomainError) as err:
+        redemption_request(
+            voucher=ledger_world.voucher,
+            data_center=ledger_world.dc,
+            contract_ref="X",
+            actor=outsider,
+        )
+    assert err.value.code == "forbidden"

@@ -186,6 +186,14 @@ class Voucher(models.Model):
     valid_from = models.DateField(_("valid from"))
     valid_until = models.DateField(_("valid until"))
     status_reason = models.CharField(_("reason"), max_length=300, blank=True)
+    application = models.OneToOneField(
+        "Application",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="voucher",
+        verbose_name=_("application"),
+    )
     issued_at = models.DateTimeField(_("issued at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
@@ -258,3 +266,250 @@ class LedgerEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.voucher_id} {self.kind} {self.amount}"
+
+
+# --- applications ---------------------------------------------------------------------------
+
+
+class CompanyInvitation(models.Model):
+    """The owner invites a colleague by e-mail; the invitation is accepted by signing in
+    with that address and opening the link."""
+
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField(_("email address"))
+    token = models.CharField(max_length=64, unique=True)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    accepted_at = models.DateTimeField(_("accepted at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("invitation")
+        verbose_name_plural = _("invitations")
+
+    def __str__(self) -> str:
+        return self.email
+
+
+class ApplicationState(models.TextChoices):
+    DRAFT = "draft", _("Draft")
+    SUBMITTED = "submitted", _("Submitted")
+    SCREENING = "screening", _("Screening")
+    IN_REVIEW = "in_review", _("In review")
+    INFO_REQUESTED = "info_requested", _("Information requested")
+    RECOMMENDED = "recommended", _("Recommended")
+    NOT_RECOMMENDED = "not_recommended", _("Not recommended")
+    IN_NOTICE = "in_notice", _("In public notice")
+    APPROVED = "approved", _("Approved")
+    REJECTED = "rejected", _("Rejected")
+    WITHDRAWN = "withdrawn", _("Withdrawn")
+
+
+class Application(models.Model):
+    """A company's request for a voucher from one program."""
+
+    city = models.ForeignKey(City, on_delete=models.PROTECT, related_name="applications")
+    program = models.ForeignKey(Program, on_delete=models.PROTECT, related_name="applications")
+    company = models.ForeignKey(Company, on_delete=models.PROTECT, related_name="applications")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    state = models.CharField(
+        _("state"),
+        max_length=20,
+        choices=ApplicationState.choices,
+        default=ApplicationState.DRAFT,
+    )
+    # Where an answered information request sends the application back to.
+    resume_state = models.CharField(max_length=20, blank=True)
+    title = models.CharField(_("project title"), max_length=200, blank=True)
+    summary = models.TextField(_("summary"), blank=True)
+    model_plans = models.TextField(_("model plans"), blank=True)
+    requested_amount = money_field(_("requested amount"), null=True, blank=True)
+    declares_no_related_party = models.BooleanField(
+        _("the compute provider is not a related party"), default=False
+    )
+    declares_no_other_subsidy = models.BooleanField(
+        _("no other subsidy for the same contract"), default=False
+    )
+    declares_true_information = models.BooleanField(_("the information is true"), default=False)
+    eligibility = models.CharField(_("eligibility"), max_length=12, blank=True)
+    awarded_amount = money_field(_("awarded amount"), null=True, blank=True)
+    decision_reason = models.TextField(_("reason for the decision"), blank=True)
+    notice_ends_at = models.DateTimeField(_("public notice ends"), null=True, blank=True)
+    submitted_at = models.DateTimeField(_("submitted at"), null=True, blank=True)
+    decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("application")
+        verbose_name_plural = _("applications")
+        ordering = ["-submitted_at", "-id"]
+        indexes = [
+            models.Index(fields=["city", "state"], name="application_city_state"),
+            models.Index(fields=["program", "state"], name="application_program_state"),
+        ]
+
+    def __str__(self) -> str:
+        return f"A{self.pk} {self.title}"
+
+
+class ComputePlanRow(models.Model):
+    application = models.ForeignKey(
+        Application, on_delete=models.CASCADE, related_name="compute_plan"
+    )
+    accelerator = models.CharField(_("accelerator model"), max_length=64)
+    domestic = models.BooleanField(_("domestic chip"), default=False)
+    hours = models.DecimalField(_("accelerator-hours"), max_digits=12, decimal_places=1)
+    preferred_data_center = models.CharField(_("preferred data center"), max_length=120, blank=True)
+
+    class Meta:
+        verbose_name = _("compute plan row")
+        verbose_name_plural = _("compute plan rows")
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.accelerator} × {self.hours}"
+
+
+def _document_path(instance: Document, filename: str) -> str:
+    # Never the client's file name on disk: a random name under the application.
+    import secrets
+
+    return f"applications/{instance.application_id}/{secrets.token_hex(16)}"
+
+
+class Document(models.Model):
+    """A file the applicant uploaded. Stored under MEDIA_ROOT, never served statically:
+    downloads go through a view that checks access and audits staff downloads."""
+
+    application = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="documents")
+    doc_type = models.CharField(_("document type"), max_length=60)
+    file = models.FileField(upload_to=_document_path)
+    original_name = models.CharField(_("file name"), max_length=200)
+    content_type = models.CharField(max_length=40)
+    size = models.PositiveIntegerField(_("size"))
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    uploaded_at = models.DateTimeField(_("uploaded at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("document")
+        verbose_name_plural = _("documents")
+        ordering = ["doc_type", "id"]
+
+    def __str__(self) -> str:
+        return self.original_name
+
+
+class EligibilityOutcome(models.Model):
+    application = models.ForeignKey(
+        Application, on_delete=models.CASCADE, related_name="eligibility_outcomes"
+    )
+    rule = models.CharField(_("rule"), max_length=60)
+    outcome = models.CharField(_("outcome"), max_length=12)  # pass | fail | needs_review
+    message_zh = models.CharField(max_length=300)
+    message_en = models.CharField(max_length=300)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.rule}: {self.outcome}"
+
+    @property
+    def message(self) -> str:
+        return _localised(self, "message")
+
+
+class Review(models.Model):
+    """A reviewer's part in one application: assignment, conflict declaration, scores."""
+
+    application = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="reviews")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reviews"
+    )
+    assigned_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+"
+    )
+    assigned_at = models.DateTimeField(_("assigned at"), auto_now_add=True)
+    conflict = models.BooleanField(_("conflict of interest"), null=True)
+    conflict_note = models.CharField(_("conflict note"), max_length=300, blank=True)
+    scores = models.JSONField(_("scores"), default=dict, blank=True)
+    total = models.DecimalField(_("total score"), max_digits=6, decimal_places=2, null=True)
+    comment = models.TextField(_("comment"), blank=True)
+    recommend = models.BooleanField(_("recommends"), null=True)
+    submitted_at = models.DateTimeField(_("submitted at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("review")
+        verbose_name_plural = _("reviews")
+        constraints = [
+            models.UniqueConstraint(fields=["application", "reviewer"], name="review_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"review {self.pk}"
+
+
+class InfoRequest(models.Model):
+    application = models.ForeignKey(
+        Application, on_delete=models.CASCADE, related_name="info_requests"
+    )
+    asked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    question = models.TextField(_("question"))
+    asked_at = models.DateTimeField(auto_now_add=True)
+    answer = models.TextField(_("answer"), blank=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["asked_at"]
+
+    def __str__(self) -> str:
+        return self.question[:40]
+
+
+class Objection(models.Model):
+    """Raised by a signed-in user during public notice; must be resolved before approval."""
+
+    application = models.ForeignKey(
+        Application, on_delete=models.CASCADE, related_name="objections"
+    )
+    raised_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    text = models.TextField(_("objection"))
+    raised_at = models.DateTimeField(auto_now_add=True)
+    resolution = models.TextField(_("resolution"), blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["raised_at"]
+
+    def __str__(self) -> str:
+        return self.text[:40]
+
+
+class StateChange(models.Model):
+    """The application's timeline, shown to applicant and staff."""
+
+    application = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="timeline")
+    from_state = models.CharField(max_length=20)
+    to_state = models.CharField(max_length=20)
+    actor_label = models.CharField(max_length=200)
+    note = models.TextField(blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.from_state} → {self.to_state}"

@@ -1,0 +1,222 @@
+"""The eligibility engine: a catalogue of rule types with parameters, chosen per program.
+
+A program's `eligibility_rules` is a list like
+`[{"type": "founded_within_years", "years": 5}, {"type": "max_headcount", "max": 300}]`.
+Each rule gives `pass`, `fail` or `needs_review` (the data it needs is missing) with a
+message in both languages; the outcomes are stored with the application at submission.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from django.db.models import Sum
+from django.utils import timezone
+
+PASS, FAIL, NEEDS_REVIEW = "pass", "fail", "needs_review"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    rule: str
+    outcome: str
+    message_zh: str
+    message_en: str
+
+
+def _registered_in_city(app, params) -> Outcome:
+    company = app.company
+    if company.registered_city_id is None:
+        return Outcome(
+            "registered_in_city",
+            FAIL,
+            "企业注册地不在本市。",
+            "The company is not registered in this city.",
+        )
+    if company.registered_city_id == app.city_id:
+        return Outcome(
+            "registered_in_city",
+            PASS,
+            "企业在本市注册。",
+            "The company is registered in this city.",
+        )
+    return Outcome(
+        "registered_in_city",
+        FAIL,
+        "企业注册地不在本市。",
+        "The company is not registered in this city.",
+    )
+
+
+def _founded_within_years(app, params) -> Outcome:
+    years = int(params.get("years", 5))
+    founded = app.company.founded_on
+    if founded is None:
+        return Outcome(
+            "founded_within_years",
+            NEEDS_REVIEW,
+            "未填写成立日期。",
+            "The founding date is missing.",
+        )
+    today = timezone.localdate()
+    try:
+        limit = today.replace(year=today.year - years)
+    except ValueError:  # 29 February
+        limit = date(today.year - years, 2, 28)
+    if founded >= limit:
+        return Outcome(
+            "founded_within_years", PASS, f"成立不满 {years} 年。", f"Founded within {years} years."
+        )
+    return Outcome(
+        "founded_within_years",
+        FAIL,
+        f"成立已超过 {years} 年。",
+        f"Founded more than {years} years ago.",
+    )
+
+
+def _max_headcount(app, params) -> Outcome:
+    limit = int(params.get("max", 500))
+    headcount = app.company.headcount
+    if headcount is None:
+        return Outcome(
+            "max_headcount", NEEDS_REVIEW, "未填写员工人数。", "The headcount is missing."
+        )
+    if headcount <= limit:
+        return Outcome(
+            "max_headcount", PASS, f"员工不超过 {limit} 人。", f"At most {limit} employees."
+        )
+    return Outcome("max_headcount", FAIL, f"员工超过 {limit} 人。", f"More than {limit} employees.")
+
+
+def _max_revenue(app, params) -> Outcome:
+    limit = Decimal(str(params.get("max", "100000000")))
+    revenue = app.company.revenue_last_year
+    if revenue is None:
+        return Outcome(
+            "max_revenue", NEEDS_REVIEW, "未填写上年营业收入。", "Last year's revenue is missing."
+        )
+    if revenue <= limit:
+        return Outcome(
+            "max_revenue",
+            PASS,
+            f"上年营收不超过 ¥{limit:,.0f}。",
+            f"Revenue at most ¥{limit:,.0f}.",
+        )
+    return Outcome(
+        "max_revenue", FAIL, f"上年营收超过 ¥{limit:,.0f}。", f"Revenue above ¥{limit:,.0f}."
+    )
+
+
+def _required_documents(app, params) -> Outcome:
+    required = set(app.program.required_documents or [])
+    present = set(app.documents.values_list("doc_type", flat=True))
+    missing = sorted(required - present)
+    if not missing:
+        return Outcome(
+            "required_documents", PASS, "材料齐全。", "All required documents are attached."
+        )
+    listed = ", ".join(missing)
+    return Outcome(
+        "required_documents", FAIL, f"缺少材料：{listed}。", f"Missing documents: {listed}."
+    )
+
+
+def _declarations_made(app, params) -> Outcome:
+    if (
+        app.declares_no_related_party
+        and app.declares_no_other_subsidy
+        and app.declares_true_information
+    ):
+        return Outcome("declarations_made", PASS, "已作出全部声明。", "All declarations are made.")
+    return Outcome("declarations_made", FAIL, "声明不完整。", "Not every declaration is made.")
+
+
+def _no_open_application_in_program(app, params) -> Outcome:
+    from vouchers.models import Application, ApplicationState
+
+    closed = [ApplicationState.REJECTED, ApplicationState.WITHDRAWN, ApplicationState.DRAFT]
+    others = (
+        Application.objects.filter(program=app.program, company=app.company)
+        .exclude(pk=app.pk)
+        .exclude(state__in=closed)
+    )
+    if others.exists():
+        return Outcome(
+            "no_open_application_in_program",
+            FAIL,
+            "本企业在该项目已有进行中的申请。",
+            "The company already has an open application in this program.",
+        )
+    return Outcome(
+        "no_open_application_in_program", PASS, "无进行中的其他申请。", "No other open application."
+    )
+
+
+def _within_company_yearly_cap(app, params) -> Outcome:
+    from vouchers.models import Voucher
+
+    cap = Decimal(str(params["cap"])) if "cap" in params else app.program.company_yearly_cap
+    if cap is None:
+        return Outcome(
+            "within_company_yearly_cap",
+            PASS,
+            "项目未设年度上限。",
+            "The program sets no yearly cap.",
+        )
+    year = timezone.localdate().year
+    awarded = Voucher.objects.filter(
+        city_id=app.city_id, company=app.company, issued_at__year=year
+    ).aggregate(total=Sum("face_value"))["total"] or Decimal("0")
+    requested = app.requested_amount or Decimal("0")
+    if awarded + requested <= cap:
+        return Outcome(
+            "within_company_yearly_cap",
+            PASS,
+            f"本年已获 ¥{awarded:,.2f}，加本次申请未超过上限 ¥{cap:,.2f}。",
+            f"¥{awarded:,.2f} awarded this year plus this request stay within the ¥{cap:,.2f} cap.",
+        )
+    return Outcome(
+        "within_company_yearly_cap",
+        FAIL,
+        f"本年已获 ¥{awarded:,.2f}，加本次申请超过上限 ¥{cap:,.2f}。",
+        f"¥{awarded:,.2f} awarded this year plus this request exceed the ¥{cap:,.2f} cap.",
+    )
+
+
+CATALOGUE: dict[str, Callable] = {
+    "registered_in_city": _registered_in_city,
+    "founded_within_years": _founded_within_years,
+    "max_headcount": _max_headcount,
+    "max_revenue": _max_revenue,
+    "required_documents": _required_documents,
+    "declarations_made": _declarations_made,
+    "no_open_application_in_program": _no_open_application_in_program,
+    "within_company_yearly_cap": _within_company_yearly_cap,
+}
+
+
+def rules_problem(rules: object) -> str | None:
+    """Why a program's rule list is malformed, or None."""
+    if not isinstance(rules, list):
+        return "a list of rules is expected"
+    for rule in rules:
+        if not isinstance(rule, dict) or rule.get("type") not in CATALOGUE:
+            return f"unknown rule {rule!r}; known: {', '.join(sorted(CATALOGUE))}"
+    return None
+
+
+def evaluate(app) -> list[Outcome]:
+    return [CATALOGUE[rule["type"]](app, rule) for rule in app.program.eligibility_rules or []]
+
+
+def summary(outcomes: list[Outcome]) -> str:
+    kinds = {o.outcome for o in outcomes}
+    if FAIL in kinds:
+        return FAIL
+    if NEEDS_REVIEW in kinds:
+        return NEEDS_REVIEW
+    return PASS

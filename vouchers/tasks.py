@@ -1,0 +1,103 @@
+"""Notifications of the application workflow, sent by Celery after the change commits,
+each in the recipient's language."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.conf import settings
+from django.core.mail import send_mail
+from django.utils import translation
+from django.utils.translation import gettext as _
+
+from vouchers.models import Application, CompanyInvitation, Review
+
+
+def _texts(event: str) -> tuple[str, str]:
+    # Listed here in full so that makemessages finds every message.
+    return {
+        "submitted": (
+            _("[Suanli] Application received: %(title)s"),
+            _("We received your application to %(program)s. City staff will screen it."),
+        ),
+        "info_requested": (
+            _("[Suanli] More information needed: %(title)s"),
+            _("City staff ask: %(question)s\n\nAnswer on the application's page."),
+        ),
+        "recommended": (
+            _("[Suanli] Recommended: %(title)s"),
+            _("Your application to %(program)s is recommended; an approver decides next."),
+        ),
+        "in_notice": (
+            _("[Suanli] In public notice: %(title)s"),
+            _(
+                "Your application to %(program)s is recommended and in public notice "
+                "until %(until)s."
+            ),
+        ),
+        "not_recommended": (
+            _("[Suanli] Not recommended: %(title)s"),
+            _("Your application to %(program)s is not recommended: %(reason)s"),
+        ),
+        "approved": (
+            _("[Suanli] Approved, voucher %(voucher)s: %(title)s"),
+            _("Approved: ¥%(amount)s. Your voucher is %(voucher)s, valid until %(valid_until)s."),
+        ),
+        "rejected": (
+            _("[Suanli] Not approved: %(title)s"),
+            _("Your application to %(program)s was not approved: %(reason)s"),
+        ),
+    }[event]
+
+
+@shared_task(acks_late=True, time_limit=120, soft_time_limit=110)
+def application_notify(application_id: int, event: str) -> int:
+    application = Application.objects.select_related("program", "company").get(pk=application_id)
+    voucher = getattr(application, "voucher", None) if event == "approved" else None
+    question = (
+        application.info_requests.order_by("-asked_at").values_list("question", flat=True).first()
+    )
+    sent = 0
+    for user in application.company.members.filter(is_active=True):
+        with translation.override(user.preferred_language):
+            subject, body = _texts(event)
+            values = {
+                "title": application.title,
+                "program": application.program.name,
+                "question": question or "",
+                "reason": application.decision_reason,
+                "until": application.notice_ends_at.date().isoformat()
+                if application.notice_ends_at
+                else "",
+                "voucher": voucher.code if voucher else "",
+                "amount": f"{application.awarded_amount or 0:,.2f}",
+                "valid_until": voucher.valid_until.isoformat() if voucher else "",
+            }
+            send_mail(subject % values, body % values, settings.DEFAULT_FROM_EMAIL, [user.email])
+        sent += 1
+    return sent
+
+
+@shared_task(acks_late=True, time_limit=120, soft_time_limit=110)
+def review_assigned_notify(review_id: int) -> None:
+    review = Review.objects.select_related("application__program", "reviewer").get(pk=review_id)
+    with translation.override(review.reviewer.preferred_language):
+        send_mail(
+            _("[Suanli] Please review: %(title)s") % {"title": review.application.title},
+            _("You are assigned to review application %(id)s in %(program)s.")
+            % {"id": review.application_id, "program": review.application.program.name},
+            settings.DEFAULT_FROM_EMAIL,
+            [review.reviewer.email],
+        )
+
+
+@shared_task(acks_late=True, time_limit=120, soft_time_limit=110)
+def invitation_send(invitation_id: int) -> None:
+    invitation = CompanyInvitation.objects.select_related("company").get(pk=invitation_id)
+    send_mail(
+        _("[Suanli] You are invited to join %(company)s")
+        % {"company": invitation.company.legal_name},
+        _("Sign in or register with this address, then open /company/join/%(token)s/")
+        % {"token": invitation.token},
+        settings.DEFAULT_FROM_EMAIL,
+        [invitation.email],
+    )

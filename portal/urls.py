@@ -29,6 +29,7 @@ urlpatterns = [
     # The voucher-holder's /my/…, the data-center console /dc/…, and compute's city
     # pages; before the portal's /<city_slug>/ catch-all.
     path("", include("compute.urls")),
+    path("", include("vouchers.urls")),
     path("", include((portal_patterns, "portal"))),
 ]
 

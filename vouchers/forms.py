@@ -1,0 +1,278 @@
+from __future__ import annotations
+
+import json
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from portal.models import City
+from vouchers.models import ApplicationState, Program
+
+
+class CompanyForm(forms.Form):
+    legal_name = forms.CharField(label=_("Legal name"), max_length=200)
+    credit_code = forms.CharField(
+        label=_("Unified social credit code"),
+        max_length=18,
+        min_length=18,
+        help_text=_("18 characters, as on the business licence."),
+    )
+    registered_city = forms.ModelChoiceField(
+        label=_("Registered in"),
+        queryset=City.objects.filter(is_active=True),
+        required=False,
+        empty_label=_("Elsewhere"),
+    )
+    registered_address = forms.CharField(
+        label=_("Registered address"), max_length=300, required=False
+    )
+    founded_on = forms.DateField(
+        label=_("Founding date"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    headcount = forms.IntegerField(label=_("Headcount"), min_value=0, required=False)
+    revenue_last_year = forms.DecimalField(
+        label=_("Revenue last year (yuan)"),
+        min_value=0,
+        max_digits=14,
+        decimal_places=2,
+        required=False,
+    )
+
+
+class InviteForm(forms.Form):
+    email = forms.EmailField(label=_("E-mail address of the colleague"))
+
+
+class ProjectForm(forms.Form):
+    title = forms.CharField(label=_("Project title"), max_length=200, required=False)
+    summary = forms.CharField(
+        label=_("Summary"), widget=forms.Textarea(attrs={"rows": 4}), required=False
+    )
+    model_plans = forms.CharField(
+        label=_("Model plans"), widget=forms.Textarea(attrs={"rows": 4}), required=False
+    )
+
+
+class PlanRowForm(forms.Form):
+    accelerator = forms.CharField(label=_("Accelerator model"), max_length=64)
+    domestic = forms.BooleanField(label=_("Domestic chip"), required=False)
+    hours = forms.DecimalField(
+        label=_("Accelerator-hours"), min_value=1, max_digits=12, decimal_places=1
+    )
+    preferred_data_center = forms.CharField(
+        label=_("Preferred data center"), max_length=120, required=False
+    )
+
+
+PlanFormSet = forms.formset_factory(PlanRowForm, extra=2, max_num=20, validate_max=True)
+
+
+class AmountForm(forms.Form):
+    requested_amount = forms.DecimalField(
+        label=_("Requested amount (yuan)"),
+        min_value=0,
+        max_digits=14,
+        decimal_places=2,
+        required=False,
+    )
+    declares_no_related_party = forms.BooleanField(
+        label=_("The compute provider is not a related party of our company."), required=False
+    )
+    declares_no_other_subsidy = forms.BooleanField(
+        label=_("We receive no other subsidy for the same compute contract."), required=False
+    )
+    declares_true_information = forms.BooleanField(
+        label=_("The information in this application is true and complete."), required=False
+    )
+
+
+class DocumentForm(forms.Form):
+    doc_type = forms.ChoiceField(label=_("Document type"))
+    file = forms.FileField(label=_("File (PDF, PNG or JPEG, at most 20 MB)"))
+
+    def __init__(self, *args, types: list[str] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        choices = [(t, t) for t in types or []] + [("other", _("Other"))]
+        self.fields["doc_type"].choices = choices
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(
+        label=_("Reason"), widget=forms.Textarea(attrs={"rows": 3}), max_length=2000
+    )
+
+
+class QuestionForm(forms.Form):
+    question = forms.CharField(
+        label=_("What do you need to know?"),
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=2000,
+    )
+
+
+class AnswerForm(forms.Form):
+    answer = forms.CharField(
+        label=_("Your answer"), widget=forms.Textarea(attrs={"rows": 4}), max_length=5000
+    )
+
+
+class ApproveForm(forms.Form):
+    amount = forms.DecimalField(
+        label=_("Amount to award (yuan)"), min_value=0, max_digits=14, decimal_places=2
+    )
+
+
+class ConflictForm(forms.Form):
+    conflict = forms.TypedChoiceField(
+        label=_("Do you have a conflict of interest with this applicant?"),
+        choices=[("no", _("No conflict")), ("yes", _("Yes, I have a conflict"))],
+        coerce=lambda v: v == "yes",
+        widget=forms.RadioSelect,
+    )
+    note = forms.CharField(label=_("Note"), max_length=300, required=False)
+
+
+class ScoreForm(forms.Form):
+    comment = forms.CharField(
+        label=_("Comment"), widget=forms.Textarea(attrs={"rows": 3}), required=False
+    )
+    recommend = forms.TypedChoiceField(
+        label=_("Recommendation"),
+        choices=[("yes", _("Recommend")), ("no", _("Do not recommend"))],
+        coerce=lambda v: v == "yes",
+        widget=forms.RadioSelect,
+    )
+
+    def __init__(self, *args, rubric: list[dict] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.rubric = rubric or []
+        for i, criterion in enumerate(self.rubric):
+            self.fields[f"score_{i}"] = forms.IntegerField(
+                label=f"{criterion['name']} (0–{criterion['max']}, ×{criterion['weight']})",
+                min_value=0,
+                max_value=criterion["max"],
+            )
+
+    def scores(self) -> dict[str, int]:
+        return {c["name"]: self.cleaned_data[f"score_{i}"] for i, c in enumerate(self.rubric)}
+
+
+class AssignForm(forms.Form):
+    reviewer = forms.ModelChoiceField(label=_("Reviewer"), queryset=None)
+
+    def __init__(self, *args, reviewers=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["reviewer"].queryset = reviewers
+
+
+class ObjectionForm(forms.Form):
+    text = forms.CharField(
+        label=_("Your objection"), widget=forms.Textarea(attrs={"rows": 4}), max_length=5000
+    )
+
+
+class ResolveForm(forms.Form):
+    resolution = forms.CharField(
+        label=_("How was it resolved?"), widget=forms.Textarea(attrs={"rows": 3}), max_length=5000
+    )
+
+
+class QueueForm(forms.Form):
+    q = forms.CharField(label=_("Company name or credit code"), required=False, max_length=100)
+    program = forms.ModelChoiceField(
+        label=_("Program"), queryset=Program.objects.none(), required=False
+    )
+    state = forms.ChoiceField(label=_("State"), required=False)
+    assignee = forms.ModelChoiceField(label=_("Reviewer"), queryset=None, required=False)
+    eligibility = forms.ChoiceField(
+        label=_("Eligibility"),
+        required=False,
+        choices=[
+            ("", _("All")),
+            ("pass", _("Pass")),
+            ("fail", _("Fail")),
+            ("needs_review", _("Needs review")),
+        ],
+    )
+    sort = forms.ChoiceField(
+        label=_("Sort"),
+        required=False,
+        choices=[
+            ("-submitted_at", _("Newest first")),
+            ("submitted_at", _("Oldest first")),
+            ("-requested_amount", _("Largest request")),
+            ("company__legal_name", _("Company name")),
+        ],
+    )
+
+    def __init__(self, *args, city=None, reviewers=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["program"].queryset = Program.objects.filter(city=city)
+        self.fields["state"].choices = [("", _("All")), *list(ApplicationState.choices)]
+        self.fields["assignee"].queryset = reviewers
+
+
+class JSONListField(forms.CharField):
+    widget = forms.Textarea(attrs={"rows": 3})
+
+    def prepare_value(self, value):
+        if isinstance(value, list):
+            return json.dumps(value, ensure_ascii=False)
+        return value
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if not value:
+            return []
+        try:
+            parsed = json.loads(value)
+        except ValueError as error:
+            raise forms.ValidationError(
+                _('Write a JSON list, e.g. ["business_licence"].')
+            ) from error
+        if not isinstance(parsed, list):
+            raise forms.ValidationError(_("Write a JSON list."))
+        return parsed
+
+
+class ProgramForm(forms.ModelForm):
+    rubric = JSONListField(label=_("Scoring rubric (JSON)"), required=False)
+    required_documents = JSONListField(label=_("Required document types (JSON)"), required=False)
+    eligibility_rules = JSONListField(label=_("Eligibility rules (JSON)"), required=False)
+
+    class Meta:
+        model = Program
+        fields = [
+            "slug",
+            "name_zh",
+            "name_en",
+            "description_zh",
+            "description_en",
+            "status",
+            "opens_at",
+            "closes_at",
+            "budget",
+            "award_min",
+            "award_max",
+            "rate_domestic",
+            "rate_other",
+            "company_yearly_cap",
+            "validity_months",
+            "grace_days",
+            "reviews_required",
+            "rubric",
+            "notice_days",
+            "required_documents",
+            "eligibility_rules",
+            "hard_fail_rejects",
+        ]
+        widgets = {
+            "opens_at": forms.DateTimeInput(attrs={"type": "datetime-local"}),
+            "closes_at": forms.DateTimeInput(attrs={"type": "datetime-local"}),
+            "description_zh": forms.Textarea(attrs={"rows": 3}),
+            "description_en": forms.Textarea(attrs={"rows": 3}),
+        }
+
+    def _post_clean(self):
+        # The model's CheckConstraints are checked by the service with clearer messages.
+        pass

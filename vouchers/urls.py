@@ -1,0 +1,49 @@
+"""URLs of the application workflow: the company's pages under /company/, a city's
+public program pages and its staff pages under /<city_slug>/."""
+
+from django.urls import include, path
+
+from vouchers import views
+
+app_name = "vouchers"
+
+site_patterns = [
+    path("company/", views.company_home, name="company_home"),
+    path("company/<int:pk>/", views.company_detail, name="company"),
+    path("company/join/<str:token>/", views.invitation_accept, name="invitation"),
+    path("company/applications/<int:pk>/", views.application, name="application"),
+    path(
+        "company/applications/<int:pk>/<slug:action>/",
+        views.application_action,
+        name="application_action",
+    ),
+    path(
+        "company/applications/<int:pk>/documents/<int:document_id>/",
+        views.my_document,
+        name="my_document",
+    ),
+]
+
+city_patterns = [
+    path("programs/", views.programs, name="programs"),
+    path("programs/<slug:slug>/", views.program_detail, name="program"),
+    path("programs/<slug:slug>/notice/", views.notice, name="notice"),
+    path("staff/applications/", views.queue, name="queue"),
+    path("staff/applications/<int:pk>/", views.staff_application, name="staff_application"),
+    path(
+        "staff/applications/<int:pk>/documents/<int:document_id>/",
+        views.staff_document,
+        name="staff_document",
+    ),
+    path(
+        "staff/applications/<int:pk>/do/<slug:action>/",
+        views.staff_action,
+        name="staff_action",
+    ),
+    path("staff/programs/", views.staff_programs, name="staff_programs"),
+    path("staff/programs/new/", views.staff_program_edit, name="staff_program_new"),
+    path("staff/programs/<slug:slug>/", views.staff_program_edit, name="staff_program_edit"),
+    path("staff/programs/<slug:slug>/ranking/", views.staff_ranking, name="staff_ranking"),
+]
+
+urlpatterns = [*site_patterns, path("<slug:city_slug>/", include(city_patterns))]

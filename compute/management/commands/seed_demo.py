@@ -9,6 +9,7 @@ from django.db import transaction
 
 from compute.demo import operator_email, seed_compute, seed_compute_links
 from portal.demo import describe_logins, seed_portal
+from vouchers.demo import seed_vouchers
 
 
 class Command(BaseCommand):
@@ -18,10 +19,13 @@ class Command(BaseCommand):
         with transaction.atomic():
             cities = seed_portal()
             centers = seed_compute()
-            # (the vouchers app's seeding goes here)
+            applications = seed_vouchers()
             seed_compute_links()
         self.stdout.write(
-            self.style.SUCCESS(f"Demo ready: {len(cities)} cities, {len(centers)} data centers.")
+            self.style.SUCCESS(
+                f"Demo ready: {len(cities)} cities, {len(centers)} data centers, "
+                f"{applications} applications."
+            )
         )
         for line in describe_logins():
             self.stdout.write(f"  {line}")

@@ -20,6 +20,15 @@ from vouchers.models import Application, ApplicationState, Program, StateChange
 
 
 @pytest.fixture(autouse=True)
+def _english():
+    """Messages are asserted in English here (the default language is Chinese)."""
+    from django.utils import translation
+
+    with translation.override("en"):
+        yield
+
+
+@pytest.fixture(autouse=True)
 def _eager(settings):
     from portal.celery import app
 

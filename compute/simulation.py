@@ -32,9 +32,11 @@ def usage_records(
     count: int,
     end: datetime | None = None,
     domestic_share: float = 0.6,
+    not_before: dict[str, datetime] | None = None,
 ) -> list[dict]:
     """`count` usage records spread over the given vouchers, each a 1–24 hour job on 1–64
-    accelerators that ended in the last three days before `end`."""
+    accelerators that ended in the last three days before `end` — but not before the
+    voucher became valid (`not_before`, by voucher code), as a real bill would."""
     end = end or datetime.now(SHANGHAI)
     domestic = [a for a in ACCELERATORS if a[1]]
     other = [a for a in ACCELERATORS if not a[1]]
@@ -46,14 +48,18 @@ def usage_records(
         )
         cards = rng.choice([1, 2, 4, 8, 8, 16, 32, 64])
         hours = rng.randint(1, 24)
+        voucher = rng.choice(vouchers)
         finished = end - timedelta(minutes=rng.randint(5, 3 * 24 * 60))
+        earliest = (not_before or {}).get(voucher)
+        if earliest is not None and finished < earliest + timedelta(minutes=1):
+            finished = min(end, earliest + timedelta(minutes=rng.randint(1, 60)))
         started = finished - timedelta(hours=hours)
         price = Decimal(rng.randint(low * 100, high * 100)) / 100
         quantity = Decimal(cards * hours).quantize(Decimal("0.001"))
         records.append(
             {
                 "record_id": f"{prefix}-{stamp}-{i:05d}-{rng.randrange(16**4):04x}",
-                "voucher": rng.choice(vouchers),
+                "voucher": voucher,
                 "started_at": started.isoformat(timespec="seconds"),
                 "ended_at": finished.isoformat(timespec="seconds"),
                 "resource": model,

@@ -77,6 +77,7 @@ class DataCenterSimulator:
     vouchers: list[str] = field(default_factory=list)
     log: list[dict] = field(default_factory=list)
     redemption_changes: list[dict] = field(default_factory=list)
+    valid_from: dict[str, Any] = field(default_factory=dict)  # voucher code -> datetime
     faults: list[Fault] = field(default_factory=list)
     requests: int = 0
 
@@ -107,6 +108,7 @@ class DataCenterSimulator:
                 prefix=f"{self.slug}-sim{self.seed}-{len(self.log):07d}",
                 vouchers=self.vouchers,
                 count=count,
+                not_before=self.valid_from,
             )
             self.log.extend(records)
             return records

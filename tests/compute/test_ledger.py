@@ -197,3 +197,23 @@ def test_only_the_vouchers_company_may_request_a_redemption(ledger_world, outsid
             actor=outsider,
         )
     assert err.value.code == "forbidden"
+
+
+def test_simulated_usage_never_ends_before_the_voucher_starts():
+    import random
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from compute.simulation import usage_records
+
+    start = datetime(2026, 11, 29, tzinfo=ZoneInfo("Asia/Shanghai"))
+    end = datetime(2026, 11, 29, 5, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+    records = usage_records(
+        rng=random.Random(2),
+        prefix="x",
+        vouchers=["V1"],
+        count=100,
+        end=end,
+        not_before={"V1": start},
+    )
+    assert all(start < datetime.fromisoformat(r["ended_at"]) <= end for r in records)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import time
+from datetime import date, datetime
+from datetime import time as dtime
 from urllib.parse import urlsplit
 
 import httpx
 from django.core.management.base import BaseCommand, CommandError
 
+from compute.simulation import SHANGHAI
 from compute.simulator import DataCenterSimulator, serve
 
 
@@ -82,6 +85,16 @@ class Command(BaseCommand):
             return
         for redemption in response.json()["results"]:
             if redemption["status"] == "active":
-                sim.hold(redemption["voucher"])
+                code = redemption["voucher"]
+                if code not in sim.valid_from:
+                    detail = httpx.get(
+                        f"{portal.rstrip('/')}/api/v1/vouchers/{code}",
+                        headers={"Authorization": f"Bearer {key}"},
+                        timeout=10,
+                    )
+                    if detail.status_code == 200:
+                        day = date.fromisoformat(detail.json()["valid_from"])
+                        sim.valid_from[code] = datetime.combine(day, dtime.min, tzinfo=SHANGHAI)
+                sim.hold(code)
             elif redemption["status"] == "requested":
                 sim.answer_redemption(redemption["id"], "active", redemption["contract_ref"])

@@ -4,8 +4,9 @@ system would: list its active redemptions, push a batch, wait for the results.""
 from __future__ import annotations
 
 import random
-import time
+import time as clock
 from collections import Counter
+from datetime import date, datetime, time
 from decimal import Decimal
 
 import httpx
@@ -13,7 +14,18 @@ from django.core.management.base import BaseCommand, CommandError
 
 from compute.models import DataCenter
 from compute.services import api_key_issue
-from compute.simulation import usage_records
+from compute.simulation import SHANGHAI, usage_records
+
+
+def _valid_from(client: httpx.Client, codes: list[str]) -> dict[str, datetime]:
+    """When each voucher starts, from the API (a billing system checks before billing)."""
+    starts = {}
+    for code in codes:
+        response = client.get(f"/api/v1/vouchers/{code}")
+        if response.status_code == 200:
+            day = date.fromisoformat(response.json()["valid_from"])
+            starts[code] = datetime.combine(day, time.min, tzinfo=SHANGHAI)
+    return starts
 
 
 class Command(BaseCommand):
@@ -58,7 +70,7 @@ class Command(BaseCommand):
                 self._push(dc.slug, url, keys[dc.slug], records, rng)
             if not every:
                 return
-            time.sleep(every)
+            clock.sleep(every)
 
     def _push(self, slug: str, url: str, key: str, count: int, rng: random.Random) -> None:
         headers = {"Authorization": f"Bearer {key}"}
@@ -75,7 +87,13 @@ class Command(BaseCommand):
             if not vouchers:
                 self.stdout.write(f"{slug}: no active redemptions; nothing to bill.")
                 return
-            batch = usage_records(rng=rng, prefix=slug, vouchers=vouchers, count=count)
+            batch = usage_records(
+                rng=rng,
+                prefix=slug,
+                vouchers=vouchers,
+                count=count,
+                not_before=_valid_from(client, vouchers),
+            )
             response = client.post("/api/v1/usage/batches", json={"records": batch})
             if response.status_code not in (200, 202):
                 self.stderr.write(f"{slug}: {response.status_code} {response.text[:200]}")
@@ -85,7 +103,7 @@ class Command(BaseCommand):
                 body = client.get(status_url).json()
                 if body["status"] == "done":
                     break
-                time.sleep(0.5)
+                clock.sleep(0.5)
             else:
                 self.stdout.write(f"{slug}: batch {body['id']} still {body['status']}.")
                 return

@@ -93,3 +93,15 @@ def voucher_search(*, vouchers: QuerySet[Voucher], query: str, status: str) -> Q
     if status:
         vouchers = vouchers.filter(status=status)
     return vouchers
+
+
+def settlement_list(*, data_center: DataCenter):
+    from compute.models import Settlement
+
+    return Settlement.objects.filter(data_center=data_center).select_related("city")
+
+
+def city_settlements(*, city: City):
+    from compute.models import Settlement
+
+    return Settlement.objects.filter(city=city).select_related("data_center")

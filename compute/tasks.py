@@ -82,3 +82,11 @@ def reminders_send_task() -> int:
     from compute.jobs import reminders_send
 
     return reminders_send()
+
+
+@shared_task(acks_late=True, time_limit=3600, soft_time_limit=3500)
+def settlements_monthly() -> int:
+    """Beat, on the 1st: draft statements of the month that just ended."""
+    from compute.settlements import previous_month, settlements_build_month
+
+    return len(settlements_build_month(period=previous_month()))

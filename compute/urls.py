@@ -3,7 +3,7 @@ the reserved /my/ and /dc/ prefixes); `city_patterns` inside /<city_slug>/."""
 
 from django.urls import include, path
 
-from compute import views
+from compute import settlement_views, views
 
 app_name = "compute"
 
@@ -30,6 +30,21 @@ site_patterns = [
     path("dc/<slug:slug>/keys/", views.console_keys, name="console_keys"),
     path("dc/<slug:slug>/keys/<int:pk>/revoke/", views.console_key_revoke, name="console_revoke"),
     path("dc/<slug:slug>/sync/", views.console_sync, name="console_sync"),
+    path(
+        "dc/<slug:slug>/settlements/",
+        settlement_views.console_settlements,
+        name="console_settlements",
+    ),
+    path(
+        "dc/<slug:slug>/settlements/<int:pk>/",
+        settlement_views.console_settlement,
+        name="console_settlement",
+    ),
+    path(
+        "dc/<slug:slug>/settlements/<int:pk>/<str:download>/",
+        settlement_views.console_settlement,
+        name="console_settlement_download",
+    ),
 ]
 
 city_patterns = [
@@ -42,6 +57,17 @@ city_patterns = [
     ),
     path("staff/data-centers/", views.staff_data_centers, name="staff_data_centers"),
     path("staff/sync/", views.staff_sync, name="staff_sync"),
+    path("staff/settlements/", settlement_views.staff_settlements, name="staff_settlements"),
+    path(
+        "staff/settlements/<int:pk>/",
+        settlement_views.staff_settlement,
+        name="staff_settlement",
+    ),
+    path(
+        "staff/settlements/<int:pk>/<str:download>/",
+        settlement_views.staff_settlement,
+        name="staff_settlement_download",
+    ),
 ]
 
 urlpatterns = [*site_patterns, path("<slug:city_slug>/", include(city_patterns))]

@@ -211,6 +211,8 @@ SPECTACULAR_SETTINGS = {
         "BatchStatusEnum": ["queued", "processing", "done"],
         "RecordResultStatusEnum": ["accepted", "duplicate", "rejected"],
         "UsageRecordStatusEnum": ["accepted", "void"],
+        "SettlementStatusEnum": ["draft", "issued", "confirmed", "paid"],
+        "LineKindEnum": ["usage", "adjustment"],
     },
 }
 
@@ -252,6 +254,10 @@ CELERY_BEAT_SCHEDULE = {
     "reconcile-ledger-nightly": {
         "task": "compute.tasks.ledger_reconcile_task",
         "schedule": crontab(hour=1, minute=30),
+    },
+    "draft-monthly-settlements": {
+        "task": "compute.tasks.settlements_monthly",
+        "schedule": crontab(day_of_month=1, hour=3, minute=0),
     },
     "send-reminders": {
         "task": "compute.tasks.reminders_send_task",

@@ -183,3 +183,37 @@ class RedemptionPage(serializers.Serializer):
 class UsageRecordPage(serializers.Serializer):
     results = UsageRecordOut(many=True)
     next = serializers.URLField(allow_null=True)
+
+
+class SettlementOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    city = serializers.CharField(source="city.slug")
+    period = serializers.SerializerMethodField()
+    status = serializers.ChoiceField(choices=["draft", "issued", "confirmed", "paid"])
+    records = serializers.IntegerField()
+    amount_total = MoneyField()
+    covered_total = MoneyField()
+
+    def get_period(self, obj) -> str:
+        return f"{obj.period:%Y-%m}"
+
+
+class SettlementLineOut(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["usage", "adjustment"])
+    record_id = serializers.CharField()
+    voucher = serializers.CharField(source="voucher_code")
+    amount = MoneyField()
+    covered_amount = MoneyField()
+
+
+class SettlementDetailOut(SettlementOut):
+    lines = SettlementLineOut(many=True, source="lines.all")
+
+
+class SettlementPage(serializers.Serializer):
+    results = SettlementOut(many=True)
+    next = serializers.URLField(allow_null=True)
+
+
+class SettlementListQuery(serializers.Serializer):
+    period = serializers.RegexField(r"^[1-9]\d{3}-(0[1-9]|1[0-2])$", required=False)

@@ -19,6 +19,8 @@ urlpatterns = [
     path("v1/usage/batches", views.BatchCreate.as_view(), name="batch_create"),
     path("v1/usage/batches/<int:pk>", views.BatchDetail.as_view(), name="batch_detail"),
     path("v1/usage/records", views.UsageRecordList.as_view(), name="record_list"),
+    path("v1/settlements", views.SettlementList.as_view(), name="settlement_list"),
+    path("v1/settlements/<int:pk>", views.SettlementDetail.as_view(), name="settlement_detail"),
     re_path(
         r"^v1/usage/records/(?P<record_id>[A-Za-z0-9._:-]{1,64})/void$",
         views.UsageRecordVoid.as_view(),

@@ -254,3 +254,34 @@ class UsageRecordVoid(DataCenterView):
             data_center=self.data_center, record_id=record_id, reason=data.validated_data["reason"]
         )
         return Response(s.UsageRecordOut(record).data)
+
+
+class SettlementList(DataCenterView):
+    @extend_schema(
+        operation_id="settlement_list",
+        parameters=[s.SettlementListQuery],
+        responses={200: s.SettlementPage, **ERRORS},
+    )
+    def get(self, request):
+        from compute.settlements import parse_period
+
+        query = _query(s.SettlementListQuery, request)
+        # Drafts are the city's working copies: data centers see statements once issued.
+        settlements = selectors.settlement_list(data_center=self.data_center).exclude(
+            status="draft"
+        )
+        if "period" in query:
+            settlements = settlements.filter(period=parse_period(query["period"]))
+        return self.paginate(request, settlements, s.SettlementOut)
+
+
+class SettlementDetail(DataCenterView):
+    @extend_schema(operation_id="settlement_get", responses={200: s.SettlementDetailOut, **ERRORS})
+    def get(self, request, pk: int):
+        settlement = get_object_or_404(
+            selectors.settlement_list(data_center=self.data_center)
+            .exclude(status="draft")
+            .prefetch_related("lines"),
+            pk=pk,
+        )
+        return Response(s.SettlementDetailOut(settlement).data)

@@ -58,6 +58,8 @@ def test_schema_describes_exactly_the_contract(client, db):
         "/api/v1/redemptions",
         "/api/v1/redemptions/{id}/accept",
         "/api/v1/redemptions/{id}/reject",
+        "/api/v1/settlements",
+        "/api/v1/settlements/{id}",
         "/api/v1/usage/batches",
         "/api/v1/usage/batches/{id}",
         "/api/v1/usage/records",

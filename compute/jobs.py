@@ -187,4 +187,36 @@ def reminders_send(*, today: date | None = None) -> int:
                     "covered."
                 ),
             )
+    sent += _remind_reviewers()
+    return sent
+
+
+def _remind_reviewers() -> int:
+    """Reviews assigned more than five days ago and still not in."""
+    from vouchers.models import ApplicationState, Review
+
+    cutoff = timezone.now() - timedelta(days=5)
+    pending = (
+        Review.objects.filter(
+            assigned_at__lt=cutoff,
+            submitted_at__isnull=True,
+            application__state=ApplicationState.IN_REVIEW,
+        )
+        .exclude(conflict=True)
+        .select_related("reviewer", "application")
+    )
+    sent = 0
+    for review in pending:
+        if not _remind_once("review_pending", str(review.pk)):
+            continue
+        with translation.override(review.reviewer.preferred_language):
+            send_mail(
+                str(_("[Suanli] A review is waiting: %(title)s"))
+                % {"title": review.application.title},
+                str(_("Application %(id)s has waited for your review since %(since)s."))
+                % {"id": review.application_id, "since": review.assigned_at.date().isoformat()},
+                settings.DEFAULT_FROM_EMAIL,
+                [review.reviewer.email],
+            )
+        sent += 1
     return sent

@@ -392,3 +392,23 @@ def test_program_validation(shanghai):
     assert {"award_min", "award_max", "rate_other", "rubric"} <= set(err.value.fields)
     with pytest.raises(DomainError):
         services.program_save(city=shanghai.city, actor=shanghai.reviewer, values=program_values())
+
+
+def test_reviewers_are_reminded_once_after_five_days(sz_program, shenzhen, startup_user):
+    from compute.jobs import reminders_send
+    from vouchers.models import Review
+
+    company = services.company_create(
+        actor=startup_user, legal_name="X", credit_code="91440300708461136T"
+    )
+    app = complete_draft(sz_program, company, startup_user)
+    services.application_submit(application=app, actor=startup_user)
+    services.application_start_screening(application=app, actor=shenzhen.manager)
+    services.application_pass_screening(application=app, actor=shenzhen.manager)
+    services.review_assign(application=app, actor=shenzhen.manager, reviewer=shenzhen.reviewer)
+    mail.outbox.clear()
+    assert reminders_send() == 0
+    Review.objects.update(assigned_at=timezone.now() - timedelta(days=6))
+    assert reminders_send() == 1
+    assert mail.outbox[0].to == [shenzhen.reviewer.email]
+    assert reminders_send() == 0

@@ -199,3 +199,12 @@ def test_redemption_changes_in_the_feed_are_applied(
     requested.refresh_from_db()
     assert (requested.status, requested.contract_ref) == ("active", "GA-77-SIGNED")
     assert w.other_voucher.redemptions.get().status == "active"
+
+
+def test_the_simulator_also_pushes_like_a_client(ledger_world, live_server):
+    sim = DataCenterSimulator(slug="guian", token="t", seed=4)
+    sim.hold(ledger_world.voucher.code)
+    records = sim.generate(5)
+    result = sim.push(live_server.url, ledger_world.key, records)
+    assert result["status"] == 202
+    assert result["body"]["received"] == 5

@@ -51,5 +51,14 @@ def new_page(browser):
         context.close()
 
 
+def sign_in(page, base: str, email: str) -> None:
+    """Through the real sign-in form (the factories' password)."""
+    page.goto(f"{base}/accounts/login/")
+    page.fill("input[name=login]", email)
+    page.fill("input[name=password]", "pw-for-tests")
+    page.click("main form button[type=submit]")
+    page.wait_for_load_state()
+
+
 # The ledger world and its helpers, shared with the compute tests.
 from tests.compute.conftest import eager_tasks, ledger_world, operator  # noqa: E402, F401

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.e2e.conftest import sign_in
 from tests.factories import UserFactory
 from vouchers import services
 from vouchers.models import Application
@@ -12,14 +13,6 @@ from vouchers.models import Application
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
-
-
-def sign_in(page, base, email):
-    page.goto(f"{base}/accounts/login/")
-    page.fill("input[name=login]", email)
-    page.fill("input[name=password]", "pw-for-tests")
-    page.click("main form button[type=submit]")
-    page.wait_for_load_state()
 
 
 def test_apply_screen_approve_and_see_the_voucher(live_server, new_page, shanghai, tmp_path):

@@ -10,16 +10,9 @@ import pytest
 
 from compute.models import Redemption, RedemptionStatus
 from tests.compute.conftest import record
+from tests.e2e.conftest import sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-
-def sign_in(page, base, email):
-    page.goto(f"{base}/accounts/login/")
-    page.fill("input[name=login]", email)
-    page.fill("input[name=password]", "pw-for-tests")
-    page.click("main form button[type=submit]")
-    page.wait_for_load_state()
 
 
 def test_redemption_and_usage_in_the_browser(

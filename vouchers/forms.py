@@ -6,7 +6,8 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from portal.models import City
-from vouchers.models import ApplicationState, Program
+from vouchers.models import ApplicationState, EligibilityResult, Program
+from vouchers.services import PROGRAM_FIELDS
 
 
 class CompanyForm(forms.Form):
@@ -187,12 +188,7 @@ class QueueForm(forms.Form):
     eligibility = forms.ChoiceField(
         label=_("Eligibility"),
         required=False,
-        choices=[
-            ("", _("All")),
-            ("pass", _("Pass")),
-            ("fail", _("Fail")),
-            ("needs_review", _("Needs review")),
-        ],
+        choices=[("", _("All")), *EligibilityResult.choices],
     )
     sort = forms.ChoiceField(
         label=_("Sort"),
@@ -242,30 +238,7 @@ class ProgramForm(forms.ModelForm):
 
     class Meta:
         model = Program
-        fields = [
-            "slug",
-            "name_zh",
-            "name_en",
-            "description_zh",
-            "description_en",
-            "status",
-            "opens_at",
-            "closes_at",
-            "budget",
-            "award_min",
-            "award_max",
-            "rate_domestic",
-            "rate_other",
-            "company_yearly_cap",
-            "validity_months",
-            "grace_days",
-            "reviews_required",
-            "rubric",
-            "notice_days",
-            "required_documents",
-            "eligibility_rules",
-            "hard_fail_rejects",
-        ]
+        fields = PROGRAM_FIELDS
         widgets = {
             "opens_at": forms.DateTimeInput(attrs={"type": "datetime-local"}),
             "closes_at": forms.DateTimeInput(attrs={"type": "datetime-local"}),

@@ -292,6 +292,12 @@ class CompanyInvitation(models.Model):
         return self.email
 
 
+class EligibilityResult(models.TextChoices):
+    PASS = "pass", _("Pass")
+    FAIL = "fail", _("Fail")
+    NEEDS_REVIEW = "needs_review", _("Needs review")
+
+
 class ApplicationState(models.TextChoices):
     DRAFT = "draft", _("Draft")
     SUBMITTED = "submitted", _("Submitted")
@@ -334,7 +340,9 @@ class Application(models.Model):
         _("no other subsidy for the same contract"), default=False
     )
     declares_true_information = models.BooleanField(_("the information is true"), default=False)
-    eligibility = models.CharField(_("eligibility"), max_length=12, blank=True)
+    eligibility = models.CharField(
+        _("eligibility"), max_length=12, blank=True, choices=EligibilityResult.choices
+    )
     awarded_amount = money_field(_("awarded amount"), null=True, blank=True)
     decision_reason = models.TextField(_("reason for the decision"), blank=True)
     notice_ends_at = models.DateTimeField(_("public notice ends"), null=True, blank=True)
@@ -410,7 +418,7 @@ class EligibilityOutcome(models.Model):
         Application, on_delete=models.CASCADE, related_name="eligibility_outcomes"
     )
     rule = models.CharField(_("rule"), max_length=60)
-    outcome = models.CharField(_("outcome"), max_length=12)  # pass | fail | needs_review
+    outcome = models.CharField(_("outcome"), max_length=12, choices=EligibilityResult.choices)
     message_zh = models.CharField(max_length=300)
     message_en = models.CharField(max_length=300)
 

@@ -51,6 +51,14 @@ def _page(request: HttpRequest, items, size: int = PAGE_SIZE):
     return Paginator(items, size).get_page(request.GET.get("page"))
 
 
+def _report(request: HttpRequest, error: DomainError) -> None:
+    """A service's refusal as messages, field by field (for pages without a form)."""
+    messages.error(request, error.message)
+    for field, errors in error.fields.items():
+        for message in errors:
+            messages.error(request, f"{field}: {message}")
+
+
 def _run(request: HttpRequest, form, action: Callable[[], object], done: str) -> bool:
     """Call a service for a valid form; put its refusal on the form. True when done."""
     try:
@@ -315,10 +323,7 @@ def application_action(request: HttpRequest, pk: int, action: str) -> HttpRespon
     try:
         steps[action]()
     except DomainError as error:
-        messages.error(request, error.message)
-        for field, errors in error.fields.items():
-            for message in errors:
-                messages.error(request, f"{field}: {message}")
+        _report(request, error)
     else:
         messages.success(request, _("Done."))
     return redirect("vouchers:application", pk=app.pk)
@@ -474,10 +479,7 @@ def staff_action(request: HttpRequest, city_slug: str, pk: int, action: str) -> 
     try:
         steps[action]()
     except DomainError as error:
-        messages.error(request, error.message)
-        for field, errors in error.fields.items():
-            for message in errors:
-                messages.error(request, f"{field}: {message}")
+        _report(request, error)
     else:
         messages.success(request, _("Done."))
     return redirect("vouchers:staff_application", city_slug=city_slug, pk=app.pk)

@@ -278,7 +278,7 @@ def _step(
     before = application.state
     application.state = target
     application.save()
-    StateChange.objects.create(
+    change = StateChange.objects.create(
         application=application,
         from_state=before,
         to_state=target,
@@ -295,7 +295,9 @@ def _step(
     if notify:
         from vouchers.tasks import application_notify
 
-        transaction.on_commit(lambda: application_notify.delay(application.pk, notify))
+        # The change's id, not just the application's: the worker may run after a later
+        # step has replaced the application's reason or question.
+        transaction.on_commit(lambda: application_notify.delay(application.pk, notify, change.pk))
     return application
 
 

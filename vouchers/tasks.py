@@ -9,7 +9,8 @@ from django.core.mail import send_mail
 from django.utils import translation
 from django.utils.translation import gettext as _
 
-from vouchers.models import Application, CompanyInvitation, Review
+from portal.models import User
+from vouchers.models import Application, CompanyInvitation, Review, StateChange
 
 
 def _texts(event: str) -> tuple[str, str]:
@@ -50,11 +51,30 @@ def _texts(event: str) -> tuple[str, str]:
 
 
 @shared_task(acks_late=True, time_limit=120, soft_time_limit=110)
-def application_notify(application_id: int, event: str) -> int:
+def application_notify(application_id: int, event: str, change_id: int | None = None) -> int:
+    """Tell the company's members about a state change, each in their language. The
+    reason or question comes from the change itself (`change_id`), so a later step
+    cannot leak into this message."""
     application = Application.objects.select_related("program", "company").get(pk=application_id)
     voucher = getattr(application, "voucher", None) if event == "approved" else None
+    note = (
+        StateChange.objects.filter(pk=change_id, application=application)
+        .values_list("note", flat=True)
+        .first()
+        if change_id
+        else None
+    )
     question = (
-        application.info_requests.order_by("-asked_at").values_list("question", flat=True).first()
+        note
+        if note is not None and event == "info_requested"
+        else application.info_requests.order_by("-asked_at")
+        .values_list("question", flat=True)
+        .first()
+    )
+    reason = (
+        note
+        if note is not None and event in ("not_recommended", "rejected")
+        else application.decision_reason
     )
     sent = 0
     for user in application.company.members.filter(is_active=True):
@@ -64,7 +84,7 @@ def application_notify(application_id: int, event: str) -> int:
                 "title": application.title,
                 "program": application.program.name,
                 "question": question or "",
-                "reason": application.decision_reason,
+                "reason": reason,
                 "until": application.notice_ends_at.date().isoformat()
                 if application.notice_ends_at
                 else "",
@@ -93,6 +113,14 @@ def review_assigned_notify(review_id: int) -> None:
 @shared_task(acks_late=True, time_limit=120, soft_time_limit=110)
 def invitation_send(invitation_id: int) -> None:
     invitation = CompanyInvitation.objects.select_related("company").get(pk=invitation_id)
+    # The invitee may already have an account; then their language, else the site's.
+    invitee = User.objects.filter(email__iexact=invitation.email).first()
+    language = invitee.preferred_language if invitee else settings.LANGUAGE_CODE
+    with translation.override(language):
+        _invitation_mail(invitation)
+
+
+def _invitation_mail(invitation: CompanyInvitation) -> None:
     send_mail(
         _("[Suanli] You are invited to join %(company)s")
         % {"company": invitation.company.legal_name},

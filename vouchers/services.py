@@ -415,6 +415,18 @@ def document_add(*, application: Application, actor: User, doc_type: str, upload
             size=upload.size,
             uploaded_by=actor,
         )
+        audit_record(
+            action="document.add",
+            city=application.city,
+            actor=actor,
+            target=document,
+            data={
+                "application": application.pk,
+                "doc_type": doc_type,
+                "content_type": content_type,
+                "size": document.size,
+            },
+        )
     return document
 
 

@@ -13,6 +13,7 @@ from django.db import connection
 from django.utils import timezone
 
 from portal.errors import DomainError
+from portal.models import AuditEvent
 from tests.vouchers.conftest import PNG, complete_draft, program_values
 from vouchers import services, workflow
 from vouchers.credit_code import credit_code_problem
@@ -361,9 +362,11 @@ def test_documents_are_judged_by_content(sh_program, company, startup_user, name
     app = services.application_create(program=sh_program, company=company, actor=startup_user)
     upload = SimpleUploadedFile(name, content)
     if ok:
-        assert services.document_add(
+        document = services.document_add(
             application=app, actor=startup_user, doc_type="x", upload=upload
         )
+        event = AuditEvent.objects.get(action="document.add")
+        assert event.city == sh_program.city and event.data["size"] == document.size
     else:
         with pytest.raises(DomainError):
             services.document_add(application=app, actor=startup_user, doc_type="x", upload=upload)

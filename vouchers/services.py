@@ -258,6 +258,16 @@ def parties(application: Application, user: User) -> set[str]:
     return found
 
 
+def application_actions(application: Application, user: User) -> list[str]:
+    """What the user may do now, for the templates: the transition table's actions for
+    their parties, less approving an application they reviewed (separation of duties,
+    which `application_approve` enforces too)."""
+    actions = workflow.allowed_actions(application.state, parties(application, user))
+    if "approve" in actions and application.reviews.filter(reviewer=user).exists():
+        actions.remove("approve")
+    return actions
+
+
 def _step(
     application: Application,
     *,

@@ -22,7 +22,7 @@ from portal.errors import DomainError
 from portal.forms import apply_domain_error
 from portal.models import Role
 from portal.tenancy import has_role, roles_in_city, staff_required
-from vouchers import selectors, services, workflow
+from vouchers import selectors, services
 from vouchers.forms import (
     AmountForm,
     AnswerForm,
@@ -242,7 +242,6 @@ def application(request: HttpRequest, pk: int) -> HttpResponse:
         after = request.POST.get("go", "stay")
         nxt = STEPS[min(STEPS.index(step) + 1, len(STEPS) - 1)] if after == "next" else step
         return redirect(f"{request.path}?step={nxt}")
-    parties = services.parties(app, request.user)
     return render(
         request,
         "vouchers/application.html",
@@ -252,7 +251,7 @@ def application(request: HttpRequest, pk: int) -> HttpResponse:
             "steps": STEPS,
             "editable": editable,
             "problems": services.application_problems(app) if editable else {},
-            "actions": workflow.allowed_actions(app.state, parties),
+            "actions": services.application_actions(app, request.user),
             "answer_form": AnswerForm(),
             **forms,
         },
@@ -387,7 +386,6 @@ def _city_application(request: HttpRequest, pk: int) -> Application:
 @staff_required()
 def staff_application(request: HttpRequest, city_slug: str, pk: int) -> HttpResponse:
     app = _city_application(request, pk)
-    parties = services.parties(app, request.user)
     own_review = app.reviews.filter(reviewer=request.user).first()
     return render(
         request,
@@ -395,7 +393,7 @@ def staff_application(request: HttpRequest, city_slug: str, pk: int) -> HttpResp
         {
             "city": request.city,
             "app": app,
-            "actions": workflow.allowed_actions(app.state, parties),
+            "actions": services.application_actions(app, request.user),
             "roles": roles_in_city(request.user, request.city),
             "reviews": app.reviews.select_related("reviewer"),
             "own_review": own_review,

@@ -1,0 +1,118 @@
+"""Every page of the workflow renders, in both languages, in every state an application
+can be in, for each party; and offers only the actions the transition table allows."""
+
+from __future__ import annotations
+
+import pytest
+from django.conf import settings
+from django.urls import reverse
+
+from tests.factories import UserFactory
+from tests.vouchers.conftest import RUBRIC, complete_draft, program_values
+from vouchers import services, workflow
+from vouchers.models import Application, ApplicationState
+
+STAFF_BUTTONS = [
+    "start_screening",
+    "pass_screening",
+    "fail_screening",
+    "request_info",
+    "assign",
+    "approve",
+    "reject",
+]
+
+
+@pytest.fixture
+def program(shanghai):
+    return services.program_save(
+        city=shanghai.city,
+        actor=shanghai.manager,
+        values=program_values(reviews_required=1, rubric=RUBRIC, notice_days=5),
+    )
+
+
+@pytest.mark.parametrize("language", ["zh-hans", "en"])
+def test_every_page_renders_in_every_state(
+    client, program, shanghai, company, startup_user, language
+):
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = language
+    app = complete_draft(program, company, startup_user)
+    services.application_submit(application=app, actor=startup_user)
+    services.review_assign(application=app, actor=shanghai.manager, reviewer=shanghai.reviewer)
+    staff_url = f"/shanghai/staff/applications/{app.pk}/"
+    for state in ApplicationState.values:
+        Application.objects.filter(pk=app.pk).update(state=state)
+        client.force_login(startup_user)
+        for step in ("", "?step=project", "?step=plan", "?step=amount", "?step=documents"):
+            response = client.get(f"/company/applications/{app.pk}/{step}")
+            assert response.status_code == 200, (state, step)
+        page = client.get(f"/company/applications/{app.pk}/?step=review").content.decode()
+        for action in ("submit", "withdraw", "answer_info"):
+            url = reverse("vouchers:application_action", kwargs={"pk": app.pk, "action": action})
+            allowed = workflow.allowed(action, state, {workflow.MEMBER})
+            if action == "withdraw" and state == ApplicationState.DRAFT:
+                allowed = False  # a draft is simply left; the page offers no withdrawal
+            assert (url in page) == allowed, (state, action)
+        assert client.get("/company/").status_code == 200
+        for user in shanghai.staff():
+            client.force_login(user)
+            response = client.get(staff_url)
+            if state == ApplicationState.DRAFT:
+                assert response.status_code == 404
+                continue
+            assert response.status_code == 200, (state, user.email)
+            page = response.content.decode()
+            app.refresh_from_db()
+            allowed = set(services.application_actions(app, user))
+            for action in STAFF_BUTTONS:
+                url = reverse(
+                    "vouchers:staff_action",
+                    kwargs={"city_slug": "shanghai", "pk": app.pk, "action": action},
+                )
+                assert (url in page) == (action in allowed), (state, user.email, action)
+    for user in shanghai.staff():
+        client.force_login(user)
+        for path in (
+            "/shanghai/staff/applications/",
+            "/shanghai/staff/programs/",
+            f"/shanghai/staff/programs/{program.slug}/ranking/",
+        ):
+            assert client.get(path).status_code == 200, (path, user.email)
+    client.force_login(shanghai.manager)
+    assert client.get(f"/shanghai/staff/programs/{program.slug}/").status_code == 200
+    assert client.get("/shanghai/staff/programs/new/").status_code == 200
+    for path in ("/shanghai/programs/", f"/shanghai/programs/{program.slug}/"):
+        assert client.get(path).status_code == 200
+    assert client.get(f"/shanghai/programs/{program.slug}/notice/").status_code == 200
+
+
+def test_an_approver_who_reviewed_is_not_offered_approval(
+    client, program, shanghai, company, startup_user
+):
+    from tests.factories import MembershipFactory
+
+    MembershipFactory(user=shanghai.approver, city=shanghai.city, role="reviewer")
+    app = complete_draft(program, company, startup_user)
+    services.application_submit(application=app, actor=startup_user)
+    services.application_start_screening(application=app, actor=shanghai.manager)
+    services.application_pass_screening(application=app, actor=shanghai.manager)
+    services.review_assign(application=app, actor=shanghai.manager, reviewer=shanghai.approver)
+    services.review_declare(application=app, actor=shanghai.approver, conflict=False)
+    services.review_submit(
+        application=app,
+        actor=shanghai.approver,
+        scores={"team": 9, "plan": 9},
+        comment="ok",
+        recommend=True,
+    )
+    app.refresh_from_db()
+    assert app.state == "in_notice"
+    approve = f"/shanghai/staff/applications/{app.pk}/do/approve/"
+    client.force_login(shanghai.approver)
+    assert approve not in client.get(f"/shanghai/staff/applications/{app.pk}/").content.decode()
+    assert "reject" in services.application_actions(app, shanghai.approver)
+    other = UserFactory(email="approver2@shanghai.test")
+    MembershipFactory(user=other, city=shanghai.city, role="approver")
+    client.force_login(other)
+    assert approve in client.get(f"/shanghai/staff/applications/{app.pk}/").content.decode()

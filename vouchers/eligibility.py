@@ -14,7 +14,9 @@ from datetime import date
 from decimal import Decimal
 
 from django.db.models import Sum
-from django.utils import timezone
+from django.utils import timezone, translation
+
+from vouchers.models import document_type_label
 
 PASS, FAIL, NEEDS_REVIEW = "pass", "fail", "needs_review"
 
@@ -119,9 +121,12 @@ def _required_documents(app, params) -> Outcome:
         return Outcome(
             "required_documents", PASS, "材料齐全。", "All required documents are attached."
         )
-    listed = ", ".join(missing)
+    with translation.override("zh-hans"):
+        listed_zh = "、".join(document_type_label(d) for d in missing)
+    with translation.override("en"):
+        listed_en = ", ".join(document_type_label(d) for d in missing)
     return Outcome(
-        "required_documents", FAIL, f"缺少材料：{listed}。", f"Missing documents: {listed}."
+        "required_documents", FAIL, f"缺少材料：{listed_zh}。", f"Missing documents: {listed_en}."
     )
 
 

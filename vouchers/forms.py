@@ -6,7 +6,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from portal.models import City
-from vouchers.models import ApplicationState, EligibilityResult, Program
+from vouchers.models import ApplicationState, EligibilityResult, Program, document_type_label
 from vouchers.services import PROGRAM_FIELDS
 
 
@@ -93,7 +93,8 @@ class DocumentForm(forms.Form):
 
     def __init__(self, *args, types: list[str] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        choices = [(t, t) for t in types or []] + [("other", _("Other"))]
+        choices = [(t, document_type_label(t)) for t in types or [] if t != "other"]
+        choices.append(("other", document_type_label("other")))
         self.fields["doc_type"].choices = choices
 
 

@@ -110,6 +110,10 @@ class Program(models.Model):
         return _localised(self, "description")
 
     @property
+    def required_document_labels(self) -> list[str]:
+        return [document_type_label(t) for t in self.required_documents or []]
+
+    @property
     def budget_remaining(self) -> Decimal:
         return self.budget - self.allocated
 
@@ -389,6 +393,24 @@ def _document_path(instance: Document, filename: str) -> str:
     return f"applications/{instance.application_id}/{secrets.token_hex(16)}"
 
 
+# Names of the usual document types, so that pages show "营业执照" rather than the
+# identifier a program lists in `required_documents`. A program may require a type not
+# listed here; it is then shown as written.
+DOCUMENT_TYPES = {
+    "business_licence": _("Business licence"),
+    "compute_contract": _("Compute purchase contract"),
+    "invoice": _("Invoice"),
+    "financial_statement": _("Financial statements"),
+    "project_plan": _("Project plan"),
+    "tax_certificate": _("Tax certificate"),
+    "other": _("Other"),
+}
+
+
+def document_type_label(doc_type: str) -> str:
+    return str(DOCUMENT_TYPES.get(doc_type, doc_type))
+
+
 class Document(models.Model):
     """A file the applicant uploaded. Stored under MEDIA_ROOT, never served statically:
     downloads go through a view that checks access and audits staff downloads."""
@@ -411,6 +433,10 @@ class Document(models.Model):
 
     def __str__(self) -> str:
         return self.original_name
+
+    @property
+    def doc_type_label(self) -> str:
+        return document_type_label(self.doc_type)
 
 
 class EligibilityOutcome(models.Model):

@@ -110,3 +110,22 @@ def test_unknown_rules_are_refused_when_saving_a_program(shanghai):
             values=program_values(eligibility_rules=[{"type": "astrology"}]),
         )
     assert "eligibility_rules" in err.value.fields
+
+
+def test_missing_documents_are_named_in_both_languages(app):
+    app.program.required_documents = ["business_licence", "compute_contract", "board_minutes"]
+    app.program.save(update_fields=["required_documents"])
+    result = outcome(app, {"type": "required_documents"})
+    assert result.message_zh == "缺少材料：board_minutes、算力采购合同。"
+    assert result.message_en == "Missing documents: board_minutes, Compute purchase contract."
+
+
+def test_document_types_are_shown_by_name_in_the_readers_language(client, app, startup_user):
+    from django.conf import settings
+
+    client.force_login(startup_user)
+    url = f"/company/applications/{app.pk}/?step=documents"
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "zh-hans"
+    assert "营业执照" in client.get(url).content.decode()
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    assert "Business licence" in client.get(url).content.decode()

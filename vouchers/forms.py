@@ -199,6 +199,7 @@ class QueueForm(forms.Form):
             ("submitted_at", _("Oldest first")),
             ("-requested_amount", _("Largest request")),
             ("company__legal_name", _("Company name")),
+            ("-average", _("Highest average score")),
         ],
     )
 

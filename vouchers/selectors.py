@@ -3,7 +3,7 @@ simply not there (a 404 by construction)."""
 
 from __future__ import annotations
 
-from django.db.models import Avg, Count, Prefetch, Q, QuerySet
+from django.db.models import Avg, Count, F, Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from portal.models import City, Role, User
@@ -82,7 +82,10 @@ def application_queue(*, city: City, filters: dict) -> QuerySet[Application]:
         apps = apps.filter(reviews__reviewer=filters["assignee"])
     if filters.get("eligibility"):
         apps = apps.filter(eligibility=filters["eligibility"])
-    return apps.order_by(filters.get("sort") or "-submitted_at", "-id")
+    sort = filters.get("sort") or "-submitted_at"
+    if sort == "-average":  # unscored applications last, not first as PostgreSQL would
+        return apps.order_by(F("average").desc(nulls_last=True), "-id")
+    return apps.order_by(sort, "-id")
 
 
 def program_ranking(*, program: Program) -> QuerySet[Application]:

@@ -297,3 +297,27 @@ def test_company_home_runs_the_same_queries_for_few_or_many_applications(
         )
         complete_draft(sh_program, other, startup_user)
     assert _queries(client, "/company/") <= few
+
+
+def test_queue_sorts_by_average_score_with_unscored_last(client, shanghai):
+    program = services.program_save(
+        city=shanghai.city,
+        actor=shanghai.manager,
+        values=program_values(reviews_required=2, rubric=RUBRIC),
+    )
+    _fill(program, shanghai, 3, seed=4)
+    low, high, unscored = Application.objects.order_by("pk")
+    for app, score in ((low, 3), (high, 9)):
+        services.review_declare(application=app, actor=shanghai.reviewer, conflict=False)
+        services.review_submit(
+            application=app,
+            actor=shanghai.reviewer,
+            scores={"team": score, "plan": score},
+            comment="",
+            recommend=True,
+        )
+    client.force_login(shanghai.manager)
+    page = client.get("/shanghai/staff/applications/?sort=-average").content.decode()
+    names = [a.company.legal_name for a in (high, low, unscored)]
+    positions = [page.index(n) for n in names]
+    assert positions == sorted(positions)

@@ -40,6 +40,7 @@ from vouchers.models import (
     ProgramStatus,
     Review,
     StateChange,
+    document_type_label,
 )
 
 MAX_DOCUMENT_BYTES = 20 * 1024 * 1024
@@ -470,7 +471,8 @@ def application_problems(application: Application) -> dict[str, list[str]]:
     present = set(application.documents.values_list("doc_type", flat=True))
     missing = [t for t in program.required_documents or [] if t not in present]
     if missing:
-        errors["documents"] = [_("Missing documents: %(types)s.") % {"types": ", ".join(missing)}]
+        names = ", ".join(document_type_label(t) for t in missing)
+        errors["documents"] = [_("Missing documents: %(types)s.") % {"types": names}]
     return errors
 
 

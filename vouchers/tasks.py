@@ -10,7 +10,14 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 
 from portal.models import User
-from vouchers.models import Application, CompanyInvitation, Review, StateChange
+from vouchers.models import (
+    Application,
+    ApplicationState,
+    CompanyInvitation,
+    EligibilityResult,
+    Review,
+    StateChange,
+)
 
 
 def _texts(event: str) -> tuple[str, str]:
@@ -57,12 +64,20 @@ def application_notify(application_id: int, event: str, change_id: int | None = 
     cannot leak into this message."""
     application = Application.objects.select_related("program", "company").get(pk=application_id)
     voucher = getattr(application, "voucher", None) if event == "approved" else None
-    note = (
+    change = (
         StateChange.objects.filter(pk=change_id, application=application)
-        .values_list("note", flat=True)
+        .values("note", "from_state")
         .first()
         if change_id
         else None
+    )
+    note = change["note"] if change else None
+    # Refused at submission by the eligibility rules: the reasons are the failed rules,
+    # whose messages exist in both languages, so each member reads them in theirs.
+    failed_rules = (
+        list(application.eligibility_outcomes.filter(outcome=EligibilityResult.FAIL))
+        if change and change["from_state"] == ApplicationState.DRAFT
+        else []
     )
     question = (
         note
@@ -80,6 +95,8 @@ def application_notify(application_id: int, event: str, change_id: int | None = 
     for user in application.company.members.filter(is_active=True):
         with translation.override(user.preferred_language):
             subject, body = _texts(event)
+            if failed_rules:
+                reason = "; ".join(o.message for o in failed_rules)
             values = {
                 "title": application.title,
                 "program": application.program.name,

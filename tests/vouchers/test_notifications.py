@@ -134,3 +134,28 @@ def test_an_invitation_is_sent_in_the_invitees_language_when_known(
     assert subjects["known@startup.test"].startswith("[Suanli] You are invited to join")
     assert "[Suanli]" not in subjects["new@startup.test"]  # the site's language, Chinese
     assert company.legal_name in subjects["new@startup.test"]
+
+
+def test_an_eligibility_refusal_gives_each_member_the_reasons_in_their_language(
+    shanghai, company, startup_user, django_capture_on_commit_callbacks
+):
+    startup_user.preferred_language = "zh-hans"
+    startup_user.save(update_fields=["preferred_language"])
+    english = UserFactory(email="coo@startup.test", preferred_language="en")
+    company.members.add(english)
+    program = services.program_save(
+        city=shanghai.city,
+        actor=shanghai.manager,
+        values=program_values(
+            eligibility_rules=[{"type": "max_headcount", "max": 10}], hard_fail_rejects=True
+        ),
+    )
+    app = complete_draft(program, company, startup_user)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.application_submit(application=app, actor=startup_user)
+    app.refresh_from_db()
+    assert app.state == "not_recommended"
+    bodies = {m.to[0]: m.body for m in mail.outbox}
+    assert "More than 10 employees." in bodies[english.email]
+    assert "员工超过 10 人。" in bodies[startup_user.email]
+    assert "employees" not in bodies[startup_user.email]

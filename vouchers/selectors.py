@@ -103,8 +103,14 @@ def program_ranking(*, program: Program) -> QuerySet[Application]:
 
 
 def notice_list(*, program: Program) -> QuerySet[Application]:
+    """What the public notice shows: applications whose notice period is running. Once
+    it has ended they wait for the approver, out of the public list."""
     return (
-        Application.objects.filter(program=program, state=ApplicationState.IN_NOTICE)
+        Application.objects.filter(
+            program=program,
+            state=ApplicationState.IN_NOTICE,
+            notice_ends_at__gt=timezone.now(),
+        )
         .select_related("company")
         .order_by("notice_ends_at")
     )

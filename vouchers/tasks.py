@@ -79,6 +79,12 @@ def application_notify(application_id: int, event: str, change_id: int | None = 
         if change and change["from_state"] == ApplicationState.DRAFT
         else []
     )
+    # Not recommended by the reviews: the tally, in each member's language (the stored
+    # note is in the language of the reviewer who happened to submit last).
+    reviews_tally = None
+    if change and change["from_state"] == ApplicationState.IN_REVIEW and event == "not_recommended":
+        done = application.reviews.filter(submitted_at__isnull=False, conflict=False)
+        reviews_tally = {"yes": done.filter(recommend=True).count(), "n": done.count()}
     question = (
         note
         if note is not None and event == "info_requested"
@@ -97,6 +103,8 @@ def application_notify(application_id: int, event: str, change_id: int | None = 
             subject, body = _texts(event)
             if failed_rules:
                 reason = "; ".join(o.message for o in failed_rules)
+            elif reviews_tally:
+                reason = _("%(yes)s of %(n)s reviews recommend.") % reviews_tally
             values = {
                 "title": application.title,
                 "program": application.program.name,

@@ -159,3 +159,31 @@ def test_an_eligibility_refusal_gives_each_member_the_reasons_in_their_language(
     assert "More than 10 employees." in bodies[english.email]
     assert "员工超过 10 人。" in bodies[startup_user.email]
     assert "employees" not in bodies[startup_user.email]
+
+
+def test_a_review_refusal_gives_the_tally_in_each_members_language(
+    sz_program, shenzhen, company, startup_user, django_capture_on_commit_callbacks
+):
+    from django.utils import translation
+
+    startup_user.preferred_language = "en"
+    startup_user.save(update_fields=["preferred_language"])
+    app = complete_draft(sz_program, company, startup_user)
+    services.application_submit(application=app, actor=startup_user)
+    services.application_start_screening(application=app, actor=shenzhen.manager)
+    services.application_pass_screening(application=app, actor=shenzhen.manager)
+    with django_capture_on_commit_callbacks(execute=True), translation.override("zh-hans"):
+        for reviewer in (shenzhen.reviewer, shenzhen.reviewer2):
+            services.review_assign(application=app, actor=shenzhen.manager, reviewer=reviewer)
+            services.review_declare(application=app, actor=reviewer, conflict=False)
+            services.review_submit(
+                application=app,
+                actor=reviewer,
+                scores={"team": 2, "plan": 2},
+                comment="",
+                recommend=False,
+            )
+    app.refresh_from_db()
+    assert app.state == "not_recommended"
+    (body,) = [m.body for m in mail.outbox if m.to == [startup_user.email]]
+    assert body.endswith("0 of 2 reviews recommend.")

@@ -227,3 +227,21 @@ def test_program_managers_edit_programs_with_validation(client, sh_program, shan
     assert response.context["form"].errors["award_min"]
     client.force_login(shanghai.reviewer)
     assert client.get(url).status_code == 403
+
+
+def test_the_public_notice_lists_an_application_only_during_its_period(
+    client, sz_program, shenzhen, startup_user, outsider
+):
+    company = services.company_create(
+        actor=startup_user, legal_name="深圳公司", credit_code="91440300708461136T"
+    )
+    app = complete_draft(sz_program, company, startup_user)
+    services.application_submit(application=app, actor=startup_user)
+    Application.objects.filter(pk=app.pk).update(
+        state="in_notice", notice_ends_at="2020-01-01T00:00:00+08:00"
+    )
+    url = f"/shenzhen/programs/{sz_program.slug}/notice/"
+    assert "深圳公司" not in client.get(url).content.decode()
+    client.force_login(outsider)
+    assert client.post(url, {"application": app.pk, "text": "迟到的异议"}).status_code == 404
+    assert not app.objections.exists()

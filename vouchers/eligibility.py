@@ -8,13 +8,15 @@ message in both languages; the outcomes are stored with the application at submi
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 from django.db.models import Sum
 from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 
 from vouchers.models import document_type_label
 
@@ -204,13 +206,52 @@ CATALOGUE: dict[str, Callable] = {
 }
 
 
+# Parameters each rule accepts, with the kind of number; all are optional (each rule has
+# a default). Checked when a program is saved, so a submission never meets a bad one.
+PARAMETERS: dict[str, dict[str, type]] = {
+    "founded_within_years": {"years": int},
+    "max_headcount": {"max": int},
+    "max_revenue": {"max": Decimal},
+    "within_company_yearly_cap": {"cap": Decimal},
+}
+
+
+def _number_problem(value: object, kind: type) -> bool:
+    if isinstance(value, bool):
+        return True
+    try:
+        number = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return True
+    if not number.is_finite() or number < 0:
+        return True
+    return kind is int and number != number.to_integral_value()
+
+
 def rules_problem(rules: object) -> str | None:
-    """Why a program's rule list is malformed, or None."""
+    """Why a program's rule list is malformed, or None (a translated message)."""
     if not isinstance(rules, list):
-        return "a list of rules is expected"
+        return _("A list of rules is expected.")
     for rule in rules:
         if not isinstance(rule, dict) or rule.get("type") not in CATALOGUE:
-            return f"unknown rule {rule!r}; known: {', '.join(sorted(CATALOGUE))}"
+            return _("Unknown rule %(rule)s; the catalogue has: %(known)s.") % {
+                "rule": json.dumps(rule, ensure_ascii=False, default=str),
+                "known": ", ".join(sorted(CATALOGUE)),
+            }
+        allowed = PARAMETERS.get(rule["type"], {})
+        for name, value in rule.items():
+            if name == "type":
+                continue
+            if name not in allowed:
+                return _("The rule %(rule)s takes no parameter “%(name)s”.") % {
+                    "rule": rule["type"],
+                    "name": name,
+                }
+            if _number_problem(value, allowed[name]):
+                return _("The parameter “%(name)s” of %(rule)s must be a number of 0 or more.") % {
+                    "rule": rule["type"],
+                    "name": name,
+                }
     return None
 
 

@@ -129,3 +129,45 @@ def test_document_types_are_shown_by_name_in_the_readers_language(client, app, s
     assert "营业执照" in client.get(url).content.decode()
     client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
     assert "Business licence" in client.get(url).content.decode()
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        {"type": "max_headcount", "max": "lots"},
+        {"type": "max_headcount", "max": 2.5},
+        {"type": "max_headcount", "max": -1},
+        {"type": "founded_within_years", "years": True},
+        {"type": "max_revenue", "max": "NaN"},
+        {"type": "within_company_yearly_cap", "cap": None},
+        {"type": "registered_in_city", "city": "beijing"},
+    ],
+)
+def test_rule_parameters_are_checked_when_saving_a_program(shanghai, rule):
+    """A bad parameter must be refused here, not crash every later submission."""
+    from portal.errors import DomainError
+    from tests.vouchers.conftest import program_values
+
+    with pytest.raises(DomainError) as err:
+        services.program_save(
+            city=shanghai.city,
+            actor=shanghai.manager,
+            values=program_values(eligibility_rules=[rule]),
+        )
+    assert "eligibility_rules" in err.value.fields
+
+
+def test_good_rule_parameters_are_accepted(shanghai):
+    from tests.vouchers.conftest import program_values
+
+    rules = [
+        {"type": "max_headcount", "max": 300},
+        {"type": "max_revenue", "max": "50000000"},
+        {"type": "founded_within_years", "years": 5},
+        {"type": "within_company_yearly_cap", "cap": "3000000.00"},
+        {"type": "within_company_yearly_cap"},
+    ]
+    program = services.program_save(
+        city=shanghai.city, actor=shanghai.manager, values=program_values(eligibility_rules=rules)
+    )
+    assert program.eligibility_rules == rules

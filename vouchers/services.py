@@ -178,6 +178,10 @@ def rubric_problem(rubric: object) -> str | None:
                 "Each criterion needs a name, a positive weight and a positive maximum, "
                 'e.g. {"name": "Team", "weight": 1, "max": 10}.'
             )
+    names = [str(c["name"]).strip() for c in rubric]
+    if len(set(names)) != len(names):
+        # The scoring form has one field per criterion name.
+        return _("Each criterion needs a name of its own.")
     return None
 
 
@@ -207,7 +211,10 @@ def program_validate(values: dict) -> dict[str, list[str]]:
     problem = eligibility.rules_problem(values.get("eligibility_rules") or [])
     if problem:
         add("eligibility_rules", problem)
-    if not isinstance(values.get("required_documents") or [], list):
+    documents = values.get("required_documents") or []
+    if not isinstance(documents, list) or not all(
+        isinstance(d, str) and d.strip() for d in documents
+    ):
         add("required_documents", _("A list of document types is expected."))
     return errors
 

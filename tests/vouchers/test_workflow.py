@@ -415,3 +415,25 @@ def test_reviewers_are_reminded_once_after_five_days(sz_program, shenzhen, start
     assert reminders_send() == 1
     assert mail.outbox[0].to == [shenzhen.reviewer.email]
     assert reminders_send() == 0
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "overrides"),
+    [
+        (
+            "rubric",
+            [{"name": "team", "weight": 1, "max": 10}, {"name": "team", "weight": 2, "max": 5}],
+            {"reviews_required": 1},
+        ),
+        ("required_documents", ["business_licence", 5], {}),
+        ("required_documents", ["business_licence", " "], {}),
+    ],
+)
+def test_program_validation_of_rubric_names_and_document_types(shanghai, field, value, overrides):
+    with pytest.raises(DomainError) as err:
+        services.program_save(
+            city=shanghai.city,
+            actor=shanghai.manager,
+            values=program_values(**{field: value, **overrides}),
+        )
+    assert field in err.value.fields

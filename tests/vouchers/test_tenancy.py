@@ -321,3 +321,25 @@ def test_queue_sorts_by_average_score_with_unscored_last(client, shanghai):
     names = [a.company.legal_name for a in (high, low, unscored)]
     positions = [page.index(n) for n in names]
     assert positions == sorted(positions)
+
+
+def test_queue_pages_keep_their_filters(client, shanghai, monkeypatch):
+    from vouchers import views
+
+    monkeypatch.setattr(views, "PAGE_SIZE", 2)
+    monkeypatch.setattr(views._page, "__defaults__", (2,))
+    program = services.program_save(
+        city=shanghai.city,
+        actor=shanghai.manager,
+        values=program_values(reviews_required=2, rubric=RUBRIC),
+    )
+    _fill(program, shanghai, 5, seed=6)
+    client.force_login(shanghai.manager)
+    first = client.get("/shanghai/staff/applications/?state=in_review&sort=company__legal_name")
+    page = first.content.decode()
+    assert "队列公司6-0" in page and "队列公司6-2" not in page
+    assert "state=in_review" in page and "page=2" in page
+    second = client.get(
+        "/shanghai/staff/applications/?state=in_review&sort=company__legal_name&page=2"
+    ).content.decode()
+    assert "队列公司6-2" in second and "队列公司6-0" not in second

@@ -40,6 +40,9 @@ def _filtered(request: HttpRequest, settlements):
             messages.error(request, error.message)
     if status in SettlementStatus.values:
         settlements = settlements.filter(status=status)
+    data_center = request.GET.get("data_center", "")
+    if data_center:
+        settlements = settlements.filter(data_center__slug=data_center)
     return settlements.order_by("-period", "id")
 
 
@@ -83,6 +86,9 @@ def staff_settlements(request: HttpRequest, city_slug: str) -> HttpResponse:
             messages.success(request, _("%(n)s draft statement(s) built.") % {"n": len(built)})
         return redirect(request.path)
     settlements = _filtered(request, selectors.city_settlements(city=request.city))
+    registrations = request.city.registrations.select_related("data_center").order_by(
+        "data_center__slug"
+    )
     return render(
         request,
         "compute/staff_settlements.html",
@@ -91,6 +97,7 @@ def staff_settlements(request: HttpRequest, city_slug: str) -> HttpResponse:
             "page": _page(request, settlements),
             "can_manage": can_manage,
             "default_period": f"{previous_month():%Y-%m}",
+            "data_centers": [r.data_center for r in registrations],
             "statuses": SettlementStatus.choices,
         },
     )

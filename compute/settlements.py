@@ -213,6 +213,12 @@ def settlement_confirm(
 ) -> Settlement:
     if settlement.data_center_id != data_center.pk:
         raise DomainError(_("Not found."), code="not_found")
+    # A signed-in person confirms only for a data center they operate; without an actor
+    # the caller is the data center itself (its API key), already authenticated.
+    if actor is not None and not data_center.operators.filter(pk=actor.pk).exists():
+        raise DomainError(
+            _("Only the data center's operators confirm statements."), code="forbidden"
+        )
     return _advance(
         settlement,
         step="confirm",

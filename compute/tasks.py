@@ -85,8 +85,10 @@ def reminders_send_task() -> int:
 
 
 @shared_task(acks_late=True, time_limit=3600, soft_time_limit=3500)
-def settlements_monthly() -> int:
-    """Beat, on the 1st: draft statements of the month that just ended."""
-    from compute.settlements import previous_month, settlements_build_month
+def settlements_monthly(period: str = "") -> int:
+    """Beat, on the 1st: draft statements of the month that just ended (or of `period`,
+    YYYY-MM, when re-run by hand)."""
+    from compute.settlements import parse_period, previous_month, settlements_build_month
 
-    return len(settlements_build_month(period=previous_month()))
+    month = parse_period(period) if period else previous_month()
+    return len(settlements_build_month(period=month))

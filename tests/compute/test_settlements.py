@@ -180,3 +180,113 @@ def test_monthly_task_builds_drafts_for_every_registration(november, shanghai):
         ("shenzhen", "zhongwei"),
     }
     assert UsageRecord.objects.count() == 6
+
+
+def test_every_illegal_transition_is_a_conflict_and_changes_nothing(november, shanghai):
+    w = november
+    s = settlement_build(city=shanghai.city, data_center=w.dc, period=NOV)
+    attempts = {
+        "issue": lambda: settlement_issue(settlement=s, actor=shanghai.manager),
+        "confirm": lambda: settlement_confirm(settlement=s, data_center=w.dc),
+        "mark_paid": lambda: settlement_mark_paid(
+            settlement=s, actor=shanghai.manager, payment_ref="BANK-1"
+        ),
+    }
+    legal = {"draft": "issue", "issued": "confirm", "confirmed": "mark_paid", "paid": None}
+    for status, next_step in legal.items():
+        Settlement.objects.filter(pk=s.pk).update(status=status)
+        for step, attempt in attempts.items():
+            if step == next_step:
+                continue
+            with pytest.raises(DomainError) as refused:
+                attempt()
+            assert refused.value.code == "conflict", (status, step)
+            assert Settlement.objects.get(pk=s.pk).status == status
+        if status != "draft":
+            with pytest.raises(DomainError) as refused:
+                settlement_build(city=shanghai.city, data_center=w.dc, period=NOV)
+            assert refused.value.code == "conflict"
+
+
+def test_only_operators_confirm_for_their_data_center(november, shanghai, operator):
+    w = november
+    s = settlement_issue(
+        settlement=settlement_build(city=shanghai.city, data_center=w.dc, period=NOV),
+        actor=shanghai.manager,
+    )
+    with pytest.raises(DomainError):
+        settlement_confirm(settlement=s, data_center=w.dc, actor=shanghai.manager)
+    assert settlement_confirm(settlement=s, data_center=w.dc, actor=operator).status == "confirmed"
+
+
+def test_screens_refuse_other_roles_and_tenants(client, november, shanghai, operator):
+    from tests.factories import UserFactory
+
+    w = november
+    s = settlement_build(city=shanghai.city, data_center=w.dc, period=NOV)
+    client.force_login(shanghai.reviewer)
+    assert client.get(f"/shanghai/staff/settlements/{s.pk}/").status_code == 200
+    assert client.post(f"/shanghai/staff/settlements/{s.pk}/", {"step": "issue"}).status_code == 404
+    assert client.post("/shanghai/staff/settlements/", {"period": "2026-11"}).status_code == 404
+    assert Settlement.objects.get(pk=s.pk).status == "draft"
+    client.force_login(operator)
+    # A draft is the city's working copy: not shown to the data center.
+    assert client.get(f"/dc/guian/settlements/{s.pk}/").status_code == 404
+    settlement_issue(settlement=s, actor=shanghai.manager)
+    assert client.get(f"/dc/guian/settlements/{s.pk}/").status_code == 200
+    stranger = UserFactory()
+    w.other_dc.operators.add(stranger)
+    client.force_login(stranger)
+    assert client.get(f"/dc/guian/settlements/{s.pk}/").status_code == 404
+    assert client.get(f"/dc/zhongwei/settlements/{s.pk}/").status_code == 404
+    assert client.get(f"/dc/zhongwei/settlements/{s.pk}/csv/").status_code == 404
+
+
+def test_list_queries_do_not_grow_with_statements(
+    client, november, shanghai, operator, django_assert_max_num_queries
+):
+    for month in range(1, 11):
+        period = date(2026, month, 1)
+        settlement_issue(
+            settlement=settlement_build(city=shanghai.city, data_center=november.dc, period=period),
+            actor=shanghai.manager,
+        )
+    client.force_login(shanghai.manager)
+    with django_assert_max_num_queries(12):
+        page = client.get("/shanghai/staff/settlements/?status=issued&data_center=guian")
+    assert page.status_code == 200
+    assert page.content.count(b"/shanghai/staff/settlements/") >= 10
+    client.force_login(operator)
+    with django_assert_max_num_queries(12):
+        assert client.get("/dc/guian/settlements/?period=2026-03").status_code == 200
+
+
+def test_csv_rows_and_pdf_period(november, shanghai):
+    import csv
+    import io
+
+    s = settlement_build(city=shanghai.city, data_center=november.dc, period=NOV)
+    raw = statement_csv(s)
+    assert raw.startswith("\ufeff".encode())
+    rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
+    assert rows[0] == ["city", "data_center", "period", "status"]
+    assert rows[1][2] == "2026-11"
+    lines = [r for r in rows if r and r[0] == "usage"]
+    assert len(lines) == 5
+    assert rows[-1] == ["total", "5", "", "510.00", "153.00"]
+    assert b"2026-11" in statement_pdf(s)
+
+
+def test_the_beat_task_drafts_last_month(november, shanghai):
+    import time_machine
+
+    from compute.tasks import settlements_monthly
+    from portal.settings import CELERY_BEAT_SCHEDULE
+
+    assert any(
+        e["task"] == "compute.tasks.settlements_monthly" for e in CELERY_BEAT_SCHEDULE.values()
+    )
+    with time_machine.travel(date(2026, 12, 1), tick=False):
+        assert settlements_monthly.delay().get() == 2
+    s = Settlement.objects.get(data_center=november.dc, period=NOV)
+    assert (s.status, s.records) == ("draft", 5)

@@ -547,3 +547,7 @@ class StateChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.from_state} → {self.to_state}"
+
+    @property
+    def to_state_label(self) -> str:
+        return ApplicationState(self.to_state).label

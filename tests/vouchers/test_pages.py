@@ -116,3 +116,21 @@ def test_an_approver_who_reviewed_is_not_offered_approval(
     MembershipFactory(user=other, city=shanghai.city, role="approver")
     client.force_login(other)
     assert approve in client.get(f"/shanghai/staff/applications/{app.pk}/").content.decode()
+
+
+def test_the_timeline_names_states_in_the_readers_language_and_staff_only_to_staff(
+    client, program, shanghai, company, startup_user
+):
+    app = complete_draft(program, company, startup_user)
+    services.application_submit(application=app, actor=startup_user)
+    services.application_start_screening(application=app, actor=shanghai.manager)
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "zh-hans"
+    client.force_login(startup_user)
+    page = client.get(f"/company/applications/{app.pk}/").content.decode()
+    timeline = page[page.index('class="timeline"') :]
+    assert "<strong>形式审查中</strong>" in timeline
+    assert "<strong>screening</strong>" not in timeline
+    assert shanghai.manager.email not in page
+    client.force_login(shanghai.reviewer)
+    page = client.get(f"/shanghai/staff/applications/{app.pk}/").content.decode()
+    assert shanghai.manager.email in page[page.index('class="timeline"') :]

@@ -40,6 +40,14 @@ class CompanyForm(forms.Form):
     )
 
 
+class CompanyProfileForm(CompanyForm):
+    """The profile without the credit code, which never changes."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        del self.fields["credit_code"]
+
+
 class InviteForm(forms.Form):
     email = forms.EmailField(label=_("E-mail address of the colleague"))
 

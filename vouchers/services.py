@@ -102,6 +102,43 @@ def company_create(*, actor: User, legal_name: str, credit_code: str, **fields: 
     return company
 
 
+COMPANY_PROFILE_FIELDS = (
+    "legal_name",
+    "registered_city",
+    "registered_address",
+    "founded_on",
+    "headcount",
+    "revenue_last_year",
+)
+
+
+def company_update(*, company: Company, actor: User, values: dict) -> Company:
+    """Members keep the profile current (eligibility reads it at each submission). The
+    credit code identifies the company and never changes."""
+    if not (values.get("legal_name") or company.legal_name or "").strip():
+        raise _invalid("legal_name", _("Give the company's legal name."))
+    with transaction.atomic():
+        company = Company.objects.select_for_update().get(pk=company.pk)
+        if not CompanyMember.objects.filter(company=company, user=actor).exists():
+            raise DomainError(_("Not found."), code="not_found")
+        changed = {}
+        for field in COMPANY_PROFILE_FIELDS:
+            if field in values and getattr(company, field) != values[field]:
+                setattr(company, field, values[field])
+                changed[field] = str(values[field])
+        if changed:
+            company.legal_name = company.legal_name.strip()
+            company.save()
+            audit_record(
+                action="company.update",
+                city=company.registered_city,
+                actor=actor,
+                target=company,
+                data=changed,
+            )
+    return company
+
+
 def company_invite(*, company: Company, actor: User, email: str) -> CompanyInvitation:
     if not CompanyMember.objects.filter(company=company, user=actor, is_owner=True).exists():
         raise DomainError(_("Only the company's owner may invite members."), code="forbidden")

@@ -29,6 +29,7 @@ from vouchers.forms import (
     ApproveForm,
     AssignForm,
     CompanyForm,
+    CompanyProfileForm,
     ConflictForm,
     DocumentForm,
     InviteForm,
@@ -169,9 +170,28 @@ def company_home(request: HttpRequest) -> HttpResponse:
 @login_required
 def company_detail(request: HttpRequest, pk: int) -> HttpResponse:
     company = get_object_or_404(selectors.companies_of(user=request.user), pk=pk)
-    form = InviteForm(request.POST or None)
+    editing = request.method == "POST" and request.POST.get("form") == "profile"
+    profile = CompanyProfileForm(
+        request.POST if editing else None,
+        initial={f: getattr(company, f) for f in services.COMPANY_PROFILE_FIELDS},
+    )
+    if (
+        editing
+        and profile.is_valid()
+        and _run(
+            request,
+            profile,
+            lambda: services.company_update(
+                company=company, actor=request.user, values=profile.cleaned_data
+            ),
+            _("Company profile saved."),
+        )
+    ):
+        return redirect("vouchers:company", pk=company.pk)
+    form = InviteForm(request.POST if request.method == "POST" and not editing else None)
     if (
         request.method == "POST"
+        and not editing
         and form.is_valid()
         and _run(
             request,
@@ -191,6 +211,7 @@ def company_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "members": company.companymember_set.select_related("user"),
             "is_owner": company.companymember_set.filter(user=request.user, is_owner=True).exists(),
             "form": form,
+            "profile": profile,
         },
     )
 

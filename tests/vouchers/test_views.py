@@ -245,3 +245,59 @@ def test_the_public_notice_lists_an_application_only_during_its_period(
     client.force_login(outsider)
     assert client.post(url, {"application": app.pk, "text": "迟到的异议"}).status_code == 404
     assert not app.objections.exists()
+
+
+def test_members_keep_the_company_profile_current_but_not_its_credit_code(
+    client, company, member2, outsider, shanghai
+):
+    from portal.models import AuditEvent
+
+    code = company.credit_code
+    client.force_login(member2)
+    response = client.post(
+        f"/company/{company.pk}/",
+        {
+            "form": "profile",
+            "legal_name": "深度河流科技有限公司",
+            "credit_code": "91350100M000100Y43",
+            "registered_city": shanghai.city.pk,
+            "registered_address": "上海市徐汇区云锦路 500 号",
+            "founded_on": "2024-03-01",
+            "headcount": "85",
+            "revenue_last_year": "12000000",
+        },
+    )
+    assert response.status_code == 302
+    company.refresh_from_db()
+    assert company.headcount == 85 and company.credit_code == code
+    assert company.registered_address == "上海市徐汇区云锦路 500 号"
+    event = AuditEvent.objects.get(action="company.update")
+    assert event.data["headcount"] == "85" and "credit_code" not in event.data
+    client.force_login(outsider)
+    response = client.post(
+        f"/company/{company.pk}/", {"form": "profile", "legal_name": "x", "headcount": "1"}
+    )
+    assert response.status_code == 404
+    company.refresh_from_db()
+    assert company.headcount == 85
+
+
+def test_the_owner_invites_from_the_company_page_and_the_invitee_joins(
+    client, company, startup_user, django_capture_on_commit_callbacks
+):
+    from django.core import mail
+
+    from tests.factories import UserFactory
+    from vouchers.models import CompanyInvitation
+
+    client.force_login(startup_user)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(f"/company/{company.pk}/", {"email": "new@startup.test"})
+    assert response.status_code == 302
+    token = CompanyInvitation.objects.get(company=company).token
+    assert token in mail.outbox[-1].body
+    invitee = UserFactory(email="new@startup.test")
+    client.force_login(invitee)
+    assert client.post(f"/company/join/{token}/").status_code == 302
+    assert company.members.filter(pk=invitee.pk).exists()
+    assert client.get(f"/company/{company.pk}/").status_code == 200

@@ -9,6 +9,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from compute import selectors
 from compute.models import Settlement, SettlementStatus
@@ -20,6 +21,7 @@ from compute.settlements import (
     settlement_confirm,
     settlement_issue,
     settlement_mark_paid,
+    settlements_build_month,
 )
 from compute.statements import statement_csv, statement_pdf
 from portal.errors import DomainError
@@ -69,21 +71,17 @@ def staff_settlements(request: HttpRequest, city_slug: str) -> HttpResponse:
             raise Http404
         try:
             period = parse_period(request.POST.get("period", ""))
-            built = [
-                settlement_build(city=request.city, data_center=r.data_center, period=period)
-                for r in request.city.registrations.filter(status="active").select_related(
-                    "data_center"
-                )
-                if not Settlement.objects.filter(
-                    city=request.city, data_center=r.data_center, period=period
-                )
-                .exclude(status=SettlementStatus.DRAFT)
-                .exists()
-            ]
+            built = settlements_build_month(period=period, city=request.city)
         except DomainError as error:
             messages.error(request, error.message)
         else:
-            messages.success(request, _("%(n)s draft statement(s) built.") % {"n": len(built)})
+            messages.success(
+                request,
+                ngettext(
+                    "%(n)s draft statement built.", "%(n)s draft statements built.", len(built)
+                )
+                % {"n": len(built)},
+            )
         return redirect(request.path)
     settlements = _filtered(request, selectors.city_settlements(city=request.city))
     registrations = request.city.registrations.select_related("data_center").order_by(

@@ -78,7 +78,14 @@ SELECT %(settlement)s, 'usage', r.id, r.record_id, v.code, r.amount, r.covered_a
 FROM compute_usagerecord r
 JOIN vouchers_voucher v ON v.id = r.voucher_id
 WHERE r.data_center_id = %(dc)s AND v.city_id = %(city)s AND r.status = 'accepted'
-  AND r.ended_at >= %(start)s AND r.ended_at < %(end)s
+  AND r.ended_at < %(end)s
+  AND (r.ended_at >= %(start)s
+       -- Arrived late (within the voucher's grace days) for a month already issued:
+       -- that statement is frozen, so the record is billed in this one instead.
+       OR EXISTS (SELECT 1 FROM compute_settlement p
+                  WHERE p.city_id = %(city)s AND p.data_center_id = %(dc)s
+                    AND p.status <> 'draft' AND p.period < %(period)s
+                    AND p.period = date_trunc('month', r.ended_at AT TIME ZONE %(tz)s)::date))
   AND NOT EXISTS (SELECT 1 FROM compute_settlementline l
                   WHERE l.usage_record_id = r.id AND l.kind = 'usage')
 """
@@ -121,6 +128,7 @@ def settlement_build(*, city: City, data_center: DataCenter, period: date) -> Se
             "start": start,
             "end": end,
             "period": period,
+            "tz": city.timezone,
         }
         with connection.cursor() as cursor:
             cursor.execute(_USAGE_LINES, params)
@@ -145,22 +153,31 @@ def previous_month(today: date | None = None) -> date:
     )
 
 
-def settlements_build_month(*, period: date) -> list[Settlement]:
-    """Drafts for every active registration (issued ones are left alone)."""
+def settlements_build_month(*, period: date, city: City | None = None) -> list[Settlement]:
+    """Drafts for every active registration (of one city, if given). Statements already
+    issued are left alone, also when one is issued while this runs: one frozen statement
+    must not stop the other drafts from being built."""
+    registrations = Registration.objects.filter(status=RegistrationStatus.ACTIVE)
+    if city is not None:
+        registrations = registrations.filter(city=city)
+    frozen = set(
+        Settlement.objects.filter(period=period)
+        .exclude(status=S.DRAFT)
+        .values_list("city_id", "data_center_id")
+    )
     built = []
-    for registration in Registration.objects.filter(
-        status=RegistrationStatus.ACTIVE
-    ).select_related("city", "data_center"):
-        existing = Settlement.objects.filter(
-            city=registration.city, data_center=registration.data_center, period=period
-        ).first()
-        if existing is not None and existing.status != S.DRAFT:
+    for registration in registrations.select_related("city", "data_center").order_by("id"):
+        if (registration.city_id, registration.data_center_id) in frozen:
             continue
-        built.append(
-            settlement_build(
-                city=registration.city, data_center=registration.data_center, period=period
+        try:
+            built.append(
+                settlement_build(
+                    city=registration.city, data_center=registration.data_center, period=period
+                )
             )
-        )
+        except DomainError as error:
+            if error.code != "conflict":
+                raise
     return built
 
 

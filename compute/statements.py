@@ -77,7 +77,10 @@ def statement_pdf(settlement: Settlement) -> bytes:
     line(
         f"数据中心 Data center: {settlement.data_center.name_zh} / {settlement.data_center.name_en}"
     )
-    line(f"结算期 Period: {settlement.period:%Y-%m}    状态 Status: {settlement.status}")
+    line(
+        f"结算期 Period: {settlement.period:%Y-%m}    "
+        f"状态 Status: {settlement.get_status_display()} ({settlement.status})"
+    )
     line(f"记录数 Records: {settlement.records}")
     line(f"标价合计 List price total: ¥{settlement.amount_total:,.2f}")
     line(
@@ -85,18 +88,34 @@ def statement_pdf(settlement: Settlement) -> bytes:
         11,
         24,
     )
-    line(
-        f"{'类型 Kind':<12}{'记录 Record':<32}{'算力券 Voucher':<20}"
-        f"{'标价 Amount':>12}{'抵扣 Covered':>14}",
-        9,
-    )
-    for item in settlement.lines.order_by("id"):
-        line(
-            f"{item.kind:<12}{item.record_id[:30]:<32}{item.voucher_code:<20}"
-            f"{item.amount:>12,.2f}{item.covered_amount:>14,.2f}",
-            8,
-            12,
-        )
+    # The lines table: fixed column positions (the CJK font is proportional, so padding
+    # with spaces would not align), amounts right-aligned, the header on every page.
+    columns = [(left, "类型 Kind"), (left + 70, "记录 Record"), (left + 250, "算力券 Voucher")]
+    amounts = [(left + 420, "标价 Amount"), (left + 495, "抵扣 Covered")]
+
+    def header() -> None:
+        nonlocal y
+        pdf.setFont(font, 9)
+        for x, title in columns:
+            pdf.drawString(x, y, title)
+        for x, title in amounts:
+            pdf.drawRightString(x, y, title)
+        pdf.line(left, y - 4, left + 495, y - 4)
+        y -= 16
+
+    header()
+    for item in settlement.lines.order_by("id").iterator(chunk_size=2000):
+        if y < 80:
+            pdf.showPage()
+            y = height - 60
+            header()
+        pdf.setFont(font, 8)
+        pdf.drawString(columns[0][0], y, item.get_kind_display())
+        pdf.drawString(columns[1][0], y, item.record_id[:40])
+        pdf.drawString(columns[2][0], y, item.voucher_code)
+        pdf.drawRightString(amounts[0][0], y, f"{item.amount:,.2f}")
+        pdf.drawRightString(amounts[1][0], y, f"{item.covered_amount:,.2f}")
+        y -= 12
     y -= 20
     line("签章 Signatures", 11, 22)
     line(

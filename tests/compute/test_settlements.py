@@ -290,3 +290,49 @@ def test_the_beat_task_drafts_last_month(november, shanghai):
         assert settlements_monthly.delay().get() == 2
     s = Settlement.objects.get(data_center=november.dc, period=NOV)
     assert (s.status, s.records) == ("draft", 5)
+
+
+def test_usage_arriving_after_its_month_was_issued_is_billed_next(
+    november, shanghai, django_capture_on_commit_callbacks
+):
+    w = november
+    nov = settlement_build(city=shanghai.city, data_center=w.dc, period=NOV)
+    settlement_issue(settlement=nov, actor=shanghai.manager)
+    late = record(7, w.voucher.code, amount="50.00")  # ends in November, pushed now
+    push(w, [late], django_capture_on_commit_callbacks)
+    assert UsageRecord.objects.filter(record_id=late["record_id"]).exists()
+    nov.refresh_from_db()
+    assert nov.records == 5
+    dec = settlement_build(city=shanghai.city, data_center=w.dc, period=DEC)
+    assert set(dec.lines.values_list("record_id", flat=True)) == {
+        late["record_id"],
+        "dc-2026-11-000009",
+    }
+    # Billed once: the next month's statement does not take it again.
+    assert not settlement_build(
+        city=shanghai.city, data_center=w.dc, period=date(2027, 1, 1)
+    ).records
+
+
+def test_building_a_month_skips_statements_already_issued(november, shanghai):
+    w = november
+    s = settlement_build(city=shanghai.city, data_center=w.dc, period=NOV)
+    settlement_issue(settlement=s, actor=shanghai.manager)
+    built = settlements_build_month(period=NOV)
+    assert [(x.city.slug, x.data_center.slug) for x in built] == [("shenzhen", "zhongwei")]
+    assert settlements_build_month(period=NOV, city=shanghai.city) == []
+
+
+def test_the_pdf_pages_long_statements_and_ends_with_signatures(
+    ledger_world, shanghai, django_capture_on_commit_callbacks
+):
+    w = ledger_world
+    push(
+        w,
+        [record(i, w.voucher.code, amount="1.00") for i in range(130)],
+        django_capture_on_commit_callbacks,
+    )
+    s = settlement_build(city=shanghai.city, data_center=w.dc, period=NOV)
+    assert s.records == 130
+    pdf = statement_pdf(s)
+    assert pdf.count(b"/Type /Page\n") + pdf.count(b"/Type /Page ") >= 3

@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -40,6 +41,7 @@ from vouchers.models import (
     ProgramStatus,
     Review,
     StateChange,
+    Voucher,
     document_type_label,
 )
 
@@ -840,6 +842,32 @@ def objection_resolve(*, objection: Objection, actor: User, resolution: str) -> 
     return objection
 
 
+def _check_company_yearly_cap(application: Application, amount: Decimal) -> None:
+    """The program's yearly cap per company, over this city's vouchers to the company
+    this year (the eligibility rule's measure), enforced again at approval: the amount
+    may differ from the request and other awards may have come since submission. The
+    company row is locked first, so two approvals for one company in different programs
+    (whose program locks do not meet) are decided one after the other."""
+    cap = application.program.company_yearly_cap
+    if cap is None:
+        return
+    Company.objects.select_for_update().filter(pk=application.company_id).first()
+    awarded = Voucher.objects.filter(
+        city_id=application.city_id,
+        company_id=application.company_id,
+        issued_at__year=timezone.localdate().year,
+    ).aggregate(total=Sum("face_value"))["total"] or Decimal("0")
+    if awarded + amount > cap:
+        raise _invalid(
+            "amount",
+            _(
+                "The company has ¥%(awarded)s from this city this year; with this award it "
+                "would exceed the yearly cap of ¥%(cap)s."
+            )
+            % {"awarded": f"{awarded:,.2f}", "cap": f"{cap:,.2f}"},
+        )
+
+
 def application_approve(*, application: Application, actor: User, amount: Decimal):
     """Approve and issue the voucher, in one transaction: the program row is locked by
     `voucher_issue`, so concurrent approvals can never exceed the budget."""
@@ -863,6 +891,7 @@ def application_approve(*, application: Application, actor: User, amount: Decima
                 _("Award between ¥%(low)s and ¥%(high)s.")
                 % {"low": f"{program.award_min:,.2f}", "high": f"{program.award_max:,.2f}"},
             )
+        _check_company_yearly_cap(application, amount)
         voucher = voucher_issue(
             program=program,
             company=application.company,

@@ -77,3 +77,41 @@ def test_an_application_approved_twice_at_once_gets_one_voucher():
         assert app.state == "rejected"
         assert not vouchers.exists()
         assert Program.objects.get(pk=program.pk).allocated == Decimal("0.00")
+
+
+def _recommended(program, company, user, sh, amount):
+    app = complete_draft(program, company, user, amount=amount)
+    services.application_submit(application=app, actor=user)
+    services.application_start_screening(application=app, actor=sh.reviewer)
+    services.application_pass_screening(application=app, actor=sh.reviewer)
+    return app
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_approvals_in_two_programs_keep_the_company_within_its_yearly_cap():
+    import random
+
+    sh = _city_world("shanghai", "SH", "上海市", "Shanghai")
+    programs = [
+        services.program_save(
+            city=sh.city,
+            actor=sh.manager,
+            values=program_values(slug=slug, company_yearly_cap=Decimal("3000000")),
+        )
+        for slug in ("compute-a", "compute-b")
+    ]
+    user = UserFactory(email="cap@startup.test")
+    company = services.company_create(
+        actor=user, legal_name="封顶公司", credit_code=credit_code_generate(random.Random(12))
+    )
+    apps = [_recommended(p, company, user, sh, "2000000") for p in programs]
+
+    def approver(app):
+        return lambda: services.application_approve(
+            application=Application.objects.get(pk=app.pk),
+            actor=sh.approver,
+            amount=Decimal("2000000"),
+        )
+
+    assert _race(*(approver(a) for a in apps)) == ["done", "invalid"]
+    assert Voucher.objects.filter(company=company).count() == 1

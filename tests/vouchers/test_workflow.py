@@ -437,3 +437,31 @@ def test_program_validation_of_rubric_names_and_document_types(shanghai, field, 
             values=program_values(**{field: value, **overrides}),
         )
     assert field in err.value.fields
+
+
+def test_approval_keeps_the_company_within_the_citys_yearly_cap(
+    sh_program, company, startup_user, shanghai
+):
+    other = services.program_save(
+        city=shanghai.city, actor=shanghai.manager, values=program_values(slug="other")
+    )
+    first = complete_draft(other, company, startup_user, amount="2000000")
+    second = complete_draft(sh_program, company, startup_user, amount="600000")
+    for app in (first, second):
+        services.application_submit(application=app, actor=startup_user)
+        services.application_start_screening(application=app, actor=shanghai.reviewer)
+        services.application_pass_screening(application=app, actor=shanghai.reviewer)
+    services.application_approve(
+        application=first, actor=shanghai.approver, amount=Decimal("2000000")
+    )
+    # The cap is 3,000,000: 2,000,000 awarded, so 1,000,001 would exceed it.
+    with pytest.raises(DomainError) as err:
+        services.application_approve(
+            application=second, actor=shanghai.approver, amount=Decimal("1000000.01")
+        )
+    assert "yearly cap" in err.value.fields["amount"][0]
+    second.refresh_from_db()
+    assert second.state == "recommended"
+    services.application_approve(
+        application=second, actor=shanghai.approver, amount=Decimal("1000000")
+    )

@@ -214,7 +214,9 @@ class QueueForm(forms.Form):
     def __init__(self, *args, city=None, reviewers=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["program"].queryset = Program.objects.filter(city=city)
-        self.fields["state"].choices = [("", _("All")), *list(ApplicationState.choices)]
+        # Drafts are the company's own until submitted; staff never see them.
+        states = [c for c in ApplicationState.choices if c[0] != ApplicationState.DRAFT]
+        self.fields["state"].choices = [("", _("All")), *states]
         self.fields["assignee"].queryset = reviewers
 
 

@@ -336,3 +336,54 @@ def test_the_pdf_pages_long_statements_and_ends_with_signatures(
     assert s.records == 130
     pdf = statement_pdf(s)
     assert pdf.count(b"/Type /Page\n") + pdf.count(b"/Type /Page ") >= 3
+
+
+def test_api_pages_statements_and_explains_a_bad_period(november, shanghai):
+    w = november
+    for month in (9, 10, 11):
+        settlement_issue(
+            settlement=settlement_build(
+                city=shanghai.city, data_center=w.dc, period=date(2026, month, 1)
+            ),
+            actor=shanghai.manager,
+        )
+    first = w.api.get("/api/v1/settlements?limit=2").json()
+    assert [r["period"] for r in first["results"]] == ["2026-11", "2026-10"]
+    second = w.api.get(first["next"]).json()
+    assert ([r["period"] for r in second["results"]], second["next"]) == (["2026-09"], None)
+    assert w.other_api.get("/api/v1/settlements").json()["results"] == []
+    bad = w.api.get("/api/v1/settlements?period=11-2026")
+    assert bad.status_code == 400
+    assert bad.json()["error"]["code"] == "invalid"
+    assert "period" in bad.json()["error"]["fields"]
+    detail = w.api.get(f"/api/v1/settlements/{first['results'][0]['id']}").json()
+    assert detail["lines"][0] == {
+        "kind": "usage",
+        "record_id": "dc-2026-11-000000",
+        "voucher": w.voucher.code,
+        "amount": "100.00",
+        "covered_amount": "30.00",
+    }
+
+
+def test_pages_offer_only_the_steps_the_table_allows(client, november, shanghai, operator):
+    s = settlement_build(city=shanghai.city, data_center=november.dc, period=NOV)
+    staff, console = f"/shanghai/staff/settlements/{s.pk}/", f"/dc/guian/settlements/{s.pk}/"
+    offered = {
+        "draft": ({b'value="issue"', b'value="rebuild"'}, None),
+        "issued": (set(), {b'value="confirm"'}),
+        "confirmed": ({b'value="mark_paid"'}, set()),
+        "paid": (set(), set()),
+    }
+    steps = [b'value="issue"', b'value="rebuild"', b'value="mark_paid"', b'value="confirm"']
+    for status, (city_steps, dc_steps) in offered.items():
+        Settlement.objects.filter(pk=s.pk).update(status=status)
+        client.force_login(shanghai.manager)
+        page = client.get(staff).content
+        assert {x for x in steps if x in page} == city_steps, status
+        client.force_login(operator)
+        response = client.get(console)
+        if dc_steps is None:
+            assert response.status_code == 404
+        else:
+            assert {x for x in steps if x in response.content} == dc_steps, status

@@ -18,6 +18,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from portal.audit import audit_record
 from portal.errors import DomainError
@@ -307,9 +308,12 @@ def parties(application: Application, user: User) -> set[str]:
 
 def application_actions(application: Application, user: User) -> list[str]:
     """What the user may do now, for the templates: the transition table's actions for
-    their parties, less approving an application they reviewed (separation of duties,
-    which `application_approve` enforces too)."""
-    actions = workflow.allowed_actions(application.state, parties(application, user))
+    their parties, less staff steps on their own company's application and approving
+    an application they reviewed (separation of duties, which the services enforce)."""
+    found = parties(application, user)
+    actions = workflow.allowed_actions(application.state, found)
+    if workflow.MEMBER in found:
+        actions = [a for a in actions if workflow.MEMBER in workflow.parties_of(a)]
     if "approve" in actions and application.reviews.filter(reviewer=user).exists():
         actions.remove("approve")
     return actions
@@ -366,10 +370,19 @@ def _locked(application: Application) -> Application:
     )
 
 
+MEMBER_STAFF_MESSAGE = gettext_noop(
+    "You belong to the applicant company; another staff member must act."
+)
+
+
 def _require(application: Application, actor: User, action: str) -> None:
     who = parties(application, actor)
     if not who:
         raise DomainError(_("Not found."), code="not_found")
+    if workflow.MEMBER in who and workflow.MEMBER not in workflow.parties_of(action):
+        # Staff of the city who also belong to the applicant company take no staff step
+        # on its application: screening, reviewing or deciding one's own case.
+        raise DomainError(_(MEMBER_STAFF_MESSAGE), code="forbidden")
     if not workflow.allowed(action, application.state, who):
         if workflow.TRANSITIONS.get(action) and not (workflow.TRANSITIONS[action].who & who):
             raise DomainError(_("Your role does not allow this step."), code="forbidden")
@@ -687,6 +700,10 @@ def review_assign(*, application: Application, actor: User, reviewer: User) -> R
             raise DomainError(_("Reviewers cannot be assigned in this state."), code="conflict")
         if not has_role(reviewer, application.city, Role.REVIEWER):
             raise _invalid("reviewer", _("Choose a reviewer of this city."))
+        if application.company.members.filter(pk=reviewer.pk).exists():
+            raise _invalid("reviewer", _("This reviewer is a member of the applicant company."))
+        if application.company.members.filter(pk=actor.pk).exists():
+            raise DomainError(_(MEMBER_STAFF_MESSAGE), code="forbidden")
         review, created = Review.objects.get_or_create(
             application=application, reviewer=reviewer, defaults={"assigned_by": actor}
         )

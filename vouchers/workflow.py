@@ -70,6 +70,12 @@ STAFF_ACTIONS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
 }
 
 
+def parties_of(action: str) -> frozenset[str]:
+    if action in TRANSITIONS:
+        return TRANSITIONS[action].who
+    return STAFF_ACTIONS[action][1]
+
+
 def allowed(action: str, state: str, parties: set[str]) -> bool:
     if action in TRANSITIONS:
         t = TRANSITIONS[action]

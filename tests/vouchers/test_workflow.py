@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from portal.errors import DomainError
 from portal.models import AuditEvent
+from tests.factories import MembershipFactory, UserFactory
 from tests.vouchers.conftest import PNG, complete_draft, program_values
 from vouchers import services, workflow
 from vouchers.credit_code import credit_code_problem
@@ -465,3 +466,40 @@ def test_approval_keeps_the_company_within_the_citys_yearly_cap(
     services.application_approve(
         application=second, actor=shanghai.approver, amount=Decimal("1000000")
     )
+
+
+def test_staff_take_no_staff_step_on_their_own_companys_application(
+    sh_program, company, startup_user, shanghai
+):
+    """A reviewer or approver of the city who also belongs to the applicant company
+    neither screens, reviews, nor decides its application."""
+    for user in (shanghai.reviewer, shanghai.approver, shanghai.manager):
+        company.members.add(user)
+    app = complete_draft(sh_program, company, startup_user)
+    services.application_submit(application=app, actor=startup_user)
+    for step in (
+        lambda u: services.application_start_screening(application=app, actor=u),
+        lambda u: services.review_assign(application=app, actor=u, reviewer=shanghai.reviewer2),
+    ):
+        for user in (shanghai.reviewer, shanghai.manager):
+            with pytest.raises(DomainError) as err:
+                step(user)
+            assert err.value.code in ("forbidden", "invalid")
+    app.refresh_from_db()
+    assert services.application_actions(app, shanghai.manager) == ["withdraw"]
+    services.application_start_screening(application=app, actor=shanghai.reviewer2)
+    with pytest.raises(DomainError, match="another staff member"):
+        services.application_pass_screening(application=app, actor=shanghai.reviewer)
+    other_manager = UserFactory(email="m2@shanghai.test")
+    MembershipFactory(user=other_manager, city=shanghai.city, role="program_manager")
+    with pytest.raises(DomainError) as err:
+        services.review_assign(application=app, actor=other_manager, reviewer=shanghai.reviewer)
+    assert "reviewer" in err.value.fields
+    services.application_pass_screening(application=app, actor=shanghai.reviewer2)
+    app.refresh_from_db()
+    assert app.state == "recommended"
+    with pytest.raises(DomainError, match="another staff member"):
+        services.application_approve(
+            application=app, actor=shanghai.approver, amount=Decimal("500000")
+        )
+    assert Application.objects.get(pk=app.pk).state == "recommended"

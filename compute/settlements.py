@@ -240,7 +240,12 @@ def settlement_confirm(
         settlement,
         step="confirm",
         actor=actor,
-        actor_label=f"data center {data_center.slug}",
+        # Name the person when there is one; the API caller is the data center itself.
+        actor_label=(
+            f"{actor.email} (data center {data_center.slug})"
+            if actor is not None
+            else f"data center {data_center.slug}"
+        ),
         confirmed_at=timezone.now(),
     )
 

@@ -387,3 +387,19 @@ def test_pages_offer_only_the_steps_the_table_allows(client, november, shanghai,
             assert response.status_code == 404
         else:
             assert {x for x in steps if x in response.content} == dc_steps, status
+
+
+def test_each_step_is_audited_with_who_took_it(november, shanghai, operator):
+    from portal.models import AuditEvent
+
+    s = settlement_build(city=shanghai.city, data_center=november.dc, period=NOV)
+    settlement_issue(settlement=s, actor=shanghai.manager)
+    settlement_confirm(settlement=s, data_center=november.dc, actor=operator)
+    settlement_mark_paid(settlement=s, actor=shanghai.manager, payment_ref="BANK-7")
+    events = AuditEvent.objects.filter(city=shanghai.city, action__startswith="settlement.")
+    assert [(e.action, e.actor_label) for e in events.order_by("seq")] == [
+        ("settlement.issue", shanghai.manager.email),
+        ("settlement.confirm", f"{operator.email} (data center guian)"),
+        ("settlement.mark_paid", shanghai.manager.email),
+    ]
+    assert events.first().data["period"] == "2026-11"

@@ -314,9 +314,22 @@ def application_actions(application: Application, user: User) -> list[str]:
     actions = workflow.allowed_actions(application.state, found)
     if workflow.MEMBER in found:
         actions = [a for a in actions if workflow.MEMBER in workflow.parties_of(a)]
-    if "approve" in actions and application.reviews.filter(reviewer=user).exists():
+    if "approve" in actions and (
+        application.reviews.filter(reviewer=user).exists() or _notice_blocks(application)
+    ):
         actions.remove("approve")
     return actions
+
+
+def _notice_blocks(application: Application) -> str | None:
+    """Why the public notice still stands in the way of approval, or None."""
+    if application.state != ApplicationState.IN_NOTICE:
+        return None
+    if application.notice_ends_at and timezone.now() < application.notice_ends_at:
+        return _("The public notice has not ended yet.")
+    if application.objections.filter(resolved_at__isnull=True).exists():
+        return _("Resolve the open objections first.")
+    return None
 
 
 def _step(
@@ -896,11 +909,9 @@ def application_approve(*, application: Application, actor: User, amount: Decima
                 _("You reviewed this application; another approver must decide."), code="forbidden"
             )
         program = application.program
-        if application.state == ApplicationState.IN_NOTICE:
-            if application.notice_ends_at and timezone.now() < application.notice_ends_at:
-                raise DomainError(_("The public notice has not ended yet."), code="conflict")
-            if application.objections.filter(resolved_at__isnull=True).exists():
-                raise DomainError(_("Resolve the open objections first."), code="conflict")
+        blocked = _notice_blocks(application)
+        if blocked:
+            raise DomainError(blocked, code="conflict")
         amount = Decimal(amount).quantize(Decimal("0.01"))
         if not program.award_min <= amount <= program.award_max:
             raise _invalid(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from django.conf import settings
 from django.urls import reverse
+from django.utils import timezone
 
 from tests.factories import UserFactory
 from tests.vouchers.conftest import RUBRIC, complete_draft, program_values
@@ -108,6 +109,7 @@ def test_an_approver_who_reviewed_is_not_offered_approval(
     )
     app.refresh_from_db()
     assert app.state == "in_notice"
+    Application.objects.filter(pk=app.pk).update(notice_ends_at=timezone.now())
     approve = f"/shanghai/staff/applications/{app.pk}/do/approve/"
     client.force_login(shanghai.approver)
     assert approve not in client.get(f"/shanghai/staff/applications/{app.pk}/").content.decode()
@@ -134,3 +136,35 @@ def test_the_timeline_names_states_in_the_readers_language_and_staff_only_to_sta
     client.force_login(shanghai.reviewer)
     page = client.get(f"/shanghai/staff/applications/{app.pk}/").content.decode()
     assert shanghai.manager.email in page[page.index('class="timeline"') :]
+
+
+def test_approval_is_offered_only_after_the_notice_and_its_objections(
+    client, program, shanghai, company, startup_user, outsider
+):
+    app = complete_draft(program, company, startup_user)
+    services.application_submit(application=app, actor=startup_user)
+    services.application_start_screening(application=app, actor=shanghai.manager)
+    services.application_pass_screening(application=app, actor=shanghai.manager)
+    services.review_assign(application=app, actor=shanghai.manager, reviewer=shanghai.reviewer)
+    services.review_declare(application=app, actor=shanghai.reviewer, conflict=False)
+    services.review_submit(
+        application=app,
+        actor=shanghai.reviewer,
+        scores={"team": 9, "plan": 9},
+        comment="",
+        recommend=True,
+    )
+    objection = services.objection_raise(
+        application=Application.objects.get(pk=app.pk), user=outsider, text="关联"
+    )
+
+    def offered() -> bool:
+        return "approve" in services.application_actions(
+            Application.objects.get(pk=app.pk), shanghai.approver
+        )
+
+    assert not offered()  # notice running
+    Application.objects.filter(pk=app.pk).update(notice_ends_at=timezone.now())
+    assert not offered()  # an objection is open
+    services.objection_resolve(objection=objection, actor=shanghai.manager, resolution="无关联")
+    assert offered()

@@ -111,6 +111,13 @@ def settlement_build(*, city: City, data_center: DataCenter, period: date) -> Se
     period = period.replace(day=1)
     start, end = month_bounds(period, city.timezone)
     with transaction.atomic():
+        # Builds of different months of one city × data center compete for the same late
+        # records and adjustments; one at a time, each sees what the other one claimed.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                [f"settlement:{city.pk}:{data_center.pk}"],
+            )
         settlement, _created = Settlement.objects.select_for_update().get_or_create(
             city=city, data_center=data_center, period=period
         )

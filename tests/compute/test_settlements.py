@@ -403,3 +403,46 @@ def test_each_step_is_audited_with_who_took_it(november, shanghai, operator):
         ("settlement.mark_paid", shanghai.manager.email),
     ]
     assert events.first().data["period"] == "2026-11"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_races_issue_once_and_bill_a_late_record_once(november, shanghai):
+    import threading
+
+    from django.db import connection
+
+    def race(*steps) -> list[str]:
+        barrier, outcomes = threading.Barrier(len(steps)), []
+
+        def run(step):
+            try:
+                barrier.wait()
+                step()
+                outcomes.append("done")
+            except DomainError as error:
+                outcomes.append(error.code)
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=run, args=(step,)) for step in steps]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return sorted(outcomes)
+
+    w = november
+    s = settlement_build(city=shanghai.city, data_center=w.dc, period=NOV)
+
+    def issue():
+        settlement_issue(settlement=Settlement.objects.get(pk=s.pk), actor=shanghai.manager)
+
+    assert race(issue, issue) == ["conflict", "done"]
+    w.api.post("/api/v1/usage/batches", {"records": [record(7, w.voucher.code)]}, format="json")
+    late = UsageRecord.objects.get(record_id="dc-2026-11-000007")
+
+    def build(period):
+        return lambda: settlement_build(city=shanghai.city, data_center=w.dc, period=period)
+
+    assert race(build(DEC), build(date(2027, 1, 1))) == ["done", "done"]
+    assert late.settlement_lines.count() == 1

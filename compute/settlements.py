@@ -14,7 +14,7 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
-from django.db.models import Count, Sum
+from django.db.models import Count, Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -141,9 +141,11 @@ def settlement_build(*, city: City, data_center: DataCenter, period: date) -> Se
             cursor.execute(_USAGE_LINES, params)
             cursor.execute(_ADJUSTMENT_LINES, params)
         totals = settlement.lines.aggregate(
-            amount=Sum("amount"), covered=Sum("covered_amount"), usage=Count("id")
+            amount=Sum("amount"),
+            covered=Sum("covered_amount"),
+            usage=Count("id", filter=Q(kind=LineKind.USAGE)),
         )
-        settlement.records = settlement.lines.filter(kind=LineKind.USAGE).count()
+        settlement.records = totals["usage"]
         settlement.amount_total = totals["amount"] or 0
         settlement.covered_total = totals["covered"] or 0
         settlement.save()

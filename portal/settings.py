@@ -170,6 +170,8 @@ EMAIL_PORT = env_int("EMAIL_PORT", 25)
 EMAIL_HOST_USER = env_str("EMAIL_HOST_USER") or ""
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD") or ""
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+# Absolute links in e-mails (invitations) point here.
+SITE_URL = env_str("SITE_URL") or "http://127.0.0.1:8000"
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL") or "Suanli <noreply@suanli.localhost>"
 
 # Security: strict in production, relaxed only where local HTTP needs it.

@@ -6,6 +6,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.conf import settings
 from django.core.mail import send_mail
+from django.urls import reverse
 from django.utils import translation
 from django.utils.translation import gettext as _
 
@@ -149,8 +150,11 @@ def _invitation_mail(invitation: CompanyInvitation) -> None:
     send_mail(
         _("[Suanli] You are invited to join %(company)s")
         % {"company": invitation.company.legal_name},
-        _("Sign in or register with this address, then open /company/join/%(token)s/")
-        % {"token": invitation.token},
+        _("Sign in or register with this address, then open %(link)s")
+        % {
+            "link": settings.SITE_URL.rstrip("/")
+            + reverse("vouchers:invitation", args=[invitation.token])
+        },
         settings.DEFAULT_FROM_EMAIL,
         [invitation.email],
     )

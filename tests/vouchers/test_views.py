@@ -295,7 +295,7 @@ def test_the_owner_invites_from_the_company_page_and_the_invitee_joins(
         response = client.post(f"/company/{company.pk}/", {"email": "new@startup.test"})
     assert response.status_code == 302
     token = CompanyInvitation.objects.get(company=company).token
-    assert token in mail.outbox[-1].body
+    assert f"http://127.0.0.1:8000/company/join/{token}/" in mail.outbox[-1].body
     invitee = UserFactory(email="new@startup.test")
     client.force_login(invitee)
     assert client.post(f"/company/join/{token}/").status_code == 302

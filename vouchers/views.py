@@ -20,6 +20,7 @@ from django.views.decorators.http import require_POST
 from portal.audit import audit_record
 from portal.errors import DomainError
 from portal.forms import apply_domain_error
+from portal.http import parse_ids, posted_object_or_404
 from portal.models import Role
 from portal.tenancy import has_role, roles_in_city, staff_required
 from vouchers import selectors, services
@@ -89,7 +90,7 @@ def program_detail(request: HttpRequest, city_slug: str, slug: str) -> HttpRespo
     if request.method == "POST":
         if not request.user.is_authenticated:
             return redirect(f"/accounts/login/?next={request.path}")
-        company = get_object_or_404(companies, pk=request.POST.get("company"))
+        company = posted_object_or_404(companies, request.POST.get("company"))
         try:
             application = services.application_create(
                 program=program, company=company, actor=request.user
@@ -112,8 +113,8 @@ def notice(request: HttpRequest, city_slug: str, slug: str) -> HttpResponse:
     if request.method == "POST":
         if not request.user.is_authenticated:
             return redirect(f"/accounts/login/?next={request.path}")
-        application = get_object_or_404(
-            selectors.notice_list(program=program), pk=request.POST.get("application")
+        application = posted_object_or_404(
+            selectors.notice_list(program=program), request.POST.get("application")
         )
         if form.is_valid() and _run(
             request,
@@ -376,8 +377,8 @@ def queue(request: HttpRequest, city_slug: str) -> HttpResponse:
     if request.method == "POST":
         if not can_assign:
             raise Http404
-        reviewer = get_object_or_404(reviewers, pk=request.POST.get("reviewer"))
-        ids = request.POST.getlist("applications")
+        reviewer = posted_object_or_404(reviewers, request.POST.get("reviewer"))
+        ids = parse_ids(request.POST.getlist("applications"))
         done = 0
         for app in selectors.city_applications(city=request.city).filter(pk__in=ids):
             try:
@@ -490,7 +491,7 @@ def staff_action(request: HttpRequest, city_slug: str, pk: int, action: str) -> 
             recommend=data["recommend"],
         ),
         "resolve": lambda: services.objection_resolve(
-            objection=get_object_or_404(Objection, application=app, pk=post.get("objection")),
+            objection=posted_object_or_404(Objection, post.get("objection"), application=app),
             actor=user,
             resolution=data["resolution"],
         ),

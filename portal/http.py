@@ -1,0 +1,33 @@
+"""Reading ids that arrive in form posts: anything but a plain positive number is a 404,
+never a ValueError (a 500) from the database layer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TypeVar
+
+from django.db.models import Model, QuerySet
+from django.http import Http404
+from django.shortcuts import get_object_or_404
+
+M = TypeVar("M", bound=Model)
+_MAX_ID = 2**63 - 1
+
+
+def parse_id(value: object) -> int | None:
+    text = str(value or "").strip()
+    if not text.isascii() or not text.isdigit():
+        return None
+    number = int(text)
+    return number if 0 < number <= _MAX_ID else None
+
+
+def parse_ids(values: Iterable[object]) -> list[int]:
+    return [n for n in (parse_id(v) for v in values) if n is not None]
+
+
+def posted_object_or_404(queryset: QuerySet[M] | type[M], value: object, **filters) -> M:
+    number = parse_id(value)
+    if number is None:
+        raise Http404
+    return get_object_or_404(queryset, pk=number, **filters)

@@ -4,6 +4,7 @@ Money never moves from the admin: redemptions, batches, records and keys are rea
 from django.contrib import admin
 
 from compute.models import ApiKey, DataCenter, Redemption, Registration, UsageBatch
+from portal.admin import ReadOnlyAdmin
 
 
 class RegistrationInline(admin.TabularInline):
@@ -28,17 +29,6 @@ class DataCenterAdmin(admin.ModelAdmin):
     search_fields = ["slug", "name_zh", "name_en", "operator"]
     filter_horizontal = ["programs", "operators"]
     inlines = [RegistrationInline]
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(ApiKey)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
@@ -25,12 +24,9 @@ from compute.settlements import (
 )
 from compute.statements import statement_csv, statement_pdf
 from portal.errors import DomainError
+from portal.http import page_of
 from portal.models import Role
 from portal.tenancy import has_role, staff_required
-
-
-def _page(request: HttpRequest, items):
-    return Paginator(items, 50).get_page(request.GET.get("page"))
 
 
 def _filtered(request: HttpRequest, settlements):
@@ -92,7 +88,7 @@ def staff_settlements(request: HttpRequest, city_slug: str) -> HttpResponse:
         "compute/staff_settlements.html",
         {
             "city": request.city,
-            "page": _page(request, settlements),
+            "page": page_of(request, settlements),
             "can_manage": can_manage,
             "default_period": f"{previous_month():%Y-%m}",
             "data_centers": [r.data_center for r in registrations],
@@ -139,7 +135,7 @@ def staff_settlement(
         "compute/settlement.html",
         {
             "settlement": settlement,
-            "lines": _page(request, settlement.lines.order_by("id")),
+            "lines": page_of(request, settlement.lines.order_by("id")),
             "steps": allowed_steps(settlement, party="program_manager") if can_manage else [],
             "can_rebuild": can_manage and settlement.status == SettlementStatus.DRAFT,
             "base": f"/{request.city.slug}/staff/settlements/{settlement.pk}/",
@@ -160,7 +156,7 @@ def console_settlements(request: HttpRequest, slug: str) -> HttpResponse:
     return render(
         request,
         "compute/console_settlements.html",
-        {"dc": dc, "page": _page(request, settlements), "statuses": SettlementStatus.choices},
+        {"dc": dc, "page": page_of(request, settlements), "statuses": SettlementStatus.choices},
     )
 
 
@@ -191,7 +187,7 @@ def console_settlement(
         {
             "dc": dc,
             "settlement": settlement,
-            "lines": _page(request, settlement.lines.order_by("id")),
+            "lines": page_of(request, settlement.lines.order_by("id")),
             "steps": allowed_steps(settlement, party="data_center"),
             "base": f"/dc/{dc.slug}/settlements/{settlement.pk}/",
         },

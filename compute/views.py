@@ -11,7 +11,6 @@ from collections.abc import Callable
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -37,15 +36,10 @@ from compute.models import (
 )
 from portal.errors import DomainError
 from portal.forms import apply_domain_error
+from portal.http import page_of
 from portal.models import Role
 from portal.tenancy import has_role, staff_required
 from vouchers import ledger
-
-PAGE_SIZE = 50
-
-
-def _page(request: HttpRequest, items, size: int = PAGE_SIZE):
-    return Paginator(items, size).get_page(request.GET.get("page"))
 
 
 def _confirm(
@@ -81,7 +75,7 @@ def _confirm(
 @login_required
 def my_vouchers(request: HttpRequest) -> HttpResponse:
     vouchers = selectors.vouchers_of_user(user=request.user).order_by("-issued_at")
-    return render(request, "compute/my_vouchers.html", {"page": _page(request, vouchers)})
+    return render(request, "compute/my_vouchers.html", {"page": page_of(request, vouchers)})
 
 
 def _my_voucher(request: HttpRequest, code: str):
@@ -116,7 +110,7 @@ def my_voucher(request: HttpRequest, code: str) -> HttpResponse:
             "voucher": voucher,
             "form": form,
             "can_request": voucher.status == "active" and data_centers.exists(),
-            "entries": _page(request, entries),
+            "entries": page_of(request, entries),
             "redemptions": redemptions,
             "usage": selectors.usage_by_data_center(voucher=voucher),
         },
@@ -220,7 +214,7 @@ def console_redemptions(request: HttpRequest, slug: str) -> HttpResponse:
         "compute/console_redemptions.html",
         {
             "dc": dc,
-            "page": _page(request, redemptions),
+            "page": page_of(request, redemptions),
             "status": status,
             "statuses": RedemptionStatus.choices,
         },
@@ -287,7 +281,7 @@ def console_batches(request: HttpRequest, slug: str) -> HttpResponse:
     return render(
         request,
         "compute/console_batches.html",
-        {"dc": dc, "page": _page(request, batches), "only_rejected": only_rejected},
+        {"dc": dc, "page": page_of(request, batches), "only_rejected": only_rejected},
     )
 
 
@@ -299,7 +293,7 @@ def console_batch(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     return render(
         request,
         "compute/console_batch.html",
-        {"dc": dc, "batch": batch, "rejected": _page(request, rejected, 100)},
+        {"dc": dc, "batch": batch, "rejected": page_of(request, rejected, 100)},
     )
 
 
@@ -360,7 +354,7 @@ def staff_vouchers(request: HttpRequest, city_slug: str) -> HttpResponse:
     return render(
         request,
         "compute/staff_vouchers.html",
-        {"city": request.city, "form": form, "page": _page(request, vouchers)},
+        {"city": request.city, "form": form, "page": page_of(request, vouchers)},
     )
 
 
@@ -377,7 +371,7 @@ def staff_voucher(request: HttpRequest, city_slug: str, code: str) -> HttpRespon
         {
             "city": request.city,
             "voucher": voucher,
-            "entries": _page(request, voucher.entries.order_by("-id")),
+            "entries": page_of(request, voucher.entries.order_by("-id")),
             "redemptions": voucher.redemptions.select_related("data_center"),
             "usage": selectors.usage_by_data_center(voucher=voucher),
             "can_manage": has_role(request.user, request.city, Role.PROGRAM_MANAGER),
@@ -473,7 +467,7 @@ def staff_data_centers(request: HttpRequest, city_slug: str) -> HttpResponse:
 def console_sync(request: HttpRequest, slug: str) -> HttpResponse:
     dc = _operated(request, slug)
     runs = SyncRun.objects.filter(data_center=dc)
-    return render(request, "compute/console_sync.html", {"dc": dc, "page": _page(request, runs)})
+    return render(request, "compute/console_sync.html", {"dc": dc, "page": page_of(request, runs)})
 
 
 @staff_required()
@@ -505,5 +499,5 @@ def staff_sync(request: HttpRequest, city_slug: str) -> HttpResponse:
     return render(
         request,
         "compute/staff_sync.html",
-        {"city": request.city, "rows": rows, "page": _page(request, discrepancies)},
+        {"city": request.city, "rows": rows, "page": page_of(request, discrepancies)},
     )

@@ -10,6 +10,20 @@ from portal.audit import audit_record
 from portal.models import AuditEvent, City, CityMembership, User
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """For records that only services write (audit events, ledger-side rows): the admin
+    may look, never add, change or delete."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
     ordering = ["email"]
@@ -48,7 +62,7 @@ class CityAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdmin):
     list_display = [
         "created_at",
         "city",
@@ -61,12 +75,3 @@ class AuditEventAdmin(admin.ModelAdmin):
     list_filter = ["city", "action"]
     search_fields = ["action", "actor_label", "target_id"]
     list_select_related = ["city"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -1,13 +1,14 @@
-"""Reading ids that arrive in form posts: anything but a plain positive number is a 404,
-never a ValueError (a 500) from the database layer."""
+"""Small helpers shared by the apps' views: reading posted ids (anything but a plain
+positive number is a 404, never a ValueError from the ORM) and paging lists."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import TypeVar
 
+from django.core.paginator import Page, Paginator
 from django.db.models import Model, QuerySet
-from django.http import Http404
+from django.http import Http404, HttpRequest
 from django.shortcuts import get_object_or_404
 
 M = TypeVar("M", bound=Model)
@@ -31,3 +32,11 @@ def posted_object_or_404(queryset: QuerySet[M] | type[M], value: object, **filte
     if number is None:
         raise Http404
     return get_object_or_404(queryset, pk=number, **filters)
+
+
+PAGE_SIZE = 50
+
+
+def page_of(request: HttpRequest, items, size: int = PAGE_SIZE) -> Page:
+    """The page the request asks for (`?page=`); out-of-range or garbage gives a valid page."""
+    return Paginator(items, size).get_page(request.GET.get("page"))

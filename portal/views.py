@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
@@ -11,11 +10,10 @@ from django.views.i18n import set_language as django_set_language
 
 from portal import selectors
 from portal.errors import DomainError, error_body
+from portal.http import page_of
 from portal.models import Role
 from portal.services import user_set_language
 from portal.tenancy import staff_required
-
-PAGE_SIZE = 50
 
 
 def landing(request: HttpRequest) -> HttpResponse:
@@ -33,9 +31,7 @@ def staff_home(request: HttpRequest, city_slug: str) -> HttpResponse:
 
 @staff_required()
 def staff_members(request: HttpRequest, city_slug: str) -> HttpResponse:
-    page = Paginator(selectors.membership_list(city=request.city), PAGE_SIZE).get_page(
-        request.GET.get("page")
-    )
+    page = page_of(request, selectors.membership_list(city=request.city))
     return render(request, "portal/staff_members.html", {"city": request.city, "page": page})
 
 
@@ -43,7 +39,7 @@ def staff_members(request: HttpRequest, city_slug: str) -> HttpResponse:
 def audit_log(request: HttpRequest, city_slug: str) -> HttpResponse:
     query = request.GET.get("q", "").strip()[:100]
     events = selectors.audit_event_list(city=request.city, query=query)
-    page = Paginator(events, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = page_of(request, events)
     return render(
         request, "portal/audit_log.html", {"city": request.city, "page": page, "query": query}
     )

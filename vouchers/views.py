@@ -11,7 +11,6 @@ from collections.abc import Callable
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
@@ -20,7 +19,7 @@ from django.views.decorators.http import require_POST
 from portal.audit import audit_record
 from portal.errors import DomainError
 from portal.forms import apply_domain_error
-from portal.http import parse_ids, posted_object_or_404
+from portal.http import page_of, parse_ids, posted_object_or_404
 from portal.models import Role
 from portal.tenancy import has_role, roles_in_city, staff_required
 from vouchers import selectors, services
@@ -45,12 +44,6 @@ from vouchers.forms import (
     ScoreForm,
 )
 from vouchers.models import Application, Document, Objection
-
-PAGE_SIZE = 50
-
-
-def _page(request: HttpRequest, items, size: int = PAGE_SIZE):
-    return Paginator(items, size).get_page(request.GET.get("page"))
 
 
 def _report(request: HttpRequest, error: DomainError) -> None:
@@ -394,7 +387,9 @@ def queue(request: HttpRequest, city_slug: str) -> HttpResponse:
         {
             "city": request.city,
             "form": form,
-            "page": _page(request, selectors.application_queue(city=request.city, filters=filters)),
+            "page": page_of(
+                request, selectors.application_queue(city=request.city, filters=filters)
+            ),
             "reviewers": reviewers,
             "can_assign": can_assign,
         },
@@ -568,6 +563,6 @@ def staff_ranking(request: HttpRequest, city_slug: str, slug: str) -> HttpRespon
         {
             "city": request.city,
             "program": program,
-            "page": _page(request, selectors.program_ranking(program=program)),
+            "page": page_of(request, selectors.program_ranking(program=program)),
         },
     )

@@ -324,10 +324,9 @@ def test_queue_sorts_by_average_score_with_unscored_last(client, shanghai):
 
 
 def test_queue_pages_keep_their_filters(client, shanghai, monkeypatch):
-    from vouchers import views
+    from portal.http import page_of
 
-    monkeypatch.setattr(views, "PAGE_SIZE", 2)
-    monkeypatch.setattr(views._page, "__defaults__", (2,))
+    monkeypatch.setattr(page_of, "__defaults__", (2,))  # two applications a page
     program = services.program_save(
         city=shanghai.city,
         actor=shanghai.manager,

@@ -106,3 +106,20 @@ def member2(company):
     user = UserFactory(email="cto@startup.test")
     company.members.add(user)
     return user
+
+
+def into_review(app, *, user, manager) -> None:
+    """Submit, then screening passed by the program manager (programs with reviews)."""
+    services.application_submit(application=app, actor=user)
+    services.application_start_screening(application=app, actor=manager)
+    services.application_pass_screening(application=app, actor=manager)
+
+
+def review_by(app, *, manager, reviewers, scores, recommend=True, comment="") -> None:
+    """Each reviewer is assigned, declares no conflict and submits the same scores."""
+    for reviewer in reviewers:
+        services.review_assign(application=app, actor=manager, reviewer=reviewer)
+        services.review_declare(application=app, actor=reviewer, conflict=False)
+        services.review_submit(
+            application=app, actor=reviewer, scores=scores, comment=comment, recommend=recommend
+        )

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from portal.errors import DomainError
 from tests.factories import UserFactory
-from tests.vouchers.conftest import RUBRIC, complete_draft, program_values
+from tests.vouchers.conftest import RUBRIC, complete_draft, into_review, program_values, review_by
 from vouchers import services
 from vouchers.models import Application
 
@@ -169,20 +169,16 @@ def test_a_review_refusal_gives_the_tally_in_each_members_language(
     startup_user.preferred_language = "en"
     startup_user.save(update_fields=["preferred_language"])
     app = complete_draft(sz_program, company, startup_user)
-    services.application_submit(application=app, actor=startup_user)
-    services.application_start_screening(application=app, actor=shenzhen.manager)
-    services.application_pass_screening(application=app, actor=shenzhen.manager)
+    into_review(app, user=startup_user, manager=shenzhen.manager)
     with django_capture_on_commit_callbacks(execute=True), translation.override("zh-hans"):
-        for reviewer in (shenzhen.reviewer, shenzhen.reviewer2):
-            services.review_assign(application=app, actor=shenzhen.manager, reviewer=reviewer)
-            services.review_declare(application=app, actor=reviewer, conflict=False)
-            services.review_submit(
-                application=app,
-                actor=reviewer,
-                scores={"team": 2, "plan": 2},
-                comment="",
-                recommend=False,
-            )
+        review_by(
+            app,
+            manager=shenzhen.manager,
+            reviewers=(shenzhen.reviewer, shenzhen.reviewer2),
+            scores={"team": 2, "plan": 2},
+            comment="",
+            recommend=False,
+        )
     app.refresh_from_db()
     assert app.state == "not_recommended"
     (body,) = [m.body for m in mail.outbox if m.to == [startup_user.email]]

@@ -15,7 +15,7 @@ from django.utils import timezone
 from portal.errors import DomainError
 from portal.models import AuditEvent
 from tests.factories import MembershipFactory, UserFactory
-from tests.vouchers.conftest import PNG, complete_draft, program_values
+from tests.vouchers.conftest import PNG, complete_draft, into_review, program_values, review_by
 from vouchers import services, workflow
 from vouchers.credit_code import credit_code_problem
 from vouchers.models import Application, ApplicationState, Program, StateChange
@@ -71,19 +71,15 @@ def test_review_and_notice_journey_in_shenzhen(sz_program, shenzhen, startup_use
         actor=startup_user, legal_name="深圳公司", credit_code="91440300708461136T"
     )
     app = complete_draft(sz_program, company, startup_user)
-    services.application_submit(application=app, actor=startup_user)
-    services.application_start_screening(application=app, actor=shenzhen.manager)
-    services.application_pass_screening(application=app, actor=shenzhen.manager)
-    for reviewer in (shenzhen.reviewer, shenzhen.reviewer2):
-        services.review_assign(application=app, actor=shenzhen.manager, reviewer=reviewer)
-        services.review_declare(application=app, actor=reviewer, conflict=False)
-        services.review_submit(
-            application=app,
-            actor=reviewer,
-            scores={"team": 8, "plan": 9},
-            comment="好",
-            recommend=True,
-        )
+    into_review(app, user=startup_user, manager=shenzhen.manager)
+    review_by(
+        app,
+        manager=shenzhen.manager,
+        reviewers=(shenzhen.reviewer, shenzhen.reviewer2),
+        scores={"team": 8, "plan": 9},
+        comment="好",
+        recommend=True,
+    )
     app.refresh_from_db()
     assert app.state == "in_notice"
     assert app.notice_ends_at - timezone.now() > timedelta(days=4, hours=23)
@@ -198,9 +194,7 @@ def test_conflict_of_interest_ends_the_reviewers_part(sz_program, shenzhen, star
         actor=startup_user, legal_name="X", credit_code="91440300708461136T"
     )
     app = complete_draft(sz_program, company, startup_user)
-    services.application_submit(application=app, actor=startup_user)
-    services.application_start_screening(application=app, actor=shenzhen.manager)
-    services.application_pass_screening(application=app, actor=shenzhen.manager)
+    into_review(app, user=startup_user, manager=shenzhen.manager)
     services.review_assign(application=app, actor=shenzhen.manager, reviewer=shenzhen.reviewer)
     with pytest.raises(DomainError, match="conflict"):
         services.review_submit(
@@ -232,19 +226,15 @@ def test_approver_cannot_approve_an_application_they_reviewed(sz_program, shenzh
         actor=startup_user, legal_name="X", credit_code="91440300708461136T"
     )
     app = complete_draft(sz_program, company, startup_user)
-    services.application_submit(application=app, actor=startup_user)
-    services.application_start_screening(application=app, actor=shenzhen.manager)
-    services.application_pass_screening(application=app, actor=shenzhen.manager)
-    for reviewer in (shenzhen.approver, shenzhen.reviewer):
-        services.review_assign(application=app, actor=shenzhen.manager, reviewer=reviewer)
-        services.review_declare(application=app, actor=reviewer, conflict=False)
-        services.review_submit(
-            application=app,
-            actor=reviewer,
-            scores={"team": 9, "plan": 9},
-            comment="",
-            recommend=True,
-        )
+    into_review(app, user=startup_user, manager=shenzhen.manager)
+    review_by(
+        app,
+        manager=shenzhen.manager,
+        reviewers=(shenzhen.approver, shenzhen.reviewer),
+        scores={"team": 9, "plan": 9},
+        comment="",
+        recommend=True,
+    )
     Application.objects.filter(pk=app.pk).update(
         notice_ends_at=timezone.now() - timedelta(seconds=1)
     )
@@ -406,9 +396,7 @@ def test_reviewers_are_reminded_once_after_five_days(sz_program, shenzhen, start
         actor=startup_user, legal_name="X", credit_code="91440300708461136T"
     )
     app = complete_draft(sz_program, company, startup_user)
-    services.application_submit(application=app, actor=startup_user)
-    services.application_start_screening(application=app, actor=shenzhen.manager)
-    services.application_pass_screening(application=app, actor=shenzhen.manager)
+    into_review(app, user=startup_user, manager=shenzhen.manager)
     services.review_assign(application=app, actor=shenzhen.manager, reviewer=shenzhen.reviewer)
     mail.outbox.clear()
     assert reminders_send() == 0

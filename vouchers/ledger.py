@@ -424,4 +424,28 @@ def ledger_verify() -> list[LedgerMismatch]:
             problems.append(
                 LedgerMismatch(code, balance, derived, "issue entries differ from face value")
             )
+    problems.extend(_programs_verify())
     return problems
+
+
+def _programs_verify() -> list[LedgerMismatch]:
+    """A program's `allocated` is derived too: what its vouchers were issued, less what
+    revocation and expiry gave back (one aggregate query)."""
+    rows = Program.objects.annotate(
+        derived=Sum(
+            "vouchers__entries__amount",
+            filter=Q(
+                vouchers__entries__kind__in=[EntryKind.ISSUE, EntryKind.REVOKE, EntryKind.EXPIRE]
+            ),
+        )
+    ).values_list("city__slug", "slug", "allocated", "derived")
+    return [
+        LedgerMismatch(
+            f"program {city}/{slug}",
+            allocated,
+            derived or ZERO,
+            "allocated differs from issued less returned",
+        )
+        for city, slug, allocated, derived in rows
+        if (derived or ZERO) != allocated
+    ]

@@ -217,3 +217,12 @@ def test_simulated_usage_never_ends_before_the_voucher_starts():
         not_before={"V1": start},
     )
     assert all(start < datetime.fromisoformat(r["ended_at"]) <= end for r in records)
+
+
+def test_verify_ledger_also_derives_each_programs_allocation(ledger_world, shanghai, capsys):
+    voucher_revoke(voucher=ledger_world.voucher, actor=shanghai.manager, reason="撤销")
+    assert ledger_verify() == []  # issued 1,000.00, returned 1,000.00, allocated 0.00
+    Program.objects.filter(pk=ledger_world.program.pk).update(allocated=Decimal("5.00"))
+    with pytest.raises(CommandError):
+        call_command("verify_ledger")
+    assert "program shanghai/compute-2026" in capsys.readouterr().err

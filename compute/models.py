@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from decimal import Decimal
-
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -167,7 +164,10 @@ class Redemption(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+"
     )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
-    updated_at = models.DateTimeField(_("updated at"), auto_now=True, db_index=True)
+    # Not indexed: every applied batch moves `covered_total` and `updated_at` of the
+    # redemptions it charges, and an unindexed row can be updated in place (HOT).
+    # `updated_since` filters within one data center's redemptions (its own index).
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
         verbose_name = _("redemption")
@@ -224,10 +224,12 @@ class UsageBatch(models.Model):
     idempotency_key = models.CharField(max_length=200, blank=True)
     body_hash = models.CharField(max_length=64)
     received = models.PositiveIntegerField(_("received"))
-    # The records as JSON text, not jsonb: text stores any JSON string (jsonb refuses
-    # \u0000, which a client may send and must get back as a per-record rejection), and
-    # the worker parses it faster than PostgreSQL would.
-    records_json = models.TextField(default="[]")
+    # The request body exactly as received (`{"records": [...]}`), as text, not jsonb:
+    # text stores any JSON (jsonb refuses \u0000, which a client may send and must get
+    # back as a per-record rejection) and keeps numbers exactly as written. Stored
+    # without compression (migration 0007): compressing a 10 MB body costs the API
+    # more than the disk it saves.
+    body = models.TextField(default='{"records": []}')
     results = models.JSONField(default=list)
     accepted = models.PositiveIntegerField(_("accepted"), default=0)
     duplicate = models.PositiveIntegerField(_("duplicates"), default=0)
@@ -262,7 +264,9 @@ class UsageBatch(models.Model):
 
     @property
     def records(self) -> list:
-        return json.loads(self.records_json, parse_float=Decimal)
+        from compute.usage import body_records
+
+        return body_records(self.body)
 
 
 class RecordStatus(models.TextChoices):
@@ -277,13 +281,13 @@ class UsageRecord(models.Model):
 
     # Hot path: every index costs on each of millions of inserts. The FK columns below
     # are looked up through the composite indexes in Meta (or not at all), so they carry
-    # no single-column index of their own. Batch, redemption and ledger entries are also
-    # not checked by a database constraint: usage records are only ever written by
-    # `compute.usage`, in one statement from those very rows, read under lock in the same
-    # transaction, and none of them can be deleted (PROTECT, append-only ledger); the
-    # per-row checks at commit cost a third of applying a batch.
+    # no single-column index of their own. None of them is checked by a database
+    # constraint either: usage records are only ever written by `compute.usage`, in one
+    # statement from those very rows, read under lock in the same transaction, and none
+    # of them can be deleted (PROTECT, append-only ledger); the per-row checks at commit
+    # cost a third of applying a batch. `verify_ledger` looks for orphans.
     data_center = models.ForeignKey(
-        DataCenter, on_delete=models.PROTECT, related_name="+", db_index=False
+        DataCenter, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
     )
     record_id = models.CharField(max_length=64)
     batch = models.ForeignKey(
@@ -294,7 +298,11 @@ class UsageRecord(models.Model):
         db_constraint=False,
     )
     voucher = models.ForeignKey(
-        Voucher, on_delete=models.PROTECT, related_name="usage_records", db_index=False
+        Voucher,
+        on_delete=models.PROTECT,
+        related_name="usage_records",
+        db_index=False,
+        db_constraint=False,
     )
     redemption = models.ForeignKey(
         Redemption,

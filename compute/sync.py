@@ -14,9 +14,11 @@ lock for its data center, and a second one records itself as skipped.
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -33,7 +35,7 @@ from compute.models import (
     SyncRun,
 )
 from compute.services import redemption_accept, redemption_close, redemption_reject
-from compute.usage import MAX_RECORDS, usage_batch_receive
+from compute.usage import MAX_RECORDS, BatchBody, usage_batch_receive
 from portal.errors import DomainError
 
 _LOCK_NAMESPACE = 0x5A3
@@ -71,8 +73,9 @@ def _fetch(client: httpx.Client, dc: DataCenter, cursor: str, policy: SyncPolicy
     if response.status_code != 200:
         raise FeedError(f"HTTP {response.status_code}: {response.text[:200]}")
     try:
-        page = response.json()
-    except ValueError as error:
+        # Exact decimals, never floats: the records' numbers are money.
+        page = json.loads(response.content, parse_float=Decimal)
+    except (ValueError, RecursionError) as error:
         raise FeedError("the page is not valid JSON") from error
     if (
         not isinstance(page, dict)
@@ -132,7 +135,9 @@ def _store_page(dc: DataCenter, page: dict) -> int:
         if records:
             # Records seen before (a page fetched again, a record both pushed and
             # pulled) are found by the batch's apply as duplicates, never charged twice.
-            usage_batch_receive(data_center=dc, records=records, source=BatchSource.PULL)
+            usage_batch_receive(
+                data_center=dc, body=BatchBody.of_records(records), source=BatchSource.PULL
+            )
         DataCenter.objects.filter(pk=dc.pk).update(feed_cursor=page["next_cursor"])
     dc.feed_cursor = page["next_cursor"]
     return len(records)

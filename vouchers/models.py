@@ -236,10 +236,22 @@ class LedgerEntry(models.Model):
     `amount` is signed: issue and reversal add, charge, expire and revoke subtract.
     `usage_record_id` is the id of the compute app's usage record the entry came from.
     It is a plain column, not a foreign key, because `vouchers` must not depend on
-    `compute` (portal ← vouchers ← compute); compute's records point back with a real FK.
+    `compute` (portal ← vouchers ← compute); compute's records point back.
+
+    Usage ingestion writes one entry per record, millions a month, so the table carries
+    only the indexes it is read by (primary key, voucher + id) and `voucher` is not
+    checked by a foreign-key constraint: entries are only written by `vouchers.ledger`
+    with the voucher row locked, vouchers are never deleted (PROTECT), and
+    `verify_ledger` reports any entry whose voucher is missing.
     """
 
-    voucher = models.ForeignKey(Voucher, on_delete=models.PROTECT, related_name="entries")
+    voucher = models.ForeignKey(
+        Voucher,
+        on_delete=models.PROTECT,
+        related_name="entries",
+        db_index=False,
+        db_constraint=False,
+    )
     kind = models.CharField(_("kind"), max_length=10, choices=EntryKind.choices)
     amount = money_field(_("amount"))
     balance_after = money_field(_("balance after"))
@@ -250,6 +262,7 @@ class LedgerEntry(models.Model):
         blank=True,
         related_name="+",
         verbose_name=_("actor"),
+        db_index=False,
     )
     actor_label = models.CharField(_("actor"), max_length=200)
     usage_record_id = models.BigIntegerField(_("usage record"), null=True, blank=True)
@@ -262,7 +275,6 @@ class LedgerEntry(models.Model):
         ordering = ["voucher", "id"]
         indexes = [
             models.Index(fields=["voucher", "id"], name="ledger_voucher_id"),
-            models.Index(fields=["usage_record_id"], name="ledger_usage_record"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(balance_after__gte=0), name="ledger_balance_ge_0"),

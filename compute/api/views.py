@@ -25,7 +25,7 @@ from compute.api.base import (
     DataCenterThrottle,
     IsDataCenter,
 )
-from compute.usage import MAX_BODY_BYTES, usage_batch_receive
+from compute.usage import MAX_BODY_BYTES, BatchBody, usage_batch_receive
 
 ERRORS = {
     400: OpenApiResponse(s.ErrorBody, description="invalid"),
@@ -59,6 +59,20 @@ class BoundedJSONParser(JSONParser):
         try:
             return json.loads(data, parse_float=Decimal)
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            raise ParseError(_("The body is not valid JSON.")) from exc
+
+
+class BatchBodyParser(BoundedJSONParser):
+    """A usage batch: the bytes as received, parsed once for the envelope (orjson), so
+    the body is stored as sent and the worker reads the numbers exactly."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        data = stream.read(MAX_BODY_BYTES + 1) if stream is not None else b""
+        if len(data) > MAX_BODY_BYTES:
+            raise TooLarge(_("The body is larger than 10 MB."))
+        try:
+            return BatchBody.parse(data)
+        except ValueError as exc:
             raise ParseError(_("The body is not valid JSON.")) from exc
 
 
@@ -173,6 +187,8 @@ def _batch_accepted(request, batch) -> dict:
 
 
 class BatchCreate(DataCenterView):
+    parser_classes = [BatchBodyParser]
+
     @extend_schema(
         operation_id="usage_batch_create",
         request=s.BatchIn,
@@ -191,10 +207,12 @@ class BatchCreate(DataCenterView):
         },
     )
     def post(self, request):
-        body = self.body_object(request)
+        body = request.data
+        if not isinstance(body, BatchBody) or not isinstance(body.data, dict):
+            raise ParseError(_("The body must be a JSON object."))
         batch, created = usage_batch_receive(
             data_center=self.data_center,
-            records=body.get("records"),
+            body=body,
             idempotency_key=request.headers.get("Idempotency-Key", ""),
         )
         return Response(

@@ -116,7 +116,7 @@ def test_sweeper_hands_a_stale_batch_to_the_worker(ledger_world):
         data_center=w.dc,
         body_hash="x",
         received=1,
-        records_json=json.dumps([record(1, w.voucher.code)]),
+        body=json.dumps({"records": [record(1, w.voucher.code)]}),
         status=BatchStatus.PROCESSING,  # its worker died mid-batch
     )
     UsageBatch.objects.filter(pk=batch.pk).update(created_at=timezone.now() - timedelta(hours=1))

@@ -157,7 +157,7 @@ def test_simulated_usage_is_realistic():
     for raw in records:
         parsed, errors = record_parse(raw)
         assert errors == {}
-        per_hour = parsed.amount / parsed.quantity
+        per_hour = Decimal(parsed.amount) / Decimal(parsed.quantity)
         assert Decimal("5") <= per_hour <= Decimal("30")
     assert 0.4 < sum(r["domestic"] for r in records) / 200 < 0.8
 

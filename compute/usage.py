@@ -266,7 +266,7 @@ def usage_batch_receive(
                 )
             earlier = (
                 UsageBatch.objects.filter(data_center=data_center, idempotency_key=idempotency_key)
-                .defer("body", "results")
+                .defer("body", "results_json")
                 .first()
             )
             if earlier is not None:
@@ -301,7 +301,7 @@ def usage_batch_apply(*, batch_id: int) -> UsageBatch:
             return batch
         _apply(batch)
         batch.refresh_from_db(
-            fields=["status", "results", "accepted", "duplicate", "rejected", "finished_at"]
+            fields=["status", "results_json", "accepted", "duplicate", "rejected", "finished_at"]
         )
     return batch
 
@@ -428,22 +428,24 @@ WITH x AS (
              ELSE 'rejected' END AS status,
         CASE outcome WHEN 'accepted' THEN covered WHEN 'duplicate' THEN old_covered END
             AS covered,
-        CASE WHEN outcome NOT IN ('accepted', 'duplicate') THEN jsonb_build_object(
+        CASE WHEN outcome NOT IN ('accepted', 'duplicate') THEN json_build_object(
             'code', outcome,
             'message', coalesce(invalid, %(messages)s::jsonb ->> outcome)) END AS error
     FROM x
 ), t AS (
-    SELECT jsonb_agg(jsonb_build_object(
-               'record_id', record_id, 'status', status,
-               'covered_amount', round(covered, 2)::text, 'error', error) ORDER BY ord)
-               AS results,
+    SELECT '[' || string_agg(
+               '{"record_id":' || coalesce(to_json(record_id)::text, 'null')
+               || ',"status":"' || status
+               || '","covered_amount":' || coalesce('"' || round(covered, 2) || '"', 'null')
+               || ',"error":' || coalesce(error::text, 'null') || '}',
+               ',' ORDER BY ord) || ']' AS results,
            count(*) FILTER (WHERE status = 'accepted') AS accepted,
            count(*) FILTER (WHERE status = 'duplicate') AS duplicate,
            count(*) FILTER (WHERE status = 'rejected') AS rejected
     FROM y
 )
 UPDATE compute_usagebatch AS b
-SET status = 'done', results = t.results, accepted = t.accepted,
+SET status = 'done', results_json = t.results, accepted = t.accepted,
     duplicate = t.duplicate, rejected = t.rejected, finished_at = now()
 FROM t WHERE b.id = %(batch)s
 """

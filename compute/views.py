@@ -187,7 +187,7 @@ def console(request: HttpRequest, slug: str) -> HttpResponse:
         .filter(status=RedemptionStatus.REQUESTED)
         .order_by("created_at")[:50]
     )
-    batches = selectors.batch_list(data_center=dc).defer("body", "results")[:10]
+    batches = selectors.batch_list(data_center=dc).defer("body", "results_json")[:10]
     registrations = Registration.objects.filter(data_center=dc).select_related("city")
     return render(
         request,
@@ -274,7 +274,7 @@ def console_redemption_reject(request: HttpRequest, slug: str, pk: int) -> HttpR
 @login_required
 def console_batches(request: HttpRequest, slug: str) -> HttpResponse:
     dc = _operated(request, slug)
-    batches = selectors.batch_list(data_center=dc).defer("body", "results")
+    batches = selectors.batch_list(data_center=dc).defer("body", "results_json")
     only_rejected = request.GET.get("rejected") == "1"
     if only_rejected:
         batches = batches.filter(rejected__gt=0)

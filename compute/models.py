@@ -293,7 +293,8 @@ class UsageRecord(models.Model):
     # constraint either: usage records are only ever written by `compute.usage`, in one
     # statement from those very rows, read under lock in the same transaction, and none
     # of them can be deleted (PROTECT, append-only ledger); the per-row checks at commit
-    # cost a third of applying a batch. `verify_ledger` looks for orphans.
+    # cost a third of applying a batch. (`verify_ledger` reports ledger entries whose
+    # voucher is missing; every charged record has one.)
     data_center = models.ForeignKey(
         DataCenter, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
     )

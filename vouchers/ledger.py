@@ -425,7 +425,25 @@ def ledger_verify() -> list[LedgerMismatch]:
                 LedgerMismatch(code, balance, derived, "issue entries differ from face value")
             )
     problems.extend(_programs_verify())
+    problems.extend(_orphans_verify())
     return problems
+
+
+def _orphans_verify() -> list[LedgerMismatch]:
+    """Entries whose voucher does not exist. `voucher` carries no foreign-key
+    constraint (see LedgerEntry), so this is where such an entry would show up."""
+    orphans = (
+        LedgerEntry.objects.exclude(voucher_id__in=Voucher.objects.values("pk"))
+        .values("voucher_id")
+        .annotate(total=Sum("amount"))
+        .order_by("voucher_id")
+    )
+    return [
+        LedgerMismatch(
+            f"#{row['voucher_id']}", ZERO, row["total"], "entries name a voucher that is missing"
+        )
+        for row in orphans
+    ]
 
 
 def _programs_verify() -> list[LedgerMismatch]:

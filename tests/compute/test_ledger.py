@@ -226,3 +226,19 @@ def test_verify_ledger_also_derives_each_programs_allocation(ledger_world, shang
     with pytest.raises(CommandError):
         call_command("verify_ledger")
     assert "program shanghai/compute-2026" in capsys.readouterr().err
+
+
+def test_verify_ledger_reports_entries_whose_voucher_is_missing(ledger_world, capsys):
+    # `voucher` carries no foreign-key constraint (the hot path skips the per-row check),
+    # so an entry written for a voucher that does not exist must show up here.
+    missing = Voucher.objects.order_by("-pk").first().pk + 1000
+    LedgerEntry.objects.create(
+        voucher_id=missing,
+        kind="adjust",
+        amount=Decimal("1.00"),
+        balance_after=Decimal("1.00"),
+        actor_label="test",
+    )
+    with pytest.raises(CommandError):
+        call_command("verify_ledger")
+    assert f"#{missing}: entries name a voucher that is missing" in capsys.readouterr().err

@@ -295,3 +295,89 @@ def test_void_returns_the_amount_through_a_reversal(
     # Another data center cannot void it (404, not 403).
     assert w.other_api.post(url, {"reason": "x"}, format="json").status_code == 404
     call_command("verify_ledger")
+
+
+def push_raw(w, body: bytes, django_capture_on_commit_callbacks):
+    """A body exactly as a client wrote it (numbers, escapes, whitespace)."""
+    with django_capture_on_commit_callbacks(execute=True):
+        return w.api.post(BATCHES, data=body, content_type="application/json")
+
+
+def raw_record(n: int, voucher: str, **fields: str) -> str:
+    """One record as JSON text; `fields` are JSON fragments written as they are."""
+    values = {
+        "record_id": f'"dc-2026-11-{n:06d}"',
+        "voucher": f'"{voucher}"',
+        "started_at": '"2026-11-02T08:00:00+08:00"',
+        "ended_at": '"2026-11-02T20:00:00+08:00"',
+        "resource": '"Ascend 910B"',
+        "domestic": "true",
+        "quantity": '"96.000"',
+        "amount": '"100.00"',
+        **fields,
+    }
+    return "{" + ", ".join(f'"{k}": {v}' for k, v in values.items()) + "}"
+
+
+def test_numbers_are_read_with_their_exact_digits(ledger_world, django_capture_on_commit_callbacks):
+    # A float would read 100.000000000000001 as 100.0 and accept it; the contract allows
+    # at most two decimals, so the record is invalid. Numbers that fit are exact.
+    w = ledger_world
+    body = (
+        '{"records": ['
+        + raw_record(1, w.voucher.code, amount="100.000000000000001")
+        + ", "
+        + raw_record(2, w.voucher.code, amount="100.5", quantity="12.25")
+        + "]}"
+    )
+    response = push_raw(w, body.encode(), django_capture_on_commit_callbacks)
+    assert response.status_code == 202
+    bad, good = results(w, response)["results"]
+    assert (bad["status"], bad["error"]["code"]) == ("rejected", "invalid")
+    assert "amount" in bad["error"]["message"]
+    assert (good["status"], good["covered_amount"]) == ("accepted", "30.15")  # 100.50 x 0.30
+    stored = UsageRecord.objects.get()
+    assert (stored.amount, stored.quantity) == (Decimal("100.50"), Decimal("12.250"))
+
+
+def test_strings_postgresql_cannot_hold_are_a_per_record_rejection(
+    ledger_world, django_capture_on_commit_callbacks
+):
+    # An unpaired surrogate is valid JSON text but no valid string: the record carrying
+    # it is rejected, the rest of the batch is applied, and its id is echoed readably.
+    w = ledger_world
+    body = (
+        '{"records": ['
+        + raw_record(1, w.voucher.code, resource='"Ascend \\ud800"')
+        + ", "
+        + raw_record(2, w.voucher.code, record_id='"tab\\there\\u0000"')
+        + ", "
+        + raw_record(3, w.voucher.code, resource='"H20 \\\\ PCIe"')
+        + "]}"
+    )
+    response = push_raw(w, body.encode(), django_capture_on_commit_callbacks)
+    assert response.status_code == 202
+    surrogate, control, backslash = results(w, response)["results"]
+    assert (surrogate["status"], surrogate["error"]["code"]) == ("rejected", "invalid")
+    assert "resource" in surrogate["error"]["message"]
+    assert control["record_id"] == "tab\there\ufffd"
+    assert (control["status"], control["error"]["code"]) == ("rejected", "invalid")
+    assert backslash["status"] == "accepted"
+    assert UsageRecord.objects.get().resource == "H20 \\ PCIe"
+
+
+def test_idempotency_compares_the_body_byte_for_byte(
+    ledger_world, django_capture_on_commit_callbacks
+):
+    w = ledger_world
+    body = '{"records": [' + raw_record(1, w.voucher.code) + "]}"
+    key = {"HTTP_IDEMPOTENCY_KEY": "nightly-1"}
+    with django_capture_on_commit_callbacks(execute=True):
+        first = w.api.post(BATCHES, data=body.encode(), content_type="application/json", **key)
+        again = w.api.post(BATCHES, data=body.encode(), content_type="application/json", **key)
+        other = w.api.post(
+            BATCHES, data=body.replace(": ", ":").encode(), content_type="application/json", **key
+        )
+    assert (first.status_code, again.status_code, other.status_code) == (202, 200, 409)
+    assert first.json()["id"] == again.json()["id"]
+    assert UsageBatch.objects.count() == 1

@@ -50,5 +50,5 @@ class RedemptionAdmin(ReadOnlyAdmin):
 class UsageBatchAdmin(ReadOnlyAdmin):
     list_display = ["pk", "data_center", "source", "status", "received", "accepted", "rejected"]
     list_filter = ["status", "source", "data_center"]
-    exclude = ["body"]
+    exclude = ["body", "results_json"]
     list_select_related = ["data_center"]

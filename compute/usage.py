@@ -382,7 +382,8 @@ WITH s AS (
         )) AS covered
     FROM o
 )
-SELECT a.*,
+SELECT ord, record_id, voucher_id, redemption_id, started_at, ended_at, resource, domestic,
+    quantity, amount, content_hash, outcome, covered, old_covered,
     CASE WHEN outcome = 'accepted' THEN nextval(%(record_seq)s::regclass) END AS rec_id,
     CASE WHEN outcome = 'accepted' AND covered > 0
          THEN nextval(%(entry_seq)s::regclass) END AS entry_id

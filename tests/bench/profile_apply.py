@@ -1,0 +1,102 @@
+"""Where applying a usage batch spends its time, statement by statement.
+
+Run after `make bench` (it reuses that database, `<name>_bench`, with its 1,000 vouchers):
+
+    .venv/bin/python tests/bench/profile_apply.py              # 4 batches of 5,000
+    PROFILE_BATCHES=10 PROFILE_SIZE=500 .venv/bin/python tests/bench/profile_apply.py
+    PROFILE_EXPLAIN="usage_applied,INSERT INTO compute_usagerecord" .venv/bin/python ...
+
+Batches are stored directly (no HTTP) and applied in this process, one after another;
+the figures are milliseconds per batch for each statement, and the rest (Python, COPY,
+commit) as the difference. With PROFILE_EXPLAIN, the first statement containing each
+given text runs under EXPLAIN (ANALYZE, BUFFERS) and its plan is printed; only use it
+for statements that return no rows. It prints figures; it asserts nothing.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parents[2]
+BATCHES = int(os.environ.get("PROFILE_BATCHES", "4"))
+SIZE = int(os.environ.get("PROFILE_SIZE", "5000"))
+EXPLAIN = [t for t in os.environ.get("PROFILE_EXPLAIN", "").split(",") if t]
+
+
+def main() -> None:
+    url = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/suanli"
+    parts = urlsplit(url)
+    os.environ["DATABASE_URL"] = urlunsplit(parts._replace(path=parts.path.rstrip("/") + "_bench"))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.db import connection
+
+    from compute.models import DataCenter, UsageBatch
+    from compute.usage import usage_batch_apply
+    from vouchers.models import Voucher
+
+    dc = DataCenter.objects.get(slug="bench")
+    codes = list(Voucher.objects.order_by("id").values_list("code", flat=True))
+    tag = f"profile-{time.time_ns()}"
+    ids = []
+    for b in range(BATCHES):
+        records = [
+            {
+                "record_id": f"{tag}-{b}-{i}",
+                "voucher": codes[i % len(codes)],
+                "started_at": "2026-11-02T08:00:00+08:00",
+                "ended_at": "2026-11-02T20:00:00+08:00",
+                "resource": "Ascend 910B" if i % 3 else "NVIDIA H20",
+                "domestic": bool(i % 3),
+                "quantity": "12.000",
+                "amount": f"{120 + i % 97}.50",
+            }
+            for i in range(SIZE)
+        ]
+        batch = UsageBatch.objects.create(
+            data_center=dc, body_hash="-", received=SIZE, body=json.dumps({"records": records})
+        )
+        ids.append(batch.pk)
+
+    spent: dict[str, float] = collections.defaultdict(float)
+    explained: set[str] = set()
+
+    def timed(execute, sql, params, many, context):
+        start = time.perf_counter()
+        wanted = [t for t in EXPLAIN if t in sql and t not in explained]
+        try:
+            if wanted and not many:
+                explained.update(wanted)
+                result = execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params, many, context)
+                print("\n".join(row[0] for row in context["cursor"].fetchall()), end="\n\n")
+                return result
+            return execute(sql, params, many, context)
+        finally:
+            spent[" ".join(sql.split())[:72]] += time.perf_counter() - start
+
+    start = time.perf_counter()
+    with connection.execute_wrapper(timed):
+        for batch_id in ids:
+            usage_batch_apply(batch_id=batch_id)
+    total = time.perf_counter() - start
+    print(
+        f"{BATCHES} batches of {SIZE}: {1000 * total / BATCHES:.1f} ms per batch, "
+        f"{BATCHES * SIZE / total:,.0f} records/s applied in one process"
+    )
+    for statement, seconds in sorted(spent.items(), key=lambda kv: -kv[1]):
+        print(f"{1000 * seconds / BATCHES:8.1f} ms  {statement}")
+    rest = total - sum(spent.values())
+    print(f"{1000 * rest / BATCHES:8.1f} ms  (Python, COPY, commit)")
+
+
+if __name__ == "__main__":
+    main()

@@ -213,8 +213,9 @@ class BatchSource(models.TextChoices):
 class UsageBatch(models.Model):
     """A batch of usage records exactly as received, stored before the API answers.
 
-    `records` keeps the raw records; `results` is filled by the worker in one write,
-    in the order sent. `idempotency_key` + `body_hash` implement api.md's header.
+    `body` keeps the request body as sent (`compute.usage.body_records` reads its
+    records); `results_json` is filled by the worker in one write, in the order sent.
+    `idempotency_key` + `body_hash` (SHA-256 of the bytes) implement api.md's header.
     """
 
     data_center = models.ForeignKey(DataCenter, on_delete=models.PROTECT, related_name="batches")
@@ -265,12 +266,6 @@ class UsageBatch(models.Model):
 
     def __str__(self) -> str:
         return f"B{self.pk}"
-
-    @property
-    def records(self) -> list:
-        from compute.usage import body_records
-
-        return body_records(self.body)
 
     @property
     def results(self) -> list[dict]:

@@ -20,11 +20,12 @@ The batch row's status is committed together with the charges, so a batch applie
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -150,7 +151,12 @@ def _timestamp(value: Any, errors: dict[str, list[str]], field: str) -> datetime
     if parsed.tzinfo is None:
         errors[field] = [_("The timestamp needs a UTC offset, e.g. +08:00.")]
         return None
-    return parsed
+    # Staged in UTC: PostgreSQL refuses offsets beyond ±15:59 that RFC 3339 allows.
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+08:00 is before year 1 in UTC
+        errors[field] = [_("An RFC 3339 timestamp with an offset is required.")]
+        return None
 
 
 def _number(value: Any, pattern: re.Pattern) -> str | None:
@@ -503,6 +509,7 @@ def _rejection_messages() -> str:
     )
 
 
+@functools.cache
 def _sequence(table: str) -> str:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [table])

@@ -159,6 +159,7 @@ def test_equivalent_content_in_another_notation_is_a_duplicate(
         ({"record_id": "has space"}, "record_id"),
         ({"record_id": "x" * 65}, "record_id"),
         ({"started_at": "2026-11-02T08:00:00"}, "started_at"),
+        ({"started_at": "0001-01-01T00:00:00+08:00"}, "started_at"),  # before year 1 in UTC
         ({"ended_at": "2026-11-02T07:00:00+08:00"}, "ended_at"),
         ({"quantity": "-1"}, "quantity"),
         ({"quantity": "0"}, "quantity"),
@@ -381,3 +382,16 @@ def test_idempotency_compares_the_body_byte_for_byte(
     assert (first.status_code, again.status_code, other.status_code) == (202, 200, 409)
     assert first.json()["id"] == again.json()["id"]
     assert UsageBatch.objects.count() == 1
+
+
+def test_an_offset_postgresql_cannot_hold_is_still_a_valid_timestamp(
+    ledger_world, django_capture_on_commit_callbacks
+):
+    # RFC 3339 allows +20:00; PostgreSQL refuses offsets beyond ±15:59, so records are
+    # staged in UTC (this once stopped the whole batch in the worker).
+    w = ledger_world
+    late = record(1, w.voucher.code, ended_at="2026-11-03T08:00:00+20:00")
+    body = results(w, push(w, [late], django_capture_on_commit_callbacks))
+    assert body["results"][0]["status"] == "accepted"
+    stored = UsageRecord.objects.get()
+    assert stored.ended_at.isoformat() == "2026-11-02T12:00:00+00:00"

@@ -57,23 +57,20 @@ class BoundedJSONParser(JSONParser):
         if len(data) > MAX_BODY_BYTES:
             raise TooLarge(_("The body is larger than 10 MB."))
         try:
-            return json.loads(data, parse_float=Decimal)
-        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            return self.load(data)
+        except (ValueError, RecursionError) as exc:
             raise ParseError(_("The body is not valid JSON.")) from exc
+
+    def load(self, data: bytes):
+        return json.loads(data, parse_float=Decimal)
 
 
 class BatchBodyParser(BoundedJSONParser):
     """A usage batch: the bytes as received, parsed once for the envelope (orjson), so
     the body is stored as sent and the worker reads the numbers exactly."""
 
-    def parse(self, stream, media_type=None, parser_context=None):
-        data = stream.read(MAX_BODY_BYTES + 1) if stream is not None else b""
-        if len(data) > MAX_BODY_BYTES:
-            raise TooLarge(_("The body is larger than 10 MB."))
-        try:
-            return BatchBody.parse(data)
-        except ValueError as exc:
-            raise ParseError(_("The body is not valid JSON.")) from exc
+    def load(self, data: bytes) -> BatchBody:
+        return BatchBody.parse(data)
 
 
 class DataCenterView(APIView):

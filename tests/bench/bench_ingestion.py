@@ -53,6 +53,23 @@ def _setup_database(url: str) -> None:
         conn.execute(f'CREATE DATABASE "{name}"')
 
 
+def bench_records(codes: list[str], count: int, prefix: str) -> list[dict]:
+    """`count` usage records, record *i* on voucher *i* mod len(codes)."""
+    return [
+        {
+            "record_id": f"{prefix}-{i:08d}",
+            "voucher": codes[i % len(codes)],
+            "started_at": "2026-11-02T08:00:00+08:00",
+            "ended_at": "2026-11-02T20:00:00+08:00",
+            "resource": "Ascend 910B" if i % 3 else "NVIDIA H20",
+            "domestic": bool(i % 3),
+            "quantity": "12.000",
+            "amount": f"{120 + i % 97}.50",
+        }
+        for i in range(count)
+    ]
+
+
 def main() -> None:
     url = _bench_url()
     _setup_database(url)
@@ -110,19 +127,7 @@ def main() -> None:
     print(f"setup: {VOUCHERS} vouchers in {time.perf_counter() - t0:.1f} s")
     _key, raw_key = api_key_issue(data_center=dc, actor=None)
 
-    rows = [
-        {
-            "record_id": f"bench-{i:08d}",
-            "voucher": codes[i % VOUCHERS],
-            "started_at": "2026-11-02T08:00:00+08:00",
-            "ended_at": "2026-11-02T20:00:00+08:00",
-            "resource": "Ascend 910B" if i % 3 else "NVIDIA H20",
-            "domestic": bool(i % 3),
-            "quantity": "12.000",
-            "amount": f"{120 + i % 97}.50",
-        }
-        for i in range(RECORDS)
-    ]
+    rows = bench_records(codes, RECORDS, prefix="bench")
     # Bodies are encoded before the clock starts: that is the data center's work, on
     # its own machines; what is measured is the portal's.
     bodies = [

@@ -42,6 +42,7 @@ def main() -> None:
 
     from compute.models import DataCenter, UsageBatch
     from compute.usage import usage_batch_apply
+    from tests.bench.bench_ingestion import bench_records
     from vouchers.models import Voucher
 
     dc = DataCenter.objects.get(slug="bench")
@@ -49,19 +50,7 @@ def main() -> None:
     tag = f"profile-{time.time_ns()}"
     ids = []
     for b in range(BATCHES):
-        records = [
-            {
-                "record_id": f"{tag}-{b}-{i}",
-                "voucher": codes[i % len(codes)],
-                "started_at": "2026-11-02T08:00:00+08:00",
-                "ended_at": "2026-11-02T20:00:00+08:00",
-                "resource": "Ascend 910B" if i % 3 else "NVIDIA H20",
-                "domestic": bool(i % 3),
-                "quantity": "12.000",
-                "amount": f"{120 + i % 97}.50",
-            }
-            for i in range(SIZE)
-        ]
+        records = bench_records(codes, SIZE, prefix=f"{tag}-{b}")
         batch = UsageBatch.objects.create(
             data_center=dc, body_hash="-", received=SIZE, body=json.dumps({"records": records})
         )

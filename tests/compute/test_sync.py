@@ -208,3 +208,50 @@ def test_the_simulator_also_pushes_like_a_client(ledger_world, live_server):
     result = sim.push(live_server.url, ledger_world.key, records)
     assert result["status"] == 202
     assert result["body"]["received"] == 5
+
+
+def test_pulled_numbers_keep_their_exact_digits(ledger_world, django_capture_on_commit_callbacks):
+    # A feed that writes amounts as JSON numbers, served over real HTTP. Read as floats,
+    # 100.000000000000001 would become 100.0 and be charged; it has more than two
+    # decimals, so it is rejected, and 100.5 is charged as exactly 100.50.
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    w = ledger_world
+    fields = (
+        f'"voucher": "{w.voucher.code}", "started_at": "2026-11-02T08:00:00+08:00", '
+        '"ended_at": "2026-11-02T20:00:00+08:00", "resource": "Ascend 910B", '
+        '"domestic": true, "quantity": 12'
+    )
+    page = (
+        '{"records": ['
+        f'{{"record_id": "n-1", {fields}, "amount": 100.000000000000001}}, '
+        f'{{"record_id": "n-2", {fields}, "amount": 100.5}}'
+        '], "redemptions": [], "next_cursor": "end", "has_more": false}'
+    ).encode()
+
+    class Feed(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Feed)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        w.dc.feed_url = f"http://127.0.0.1:{server.server_address[1]}/feed"
+        w.dc.feed_token = "t"
+        w.dc.save()
+        run = sync(w.dc, django_capture_on_commit_callbacks)
+    finally:
+        server.shutdown()
+    assert run.outcome == "ok"
+    bad, good = UsageBatch.objects.get(source=BatchSource.PULL).results
+    assert (bad["status"], bad["error"]["code"]) == ("rejected", "invalid")
+    assert (good["status"], good["covered_amount"]) == ("accepted", "30.15")
+    assert UsageRecord.objects.get().amount == Decimal("100.50")

@@ -53,6 +53,39 @@ def _setup_database(url: str) -> None:
         conn.execute(f'CREATE DATABASE "{name}"')
 
 
+def _cpu_split(web_pid: int, worker_pid: int) -> dict[str, float]:
+    """CPU seconds used so far by the web server, the Celery worker (with its pool
+    processes), PostgreSQL's processes and everything else: where the cores go."""
+    import psutil
+
+    def tree(pid: int) -> set[int]:
+        try:
+            return {pid, *(c.pid for c in psutil.Process(pid).children(recursive=True))}
+        except psutil.NoSuchProcess:
+            return set()
+
+    web, worker = tree(web_pid), tree(worker_pid)
+    split = {"web": 0.0, "worker": 0.0, "postgres": 0.0, "other": 0.0}
+    machine = psutil.cpu_times()
+    split["idle"] = machine.idle + getattr(machine, "iowait", 0.0)
+    split["steal"] = getattr(machine, "steal", 0.0)
+    for proc in psutil.process_iter(["name", "cpu_times"]):
+        times = proc.info["cpu_times"]
+        if times is None:
+            continue
+        if proc.pid in web:
+            key = "web"
+        elif proc.pid in worker:
+            key = "worker"
+        elif proc.info["name"] == "postgres":
+            key = "postgres"  # the postmaster's children times hold exited backends'
+            split[key] += times.children_user + times.children_system
+        else:
+            key = "other"
+        split[key] += times.user + times.system
+    return split
+
+
 def bench_records(codes: list[str], count: int, prefix: str) -> list[dict]:
     """`count` usage records, record *i* on voucher *i* mod len(codes)."""
     return [
@@ -204,6 +237,7 @@ def main() -> None:
             r.raise_for_status()
             return r.json()["id"]
 
+        cpu_before = _cpu_split(web.pid, worker.pid)
         start = time.perf_counter()
         with ThreadPoolExecutor(PUSHERS) as pool:
             ids = list(pool.map(post, bodies))
@@ -213,6 +247,7 @@ def main() -> None:
         while UsageBatch.objects.filter(pk__in=ids).exclude(status="done").exists():
             time.sleep(0.05)
         elapsed = time.perf_counter() - start
+        cpu_after = _cpu_split(web.pid, worker.pid)
         accepted = sum(UsageBatch.objects.filter(pk__in=ids).values_list("accepted", flat=True))
     finally:
         web.terminate()
@@ -221,6 +256,11 @@ def main() -> None:
         worker.wait()
 
     e2e = RECORDS / elapsed
+    print(
+        "CPU seconds while pushing and applying: "
+        + ", ".join(f"{k} {cpu_after[k] - cpu_before.get(k, 0):.2f}" for k in cpu_after)
+        + f" (wall {elapsed:.2f} s on {os.cpu_count()} cores)"
+    )
     print(
         f"end to end: {RECORDS} records ({accepted} accepted) in {elapsed:.2f} s "
         f"(all POSTs answered after {pushed:.2f} s) = {e2e:,.0f} records/s"

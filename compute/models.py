@@ -322,17 +322,8 @@ class UsageRecord(models.Model):
     quantity = models.DecimalField(max_digits=14, decimal_places=3)
     amount = money_field(_("list price"))
     covered_amount = money_field(_("covered"))
-    content_hash = models.CharField(max_length=64)
     status = models.CharField(
         max_length=10, choices=RecordStatus.choices, default=RecordStatus.ACCEPTED
-    )
-    charge_entry = models.ForeignKey(
-        LedgerEntry,
-        on_delete=models.PROTECT,
-        null=True,
-        related_name="+",
-        db_index=False,
-        db_constraint=False,
     )
     reversal_entry = models.ForeignKey(
         LedgerEntry,

@@ -1,39 +1,47 @@
-"""Usage ingestion: receiving batches and applying them to vouchers, set-wise.
+"""Usage ingestion: receiving batches and applying them to vouchers, in bulk.
 
 The hot path (tests/bench measures it). Receiving checks only the envelope and stores
 the body exactly as it came; a Celery task then applies the batch in one transaction:
-1. every record is checked in plain Python and written, with its rejection message if
-   it has one, to a temporary table by COPY; PostgreSQL hashes the content and finds
-   record_ids repeated within the batch. All of this runs before any lock, so workers
-   do it in parallel;
-2. under a per-data-center advisory lock (a record sent in two concurrent batches is
-   decided once), the vouchers the records name are locked in ascending id order
-   (`vouchers.ledger.vouchers_lock`), then their redemptions here;
-3. one statement (`_CLASSIFY`) applies every rule of api.md to the first occurrence of
-   each record_id and computes the covered amounts, in the order sent;
-4. charge entries and balances (`vouchers.ledger.ledger_charge_staged`), the usage
-   records, the redemption totals and the batch's per-record results are written by
-   one statement each; no record passes through Python after step 1.
-The batch row's status is committed together with the charges, so a batch applied twice
-(a redelivered task, the sweeper) finds itself `done` and changes nothing.
+1. Before any lock, so that workers do it in parallel: every record is checked in plain
+   Python (`record_parse`) and a record_id repeated within the batch is settled against
+   its first occurrence; the vouchers named, their terms and their active redemptions
+   here are read; each first occurrence is planned (`_plan`) and the ones to be charged
+   are written by one COPY, with their full share as covered amount. A record_id this
+   data center sent before makes that COPY fail on the unique index (after waiting for
+   a batch writing the same one to commit): the records sent before are then looked up
+   and compared field by field, and the batch planned again.
+2. Under the locks: the vouchers (`vouchers.ledger.vouchers_lock`, in id order), then
+   their active redemptions here; `_settle` decides every record for good, `covered =
+   min(share, balance left, cap left)` in the order sent, and rejects the records of a
+   voucher suspended or revoked, or of a redemption closed, meanwhile; the few written
+   records that changed are updated or deleted; the charge entries and balances go in
+   by `vouchers.ledger.ledger_charge_many` (one COPY, one UPDATE); the redemption totals
+   and the batch's results by one statement each. No record costs a round trip.
+The batch row is locked first, so two workers never apply one batch at once, and its
+status is committed with the charges, so a batch applied twice (a redelivered task, the
+sweeper) finds itself `done` and changes nothing.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
-from typing import Any
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, NamedTuple
+from zoneinfo import ZoneInfo
 
 import orjson
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from psycopg.errors import UniqueViolation
 
 from compute.models import (
     BatchSource,
@@ -42,8 +50,15 @@ from compute.models import (
     RegistrationStatus,
     UsageBatch,
 )
+from portal.db import copy_text, new_ids, sql_list, text_storable
 from portal.errors import DomainError
-from vouchers.ledger import ledger_charge_staged, vouchers_lock
+from vouchers.ledger import (
+    ChargeTerms,
+    ledger_charge_many,
+    voucher_charge_terms,
+    vouchers_lock,
+)
+from vouchers.models import VoucherStatus
 
 MAX_RECORDS = 5000
 MAX_BODY_BYTES = 10 * 1024 * 1024  # api.md's "10 MB", as 10 MiB
@@ -51,6 +66,12 @@ MAX_BODY_BYTES = 10 * 1024 * 1024  # api.md's "10 MB", as 10 MiB
 _RECORD_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}\Z")
 _MONEY = re.compile(r"[0-9]{1,12}(\.[0-9]{1,2})?\Z")
 _QUANTITY = re.compile(r"[0-9]{1,11}(\.[0-9]{1,3})?\Z")
+# The RFC 3339 form PostgreSQL reads as it is (offsets up to ±15:59, microseconds):
+# a timestamp written so is staged as sent; any other is converted to UTC first.
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?"
+    r"(Z|[+-](0[0-9]|1[0-5]):[0-5][0-9])\Z"
+)
 _ADVISORY_NAMESPACE = 0x5A2  # distinct from the audit trail's advisory locks
 _RECORD_FIELDS = frozenset(
     (
@@ -125,9 +146,9 @@ def body_records(text: str, *, exact: bool = False) -> list[Any]:
 # --- validation ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class RecordFields:
-    """A valid record, its values as PostgreSQL reads them (COPY text)."""
+class RecordFields(NamedTuple):
+    """A valid record, its values as PostgreSQL reads them (COPY text). A tuple: one is
+    built per record of every batch, and a frozen dataclass costs twice as much."""
 
     record_id: str
     voucher: str
@@ -137,6 +158,7 @@ class RecordFields:
     domestic: bool
     quantity: str
     amount: str
+    ended: datetime  # ended_at, parsed: the validity rules compare it
 
 
 def _timestamp(value: Any, errors: dict[str, list[str]], field: str) -> datetime | None:
@@ -179,7 +201,54 @@ def _number(value: Any, pattern: re.Pattern) -> str | None:
 def record_parse(raw: Any) -> tuple[RecordFields | None, dict[str, list[str]]]:
     """Validate one raw record (a JSON object). Plain Python rather than a DRF
     serializer: this runs for every record of every batch (tests/bench measures it).
-    Raises `_Inexact` for a number parsed as a float."""
+    Raises `_Inexact` for a number parsed as a float.
+
+    The common case (eight fields, strings where strings may be, RFC 3339 timestamps)
+    is decided by one chain of checks; anything else, valid or not, by the field by
+    field checks of `_record_parse_fields`, which also say what is wrong."""
+    if type(raw) is dict and len(raw) == 8:
+        try:
+            record_id, voucher = raw["record_id"], raw["voucher"]
+            started, ended = raw["started_at"], raw["ended_at"]
+            resource, domestic = raw["resource"], raw["domestic"]
+            quantity, amount = raw["quantity"], raw["amount"]
+        except KeyError:
+            return _record_parse_fields(raw)
+        if (
+            type(record_id) is str
+            and _RECORD_ID.match(record_id)
+            and type(voucher) is str
+            and 0 < len(voucher) <= 24
+            and voucher.isprintable()
+            and type(started) is str
+            and _RFC3339.match(started)
+            and type(ended) is str
+            and _RFC3339.match(ended)
+            and type(resource) is str
+            and len(resource) <= 64
+            and resource.isprintable()
+            and resource
+            and not resource.isspace()
+            and type(domestic) is bool
+            and type(quantity) is str
+            and _QUANTITY.match(quantity)
+            and quantity.strip("0.")
+            and type(amount) is str
+            and _MONEY.match(amount)
+        ):
+            try:
+                start, end = datetime.fromisoformat(started), datetime.fromisoformat(ended)
+            except ValueError:
+                return _record_parse_fields(raw)
+            # Year 1 and 9999 may leave the calendar in UTC: checked field by field.
+            if start < end and 1 < start.year < 9999 and 1 < end.year < 9999:
+                return RecordFields(
+                    record_id, voucher, started, ended, resource, domestic, quantity, amount, end
+                ), {}
+    return _record_parse_fields(raw)
+
+
+def _record_parse_fields(raw: Any) -> tuple[RecordFields | None, dict[str, list[str]]]:
     if not isinstance(raw, dict):
         return None, {"record": [_("Each record must be a JSON object.")]}
     errors: dict[str, list[str]] = {}
@@ -225,6 +294,7 @@ def record_parse(raw: Any) -> tuple[RecordFields | None, dict[str, list[str]]]:
             domestic,
             quantity,
             amount,
+            ended,
         ),
         {},
     )
@@ -312,265 +382,439 @@ def usage_batch_apply(*, batch_id: int) -> UsageBatch:
     return batch
 
 
-_STAGE_SCHEMA = (
-    "ord integer, record_id text, voucher text, started_at timestamptz, ended_at timestamptz,"
-    " resource text, domestic boolean, quantity numeric(14, 3), amount numeric(14, 2),"
-    " invalid text"
-)
-_INVALID_LINE_NULLS = "\t\\N" * 7  # voucher .. amount of a rejected record
+class _Stored(NamedTuple):
+    """A record_id this data center sent before, as stored."""
 
-# Content hashes and the first occurrence of each record_id, before any lock is taken.
-# A record_id repeated within the batch follows its first occurrence (see _RESULTS).
-_STAGE = """
-CREATE TEMP TABLE usage_stage ON COMMIT DROP AS
-SELECT h.*, first_value(ord) OVER w AS first_ord, first_value(content_hash) OVER w AS first_hash,
-       invalid IS NULL AND first_value(ord) OVER w = ord AS is_first
-FROM (
-    SELECT r.*, CASE WHEN invalid IS NULL THEN suanli_usage_content_hash(
-        voucher, started_at, ended_at, resource, domestic, quantity, amount) END AS content_hash
-    FROM usage_raw r
-) h
-WINDOW w AS (PARTITION BY invalid IS NULL, record_id COLLATE "C" ORDER BY ord)
-"""
+    voucher: str | None
+    started_at: datetime
+    ended_at: datetime
+    resource: str
+    domestic: bool
+    quantity: Decimal
+    amount: Decimal
+    covered: Decimal
 
-# Every rule of api.md for the first occurrence of each valid record, in one statement.
-# The accepted ones get `covered = clamp(limit - shares before it, 0, share)` where
-# `limit = min(balance, cap left)`: a voucher's records in one batch all go through its
-# one active redemption at this data center, so balance and cap shrink by the same
-# covered amounts and the running minimum reduces to this window sum.
-_CLASSIFY = """
-CREATE TEMP TABLE usage_applied ON COMMIT DROP AS
-WITH s AS (
-    SELECT st.ord, st.record_id, st.started_at, st.ended_at, st.resource, st.domestic,
-           st.quantity, st.amount, st.content_hash,
-           e.content_hash AS old_hash, e.covered_amount AS old_covered,
-           v.id AS voucher_id, v.status AS voucher_status, v.balance,
-           v.valid_from, v.valid_until, p.rate_domestic, p.rate_other, p.grace_days,
-           c.timezone, r.id AS redemption_id, r.amount_cap - r.covered_total AS cap_left
-    FROM usage_stage st
-    -- One index probe per record (LIMIT keeps the planner from hashing all of this
-    -- data center's records, which it may when their statistics are stale).
-    LEFT JOIN LATERAL (
-        SELECT content_hash, covered_amount FROM compute_usagerecord
-        WHERE data_center_id = %(dc)s AND record_id = st.record_id LIMIT 1
-    ) e ON true
-    LEFT JOIN vouchers_voucher v
-           ON v.code = st.voucher AND v.id = ANY(%(vouchers)s)
-    LEFT JOIN vouchers_program p ON p.id = v.program_id
-    LEFT JOIN portal_city c ON c.id = v.city_id
-    LEFT JOIN compute_redemption r
-           ON r.voucher_id = v.id AND r.data_center_id = %(dc)s AND r.status = 'active'
-    WHERE st.is_first
-), o AS (
-    SELECT s.*,
-        CASE
-            WHEN old_hash = content_hash THEN 'duplicate'
-            WHEN old_hash IS NOT NULL THEN 'conflict'
-            WHEN voucher_id IS NULL THEN 'unknown_voucher'
-            WHEN redemption_id IS NULL THEN 'not_authorized'
-            WHEN voucher_status IN ('suspended', 'revoked') THEN 'voucher_inactive'
-            WHEN ended_at < (valid_from::timestamp AT TIME ZONE timezone)
-              OR ended_at > ((valid_until + grace_days + 1)::timestamp AT TIME ZONE timezone)
-              THEN 'outside_validity'
-            ELSE 'accepted'
-        END AS outcome,
-        round(amount * CASE WHEN domestic THEN rate_domestic ELSE rate_other END, 2)
-            AS share
-    FROM s
-), a AS (
-    SELECT o.*,
-        greatest(0, least(
-            share,
-            least(balance, coalesce(cap_left, balance))
-              - coalesce(sum(share) FILTER (WHERE outcome = 'accepted') OVER (
-                    PARTITION BY voucher_id ORDER BY ord
-                    ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
-        )) AS covered
-    FROM o
-)
-SELECT ord, record_id, voucher_id, redemption_id, started_at, ended_at, resource, domestic,
-    quantity, amount, content_hash, outcome, covered, old_covered,
-    CASE WHEN outcome = 'accepted' THEN nextval(%(record_seq)s::regclass) END AS rec_id,
-    CASE WHEN outcome = 'accepted' AND covered > 0
-         THEN nextval(%(entry_seq)s::regclass) END AS entry_id
-FROM a
-"""
-
-_INSERT_RECORDS = """
-INSERT INTO compute_usagerecord
-    (id, data_center_id, record_id, batch_id, voucher_id, redemption_id,
-     started_at, ended_at, resource, domestic, quantity, amount, covered_amount,
-     content_hash, status, charge_entry_id, void_reason, created_at)
-SELECT rec_id, %s, record_id, %s, voucher_id, redemption_id, started_at,
-       ended_at, resource, domestic, quantity, amount, covered, content_hash,
-       'accepted', entry_id, '', now()
-FROM usage_applied WHERE outcome = 'accepted'
-"""
-
-_REDEMPTION_TOTALS = """
-UPDATE compute_redemption AS r
-SET covered_total = r.covered_total + t.total, updated_at = now()
-FROM (SELECT redemption_id, sum(covered) AS total FROM usage_applied
-      WHERE outcome = 'accepted' AND covered > 0 GROUP BY redemption_id) AS t
-WHERE r.id = t.redemption_id
-"""
-
-# The results of api.md, in the order sent, written with the batch's counts. A repeat of
-# a record_id within the batch with the same content is a duplicate of its first
-# occurrence (or gets its rejection); with other content it is a conflict.
-_RESULTS = """
-WITH x AS (
-    SELECT st.ord, st.record_id, st.invalid, st.ord = st.first_ord AS first,
-        CASE
-            WHEN st.invalid IS NOT NULL THEN 'invalid'
-            WHEN st.ord <> st.first_ord AND st.content_hash <> st.first_hash THEN 'conflict'
-            ELSE a.outcome
-        END AS outcome,
-        a.covered, a.old_covered
-    FROM usage_stage st LEFT JOIN usage_applied a ON a.ord = st.first_ord
-), y AS (
-    SELECT ord, record_id,
-        CASE WHEN outcome = 'accepted' AND first THEN 'accepted'
-             WHEN outcome IN ('accepted', 'duplicate') THEN 'duplicate'
-             ELSE 'rejected' END AS status,
-        CASE outcome WHEN 'accepted' THEN covered WHEN 'duplicate' THEN old_covered END
-            AS covered,
-        CASE WHEN outcome NOT IN ('accepted', 'duplicate') THEN json_build_object(
-            'code', outcome,
-            'message', coalesce(invalid, %(messages)s::jsonb ->> outcome)) END AS error
-    FROM x
-), t AS (
-    SELECT '[' || string_agg(
-               '{"record_id":' || coalesce(to_json(record_id)::text, 'null')
-               || ',"status":"' || status
-               || '","covered_amount":' || coalesce('"' || round(covered, 2) || '"', 'null')
-               || ',"error":' || coalesce(error::text, 'null') || '}',
-               ',' ORDER BY ord) || ']' AS results,
-           count(*) FILTER (WHERE status = 'accepted') AS accepted,
-           count(*) FILTER (WHERE status = 'duplicate') AS duplicate,
-           count(*) FILTER (WHERE status = 'rejected') AS rejected
-    FROM y
-)
-UPDATE compute_usagebatch AS b
-SET status = 'done', results_json = t.results, accepted = t.accepted,
-    duplicate = t.duplicate, rejected = t.rejected, finished_at = now()
-FROM t WHERE b.id = %(batch)s
-"""
-
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+    def says(self, r: RecordFields) -> bool:
+        """Whether `r` says the same: same instants, same numbers (`12` is `12.000`)."""
+        return (
+            (self.voucher, self.resource, self.domestic) == (r.voucher, r.resource, r.domestic)
+            and self.started_at == datetime.fromisoformat(r.started_at)
+            and self.ended_at == r.ended
+            and self.quantity == Decimal(r.quantity)
+            and self.amount == Decimal(r.amount)
+        )
 
 
-def _copy_text(value: str) -> str:
-    """Any string as a COPY text field: escaped, NUL and unpaired surrogates replaced."""
-    value = value.replace("\x00", "\ufffd").encode("utf-8", "replace").decode()
-    return value.translate(_COPY_ESCAPES)
+def _same_content(a: RecordFields, b: RecordFields) -> bool:
+    """Whether two records of one batch with one record_id say the same."""
+    return (
+        (a.voucher, a.resource, a.domestic) == (b.voucher, b.resource, b.domestic)
+        and datetime.fromisoformat(a.started_at) == datetime.fromisoformat(b.started_at)
+        and a.ended == b.ended
+        and Decimal(a.quantity) == Decimal(b.quantity)
+        and Decimal(a.amount) == Decimal(b.amount)
+    )
+
+
+@dataclass(slots=True)
+class _Staged:
+    """A batch checked in Python, before any lock."""
+
+    firsts: list[tuple[int, RecordFields]]  # the first occurrence of each valid record_id
+    prefixes: list[str]  # their COPY lines' first fields, written before any lock
+    vouchers: set[str]  # the voucher codes those name
+    record_ids: list[Any]  # per record, the record_id its result echoes
+    # ord -> ("invalid", message) | ("repeat", ord of the first occurrence, same content)
+    settled: dict[int, tuple]
+
+
+def _stage(records: list[Any], dc_id: int, batch_id: int) -> _Staged:
+    staged = _Staged([], [], set(), [], {})
+    first: dict[str, tuple[int, RecordFields]] = {}
+    for i, raw in enumerate(records):
+        r, errors = record_parse(raw)
+        if r is None:
+            raw_id = raw.get("record_id") if isinstance(raw, dict) else None
+            staged.record_ids.append(text_storable(raw_id) if isinstance(raw_id, str) else None)
+            staged.settled[i] = ("invalid", _invalid_message(errors))
+            continue
+        staged.record_ids.append(r.record_id)
+        earlier = first.get(r.record_id)
+        if earlier is not None:
+            staged.settled[i] = ("repeat", earlier[0], _same_content(r, earlier[1]))
+            continue
+        first[r.record_id] = (i, r)
+        staged.firsts.append((i, r))
+        staged.vouchers.add(r.voucher)
+        # In the column order of _RECORDS_COPY. record_id and the timestamps cannot hold
+        # a special character; the resource is printable, but may hold a backslash.
+        staged.prefixes.append(
+            f"{dc_id}\t{r.record_id}\t{batch_id}\t{r.started_at}\t{r.ended_at}\t"
+            f"{copy_text(r.resource)}\t{'t' if r.domestic else 'f'}\t{r.quantity}\t"
+            f"{r.amount}\taccepted\t\t"
+        )
+    return staged
 
 
 def _invalid_message(errors: dict[str, list[str]]) -> str:
     return "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in errors.items())
 
 
-def _stage_lines(records: list[Any]) -> list[str]:
-    """One COPY line per record: its checked values, or its rejection message."""
-    lines = []
-    for i, raw in enumerate(records):
-        r, errors = record_parse(raw)
-        if r is None:
-            raw_id = raw.get("record_id") if isinstance(raw, dict) else None
-            record_id = _copy_text(raw_id) if isinstance(raw_id, str) else "\\N"
-            message = _copy_text(_invalid_message(errors))
-            lines.append(f"{i}\t{record_id}{_INVALID_LINE_NULLS}\t{message}\n")
-            continue
-        # record_id and the timestamps cannot hold a special character; the voucher and
-        # the resource are printable, but may hold a backslash.
-        voucher, resource = r.voucher, r.resource
-        if "\\" in voucher:
-            voucher = _copy_text(voucher)
-        if "\\" in resource:
-            resource = _copy_text(resource)
-        lines.append(
-            f"{i}\t{r.record_id}\t{voucher}\t{r.started_at}\t{r.ended_at}\t{resource}\t"
-            f"{'t' if r.domestic else 'f'}\t{r.quantity}\t{r.amount}\t\\N\n"
-        )
-    return lines
-
-
-def _rejection_messages() -> str:
-    return json.dumps(
-        {
-            "conflict": _("This record_id was sent before with different content."),
-            "unknown_voucher": _("No such voucher."),
-            "not_authorized": _("This voucher has no active redemption at your data center."),
-            "voucher_inactive": _("The voucher is suspended or revoked."),
-            "outside_validity": _(
-                "The usage ends outside the voucher's validity (plus grace days)."
-            ),
-        }
-    )
-
-
-@functools.cache
-def _sequence(table: str) -> str:
+def _stored(dc_id: int, record_ids: list[str]) -> dict[str, _Stored]:
+    """The records among `record_ids` this data center sent before. One statement (an
+    index probe per id); usually it finds none."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [table])
-        return cursor.fetchone()[0]
+        # One probe of the unique index per id, whatever the planner estimates (with
+        # the ids inlined, it may otherwise read all of this data center's records).
+        cursor.execute(
+            "SELECT x.record_id, u.* FROM unnest(string_to_array(%s, E'\\n')) AS x(record_id)"
+            " CROSS JOIN LATERAL ("
+            "  SELECT v.code, u.started_at, u.ended_at, u.resource, u.domestic, u.quantity,"
+            "         u.amount, u.covered_amount"
+            "  FROM compute_usagerecord u LEFT JOIN vouchers_voucher v ON v.id = u.voucher_id"
+            "  WHERE u.data_center_id = %s AND u.record_id = x.record_id LIMIT 1"
+            " ) AS u",
+            [sql_list(record_ids), dc_id],
+        )
+        return {row[0]: _Stored(*row[1:]) for row in cursor.fetchall()}
+
+
+def _registered_vouchers(dc_id: int, codes: set[str]) -> dict[str, int]:
+    """Voucher ids by code, for vouchers of cities this data center is registered for
+    (the others are `unknown_voucher` to it)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT v.code, v.id FROM vouchers_voucher v "
+            "JOIN compute_registration g ON g.city_id = v.city_id "
+            "WHERE g.data_center_id = %s AND g.status = %s"
+            " AND v.code = ANY(string_to_array(%s, E'\\n'))",
+            [dc_id, RegistrationStatus.ACTIVE, sql_list(codes)],
+        )
+        return dict(cursor.fetchall())
+
+
+def _rejection_messages() -> dict[str, str]:
+    return {
+        "conflict": _("This record_id was sent before with different content."),
+        "unknown_voucher": _("No such voucher."),
+        "not_authorized": _("This voucher has no active redemption at your data center."),
+        "voucher_inactive": _("The voucher is suspended or revoked."),
+        "outside_validity": _("The usage ends outside the voucher's validity (plus grace days)."),
+    }
+
+
+_CENT = Decimal("0.01")
+
+
+class _Validity(NamedTuple):
+    """When a voucher's usage may end, as instants and as the local text of each end
+    with its UTC offset: a record ending at the same offset is compared as text
+    (comparing datetimes of two offsets costs a microsecond, for every record)."""
+
+    opens: datetime
+    closes: datetime
+    opens_local: str
+    opens_offset: str
+    closes_local: str
+    closes_offset: str
+
+    def excludes(self, r: RecordFields) -> bool:
+        ended, offset = r.ended_at[:-6], r.ended_at[-6:]
+        if offset == self.opens_offset:
+            if ended < self.opens_local:
+                return True
+        elif r.ended < self.opens:
+            return True
+        if offset == self.closes_offset:
+            return ended > self.closes_local
+        return r.ended > self.closes
+
+
+@functools.lru_cache(maxsize=4096)
+def _validity(valid_from: date, grace_until: date, tz: str) -> _Validity:
+    """From valid_from, 00:00 in the city's time zone, to the day after grace_until,
+    00:00 there (a local midnight that does not exist takes the offset before it).
+    Cached: the vouchers of one issue share their dates."""
+    opens = datetime.combine(valid_from, time(), ZoneInfo(tz))
+    closes = datetime.combine(grace_until + timedelta(days=1), time(), ZoneInfo(tz))
+    o, c = opens.isoformat(), closes.isoformat()
+    return _Validity(opens, closes, o[:-6], o[-6:], c[:-6], c[-6:])
+
+
+_INACTIVE = (VoucherStatus.SUSPENDED.value, VoucherStatus.REVOKED.value)
+_NULL = "\\N"
+_RECORDS_COPY = (
+    "COPY compute_usagerecord (data_center_id, record_id, batch_id, started_at, ended_at,"
+    " resource, domestic, quantity, amount, status, void_reason,"
+    " id, voucher_id, redemption_id, covered_amount, created_at) FROM STDIN"
+)
+
+
+def _live_redemptions(dc_id: int, voucher_ids: Iterable[int]) -> dict[int, tuple[int, str]]:
+    """(active redemption id here, voucher status) by voucher id, read without locks."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT r.voucher_id, r.id, v.status FROM compute_redemption r"
+            " JOIN vouchers_voucher v ON v.id = r.voucher_id"
+            " WHERE r.data_center_id = %s AND r.status = 'active'"
+            " AND r.voucher_id = ANY(string_to_array(%s, E'\\n')::bigint[])",
+            [dc_id, sql_list(voucher_ids)],
+        )
+        return {voucher: (red, status) for voucher, red, status in cursor.fetchall()}
+
+
+def _plan(
+    staged: _Staged,
+    stored: dict[str, _Stored],
+    voucher_ids: dict[str, int],
+    terms: dict[int, ChargeTerms],
+    live: dict[int, tuple[int, str]],
+) -> list[tuple]:
+    """Before any lock: each first occurrence's outcome as things stand, as `(outcome,
+    covered)`, or `("accepted", share, voucher id, redemption id)` for the ones to be
+    charged, whose records are then written before the locks too (`_settle` decides
+    them for good under the locks).
+
+    The terms are fixed at issue but for the program's rates and grace days, which a
+    manager may change at any time: a change that commits while a batch is being
+    applied counts from the next batch. A redemption accepted or a voucher resumed
+    meanwhile, likewise; one closed, suspended or revoked meanwhile is seen under the
+    locks."""
+    validity = {vid: _validity(t.valid_from, t.grace_until, t.timezone) for vid, t in terms.items()}
+    plans: list[tuple] = []
+    for _i, r in staged.firsts:
+        if stored:
+            before = stored.get(r.record_id)
+            if before is not None:
+                same = before.says(r)
+                plans.append(("duplicate", before.covered) if same else ("conflict", None))
+                continue
+        vid = voucher_ids.get(r.voucher)
+        t = terms.get(vid)
+        if t is None:
+            plans.append(("unknown_voucher", None))
+            continue
+        red = live.get(vid)
+        if red is None:
+            plans.append(("not_authorized", None))
+            continue
+        if red[1] in _INACTIVE:
+            plans.append(("voucher_inactive", None))
+            continue
+        if validity[vid].excludes(r):
+            plans.append(("outside_validity", None))
+            continue
+        rate = t.rate_domestic if r.domestic else t.rate_other
+        share = (Decimal(r.amount) * rate).quantize(_CENT, ROUND_HALF_UP)
+        plans.append(("accepted", share, vid, red[0]))
+    return plans
+
+
+def _write_records(staged: _Staged, plans: list[tuple]) -> list[int | None]:
+    """COPY the records planned as accepted, with their full share as covered amount;
+    return each first occurrence's record id (None if not written). Written in
+    record_id order, so that two batches sharing record_ids wait for each other in
+    one order and cannot deadlock."""
+    planned = [k for k, plan in enumerate(plans) if plan[0] == "accepted"]
+    record_ids: list[int | None] = [None] * len(plans)
+    if not planned:
+        return record_ids
+    now, ids = new_ids("compute_usagerecord", len(planned))
+    firsts, prefixes = staged.firsts, staged.prefixes
+    lines = []
+    for k, rec_id in zip(sorted(planned, key=lambda k: firsts[k][1].record_id), ids, strict=True):
+        _accepted, share, vid, red = plans[k]
+        record_ids[k] = rec_id
+        lines.append(f"{prefixes[k]}{rec_id}\t{vid}\t{red}\t{share}\t{now}\n")
+    with connection.cursor() as cursor, cursor.copy(_RECORDS_COPY) as copy:
+        copy.write("".join(lines))
+    return record_ids
+
+
+def _settle(
+    staged: _Staged,
+    plans: list[tuple],
+    record_ids: list[int | None],
+    balances: dict[int, tuple[str, Decimal]],
+    redemptions: dict[int, tuple[int, Decimal | None]],
+) -> tuple[dict[int, tuple[str, Decimal | None]], list[tuple[int, Decimal, int, str]], dict]:
+    """api.md's rules, for good, with the vouchers and redemptions locked: `covered =
+    min(share, balance left, cap left)`, balance and cap shrinking as records are
+    accepted in the order sent. Returns each first occurrence's (outcome, covered) by
+    ord, the charges for `ledger_charge_many`, and the written records to change:
+    {record id: covered} or {record id: None} to delete (rejected after all)."""
+    balance = {vid: b for vid, (status, b) in balances.items() if status not in _INACTIVE}
+    cap_left = {vid: cap for vid, (_red, cap) in redemptions.items()}
+    outcomes: dict[int, tuple[str, Decimal | None]] = {}
+    charges: list[tuple[int, Decimal, int, str]] = []
+    changes: dict[int, Decimal | None] = {}
+    for k, ((i, r), plan) in enumerate(zip(staged.firsts, plans, strict=True)):
+        if plan[0] != "accepted":
+            outcomes[i] = plan
+            continue
+        _accepted, share, vid, red = plan
+        rec_id = record_ids[k]
+        locked = redemptions.get(vid)
+        if locked is None or locked[0] != red:
+            outcomes[i] = ("not_authorized", None)
+            changes[rec_id] = None
+            continue
+        left = balance.get(vid)
+        if left is None:
+            outcomes[i] = ("voucher_inactive", None)
+            changes[rec_id] = None
+            continue
+        covered = share if share <= left else left
+        cap = cap_left[vid]
+        if cap is not None:
+            if covered > cap:
+                covered = cap
+            cap_left[vid] = cap - covered
+        balance[vid] = left - covered
+        outcomes[i] = ("accepted", covered)
+        if covered != share:
+            changes[rec_id] = covered
+        if covered:
+            charges.append((vid, covered, rec_id, r.record_id))
+    return outcomes, charges, changes
+
+
+def _lock_redemptions(dc_id: int, voucher_ids: list[int]) -> dict[int, tuple[int, Decimal | None]]:
+    """Lock the active redemptions of these vouchers here, in id order; return
+    (redemption id, cap left or None) by voucher id."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT voucher_id, id, amount_cap - covered_total FROM compute_redemption"
+            " WHERE data_center_id = %s AND status = 'active'"
+            " AND voucher_id = ANY(string_to_array(%s, E'\\n')::bigint[])"
+            " ORDER BY id FOR UPDATE",
+            [dc_id, sql_list(voucher_ids)],
+        )
+        return {voucher: (red, cap) for voucher, red, cap in cursor.fetchall()}
+
+
+def _charge(batch: UsageBatch, staged: _Staged, plans: list[tuple], record_ids: list) -> None:
+    """Under the locks: lock the vouchers and their redemptions, settle every record,
+    write the entries, the changed records, the totals and the results."""
+    dc_id = batch.data_center_id
+    planned = {plan[2] for plan in plans if plan[0] == "accepted"}
+    balances = vouchers_lock(planned)
+    redemptions = _lock_redemptions(dc_id, list(balances))
+    outcomes, charges, changes = _settle(staged, plans, record_ids, balances, redemptions)
+    ledger_charge_many(
+        balances={vid: b for vid, (_s, b) in balances.items()},
+        charges=charges,
+        actor_label=f"data center #{dc_id}",
+    )
+    totals: dict[int, Decimal] = {}
+    red_of = {vid: red for vid, (red, _cap) in redemptions.items()}
+    for vid, covered, _rec, _memo in charges:
+        totals[red_of[vid]] = totals.get(red_of[vid], 0) + covered
+    with connection.cursor() as cursor:
+        if changes:
+            removed = [rec for rec, covered in changes.items() if covered is None]
+            cursor.execute(
+                "DELETE FROM compute_usagerecord"
+                " WHERE id = ANY(string_to_array(%s, E'\\n')::bigint[])",
+                [sql_list(removed)],
+            )
+            reduced = {rec: covered for rec, covered in changes.items() if covered is not None}
+            cursor.execute(
+                "UPDATE compute_usagerecord AS u SET covered_amount = t.covered"
+                " FROM unnest(string_to_array(%s, E'\\n')::bigint[],"
+                " string_to_array(%s, E'\\n')::numeric[]) AS t(id, covered) WHERE u.id = t.id",
+                [sql_list(reduced), sql_list(reduced.values())],
+            )
+        cursor.execute(
+            "UPDATE compute_redemption AS r"
+            " SET covered_total = r.covered_total + t.total, updated_at = now()"
+            " FROM unnest(string_to_array(%s, E'\\n')::bigint[],"
+            " string_to_array(%s, E'\\n')::numeric[]) AS t(id, total) WHERE r.id = t.id",
+            [sql_list(totals), sql_list(totals.values())],
+        )
+        cursor.execute(
+            "UPDATE compute_usagebatch SET status = 'done', results_json = %s, accepted = %s,"
+            " duplicate = %s, rejected = %s, finished_at = now() WHERE id = %s",
+            [*_results(staged, outcomes), batch.pk],
+        )
 
 
 def _apply(batch: UsageBatch) -> None:
     dc_id = batch.data_center_id
     try:
-        lines = _stage_lines(body_records(batch.body))
+        staged = _stage(body_records(batch.body), dc_id, batch.pk)
     except _Inexact:
-        lines = _stage_lines(body_records(batch.body, exact=True))
-    with connection.cursor() as cursor:
-        cursor.execute(f"CREATE TEMP TABLE usage_raw ({_STAGE_SCHEMA}) ON COMMIT DROP")
-        with cursor.copy("COPY usage_raw FROM STDIN") as copy:
-            copy.write("".join(lines))
-        cursor.execute(_STAGE)
-        # Autovacuum never analyses temporary tables; without these figures the planner
-        # joins 5,000 staged records by nested loops, several times slower.
-        cursor.execute("ANALYZE usage_stage (is_first)")
+        staged = _stage(body_records(batch.body, exact=True), dc_id, batch.pk)
+    # Before any lock, so that workers do this in parallel: look up the vouchers, their
+    # terms and redemptions, the record_ids sent before; plan; write the records.
+    voucher_ids = _registered_vouchers(dc_id, staged.vouchers)
+    terms = voucher_charge_terms(voucher_ids.values())
+    live = _live_redemptions(dc_id, terms)
+    # Most batches bring only new record_ids: the first attempt does not look for the
+    # others, the unique index finds them (waiting for a batch that is writing the same
+    # ones until it commits). Then the records sent before are looked up, and the batch
+    # planned again.
+    stored: dict[str, _Stored] = {}
+    for attempt in itertools.count():
+        try:
+            with transaction.atomic():
+                if attempt:
+                    stored = _stored(dc_id, [r.record_id for _i, r in staged.firsts])
+                plans = _plan(staged, stored, voucher_ids, terms, live)
+                record_ids = _write_records(staged, plans)
+            break
+        except UniqueViolation as error:  # from COPY, which Django does not wrap
+            if attempt >= 5 or error.diag.constraint_name != "usage_record_once_per_dc":
+                raise
+    _charge(batch, staged, plans, record_ids)
 
-        # From here on, one batch of a data center at a time.
-        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_ADVISORY_NAMESPACE, dc_id])
-        # Vouchers of the cities this data center is registered for (others are
-        # "unknown"), locked in id order, then their active redemptions here.
-        cursor.execute(
-            "SELECT v.id FROM vouchers_voucher v "
-            "JOIN compute_registration g ON g.city_id = v.city_id "
-            "WHERE g.data_center_id = %s AND g.status = %s "
-            "AND v.code IN (SELECT voucher FROM usage_stage WHERE is_first)",
-            [dc_id, RegistrationStatus.ACTIVE],
-        )
-        voucher_ids = vouchers_lock(row[0] for row in cursor.fetchall())
-        cursor.execute(
-            "SELECT id FROM compute_redemption WHERE data_center_id = %s AND status = 'active' "
-            "AND voucher_id = ANY(%s) ORDER BY id FOR UPDATE",
-            [dc_id, voucher_ids],
-        )
-        cursor.execute(
-            _CLASSIFY,
-            {
-                "dc": dc_id,
-                "vouchers": voucher_ids,
-                "record_seq": _sequence("compute_usagerecord"),
-                "entry_seq": _sequence("vouchers_ledgerentry"),
-            },
-        )
-        ledger_charge_staged(
-            charges_sql=(
-                "SELECT entry_id, voucher_id, covered AS amount, rec_id AS usage_record_id, "
-                "record_id AS memo, ord FROM usage_applied WHERE entry_id IS NOT NULL"
-            ),
-            params=[],
-            actor_label=f"data center #{dc_id}",
-        )
-        cursor.execute(_INSERT_RECORDS, [dc_id, batch.pk])
-        cursor.execute(_REDEMPTION_TOTALS)
-        cursor.execute(_RESULTS, {"batch": batch.pk, "messages": _rejection_messages()})
-        # Dropped now, not only at commit: a caller may apply several batches in one
-        # transaction.
-        cursor.execute("DROP TABLE usage_raw, usage_stage, usage_applied")
+
+def _results(
+    staged: _Staged, outcomes: dict[int, tuple[str, Decimal | None]]
+) -> tuple[str, int, int, int]:
+    """api.md's results, in the order sent, as JSON text, and the three counts. A repeat
+    of a record_id within the batch follows its first occurrence (an accepted first
+    makes it a duplicate) if it says the same, and is a conflict if not."""
+    messages = _rejection_messages()
+    parts = []
+    counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
+    for i, record_id in enumerate(staged.record_ids):
+        settled = staged.settled.get(i)
+        if settled is None:
+            outcome, covered = outcomes[i]
+            if outcome == "accepted":
+                # Written out: most records are this, and their record_id and amount
+                # need no escaping.
+                counts["accepted"] += 1
+                parts.append(
+                    f'{{"record_id":"{record_id}","status":"accepted",'
+                    f'"covered_amount":"{covered:f}","error":null}}'
+                )
+                continue
+        elif settled[0] == "invalid":
+            outcome, covered = "invalid", None
+        elif settled[2]:  # a repeat that says the same as its first occurrence
+            outcome, covered = outcomes[settled[1]]
+            if outcome == "accepted":
+                outcome = "duplicate"
+        else:
+            outcome, covered = "conflict", None
+        if outcome == "duplicate":
+            status, error = outcome, None
+        else:
+            status, covered = "rejected", None
+            message = settled[1] if outcome == "invalid" else messages[outcome]
+            error = {"code": outcome, "message": message}
+        counts[status] += 1
+        result = {
+            "record_id": record_id,
+            "status": status,
+            "covered_amount": None if covered is None else f"{covered:f}",
+            "error": error,
+        }
+        parts.append(orjson.dumps(result).decode())
+    results = "[" + ",".join(parts) + "]"
+    return results, counts["accepted"], counts["duplicate"], counts["rejected"]
 
 
 def usage_batches_stale(*, older_than: timedelta) -> list[int]:

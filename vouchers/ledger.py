@@ -18,7 +18,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
 from django.db import connection, transaction
@@ -27,6 +27,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from portal.audit import audit_record
+from portal.db import copy_text, new_ids, sql_list
 from portal.errors import DomainError
 from portal.models import Role, User
 from portal.tenancy import has_role
@@ -322,63 +323,110 @@ def ledger_reverse(
     return entry
 
 
-# --- set-wise charging, for usage ingestion -------------------------------------------
+# --- bulk charging, for usage ingestion ------------------------------------------------
 
 
-def vouchers_lock(voucher_ids: Iterable[int]) -> list[int]:
-    """Lock the given vouchers in ascending id order; return the ids that exist.
+@dataclass(frozen=True, slots=True)
+class ChargeTerms:
+    """The terms a voucher is charged on. Fixed at issue, but for the program's rates
+    and grace days (and the city's time zone), which are not guarded by the voucher's
+    lock: usage ingestion reads them before taking it."""
 
-    The fixed order is what keeps concurrent batches that touch overlapping vouchers
-    from deadlocking: every locker queues behind the same first row.
-    """
+    voucher_id: int
+    valid_from: date
+    grace_until: date  # valid_until plus the program's grace days
+    timezone: str  # the city's: the voucher is valid from valid_from 00:00 there until
+    # the day after grace_until, 00:00 there
+    rate_domestic: Decimal
+    rate_other: Decimal
+
+
+def voucher_charge_terms(voucher_ids: Iterable[int]) -> dict[int, ChargeTerms]:
+    """The charging terms of the given vouchers, by id (no lock)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT v.id, v.valid_from, v.valid_until + p.grace_days, c.timezone,
+                   p.rate_domestic, p.rate_other
+            FROM vouchers_voucher v
+            JOIN vouchers_program p ON p.id = v.program_id
+            JOIN portal_city c ON c.id = v.city_id
+            WHERE v.id = ANY(string_to_array(%s, E'\\n')::bigint[])
+            """,
+            [sql_list(voucher_ids)],
+        )
+        return {row[0]: ChargeTerms(*row) for row in cursor.fetchall()}
+
+
+def vouchers_lock(voucher_ids: Iterable[int]) -> dict[int, tuple[str, Decimal]]:
+    """Lock the given vouchers in ascending id order; return (status, balance) of those
+    that exist, by id. The fixed order is what keeps concurrent batches that touch
+    overlapping vouchers from deadlocking: every locker queues behind the same row."""
     assert connection.in_atomic_block, "locks are held until the transaction ends"
     ids = sorted(set(voucher_ids))
     if not ids:
-        return []
+        return {}
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT id FROM vouchers_voucher WHERE id = ANY(%s) ORDER BY id FOR UPDATE", [ids]
+            "SELECT id, status, balance FROM vouchers_voucher"
+            " WHERE id = ANY(string_to_array(%s, E'\\n')::bigint[]) ORDER BY id FOR UPDATE",
+            [sql_list(ids)],
         )
-        return [row[0] for row in cursor.fetchall()]
+        return {row[0]: (row[1], row[2]) for row in cursor.fetchall()}
 
 
-def ledger_charge_staged(*, charges_sql: str, params: Sequence, actor_label: str) -> None:
-    """Charge many vouchers at once from rows the caller computed in PostgreSQL.
+def ledger_charge_many(
+    *,
+    balances: dict[int, Decimal],
+    charges: Sequence[tuple[int, Decimal, int, str]],
+    actor_label: str,
+) -> tuple[datetime, list[int]]:
+    """Post one charge entry per `(voucher_id, amount, usage_record_id, memo)`, in that
+    order, on vouchers locked by `vouchers_lock` (`balances`: what it returned, by id);
+    return the entries' time and ids.
 
-    `charges_sql` selects `(entry_id, voucher_id, amount, usage_record_id, memo, ord)`:
-    one charge per row, `amount` > 0 taken off the voucher, `ord` the order within each
-    voucher. The caller holds the vouchers' locks (`vouchers_lock`). Entries get their
-    `balance_after` from a running sum; balances and `exhausted` states are updated in
-    one statement. CHECK constraints refuse any plan that would go below zero.
-    """
+    Usage ingestion posts thousands at a time: the entries go in by one COPY and the
+    balances by one UPDATE. Ids are taken here, under the vouchers' locks, so that a
+    voucher's entries in id order are its history (`ledger_verify` relies on it). A
+    charge above what is left is a bug of the caller: it raises before anything is
+    written (and the CHECK constraints would refuse it too)."""
     assert connection.in_atomic_block, "ledger entries are written inside a transaction"
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            WITH c AS ({charges_sql})
-            INSERT INTO vouchers_ledgerentry
-                (id, voucher_id, kind, amount, balance_after, actor_label, usage_record_id,
-                 memo, created_at)
-            SELECT c.entry_id, c.voucher_id, 'charge', -c.amount,
-                   v.balance - sum(c.amount) OVER (PARTITION BY c.voucher_id ORDER BY c.ord),
-                   %s, c.usage_record_id, c.memo, now()
-            FROM c JOIN vouchers_voucher v ON v.id = c.voucher_id
-            """,  # noqa: S608 - the caller's SQL is code, its values are parameters
-            [*params, actor_label],
+    if not charges:
+        return timezone.now(), []
+    now, ids = new_ids("vouchers_ledgerentry", len(charges))
+    label = copy_text(actor_label)
+    left = dict(balances)
+    lines = []
+    for entry_id, (voucher_id, amount, record_id, memo) in zip(ids, charges, strict=True):
+        balance = left[voucher_id] - amount
+        if amount <= 0 or balance < 0:
+            raise ValueError(f"a charge of {amount} on voucher #{voucher_id} is not possible")
+        left[voucher_id] = balance
+        lines.append(
+            f"{entry_id}\t{voucher_id}\tcharge\t-{amount}\t{balance}\t{label}\t"
+            f"{record_id}\t{copy_text(memo)}\t{now}\n"
         )
+    with connection.cursor() as cursor:
+        with cursor.copy(
+            "COPY vouchers_ledgerentry (id, voucher_id, kind, amount, balance_after,"
+            " actor_label, usage_record_id, memo, created_at) FROM STDIN"
+        ) as copy:
+            copy.write("".join(lines))
+        charged = [v for v in left if left[v] != balances[v]]
         cursor.execute(
-            f"""
-            WITH c AS ({charges_sql}),
-            t AS (SELECT voucher_id, sum(amount) AS total FROM c GROUP BY voucher_id)
+            """
             UPDATE vouchers_voucher AS v
             SET balance = v.balance - t.total,
                 status = CASE WHEN v.status = 'active' AND v.balance - t.total = 0
                               THEN 'exhausted' ELSE v.status END,
                 updated_at = now()
-            FROM t WHERE v.id = t.voucher_id
-            """,  # noqa: S608 - as above
-            list(params),
+            FROM unnest(string_to_array(%s, E'\\n')::bigint[],
+                        string_to_array(%s, E'\\n')::numeric[]) AS t(id, total)
+            WHERE v.id = t.id
+            """,
+            [sql_list(charged), sql_list(balances[v] - left[v] for v in charged)],
         )
+    return now, ids
 
 
 # --- verification -----------------------------------------------------------------------

@@ -72,6 +72,30 @@ def main() -> None:
         finally:
             spent[" ".join(sql.split())[:72]] += time.perf_counter() - start
 
+    # The Python steps of applying, timed like the statements.
+    from compute import usage
+
+    def python_step(name, function):
+        def wrapper(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                spent[f"(Python) {name}"] += time.perf_counter() - start
+
+        setattr(usage, name, wrapper)
+
+    for name in (
+        "body_records",
+        "_stage",
+        "_plan",
+        "_write_records",
+        "_settle",
+        "_results",
+        "_charge",
+    ):
+        python_step(name, getattr(usage, name))
+
     start = time.perf_counter()
     with connection.execute_wrapper(timed):
         for batch_id in ids:
@@ -84,7 +108,7 @@ def main() -> None:
     for statement, seconds in sorted(spent.items(), key=lambda kv: -kv[1]):
         print(f"{1000 * seconds / BATCHES:8.1f} ms  {statement}")
     rest = total - sum(spent.values())
-    print(f"{1000 * rest / BATCHES:8.1f} ms  (Python, COPY, commit)")
+    print(f"{1000 * rest / BATCHES:8.1f} ms  (COPY, commit, the rest)")
 
 
 if __name__ == "__main__":

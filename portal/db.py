@@ -1,0 +1,56 @@
+"""Small helpers for writing to PostgreSQL in bulk (COPY), shared by the apps."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable
+from datetime import datetime
+
+from django.db import connection
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def text_storable(value: str) -> str:
+    """`value` as PostgreSQL text (and JSON) can hold it: NUL and unpaired surrogates
+    become U+FFFD."""
+    if "\x00" in value:
+        value = value.replace("\x00", "\ufffd")
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        value = value.encode("utf-8", "replace").decode()
+    return value
+
+
+def sql_list(values: Iterable[object]) -> str:
+    """Values for `string_to_array(%s, E'\\n')` in SQL: one text parameter instead of
+    an array. Django binds parameters client-side, and quoting a list costs tens of
+    microseconds per element (~130 ms for the 5,000 record_ids of a batch); the
+    values must not contain a newline (ids, codes and numbers do not)."""
+    return "\n".join(map(str, values))
+
+
+def copy_text(value: str) -> str:
+    """Any string as a field of COPY's text format: storable and escaped."""
+    if value.isprintable() and "\\" not in value:  # the common case, as is
+        return value
+    return text_storable(value).translate(_COPY_ESCAPES)
+
+
+@functools.cache
+def _sequence(table: str) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [table])
+        return cursor.fetchone()[0]
+
+
+def new_ids(table: str, count: int) -> tuple[datetime, list[int]]:
+    """The transaction's time and `count` fresh ids for `table`, in one round trip:
+    rows written by COPY that others point at need their ids beforehand."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT now(), array(SELECT nextval(%s::regclass) FROM generate_series(1, %s))",
+            [_sequence(table), count],
+        )
+        return cursor.fetchone()

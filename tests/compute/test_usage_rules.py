@@ -153,6 +153,99 @@ def test_equivalent_content_in_another_notation_is_a_duplicate(
     assert body["results"][0]["status"] == "duplicate"
 
 
+def test_a_repeat_within_a_batch_is_compared_by_value(
+    ledger_world, django_capture_on_commit_callbacks
+):
+    w = ledger_world
+    first = record(1, w.voucher.code)
+    same = record(1, w.voucher.code, ended_at="2026-11-02T12:00:00Z", quantity=96, amount="100")
+    other = record(1, w.voucher.code, ended_at="2026-11-02T12:00:01Z")
+    body = results(w, push(w, [first, same, other], django_capture_on_commit_callbacks))
+    assert [(r["status"], r["covered_amount"]) for r in body["results"]] == [
+        ("accepted", "30.00"),
+        ("duplicate", "30.00"),
+        ("rejected", None),
+    ]
+    assert body["results"][2]["error"]["code"] == "conflict"
+    assert UsageRecord.objects.count() == 1
+
+
+def _meanwhile(monkeypatch, change):
+    """Run `change` after the batch was planned and its records written, just before
+    the vouchers are locked: what a concurrent transaction may do."""
+    from compute import usage
+
+    charge = usage._charge
+    pending = [change]
+
+    def changed_then_charge(*args, **kwargs):
+        while pending:  # once: `change` may apply a batch itself
+            pending.pop()()
+        return charge(*args, **kwargs)
+
+    monkeypatch.setattr(usage, "_charge", changed_then_charge)
+
+
+def test_a_voucher_suspended_meanwhile_is_not_charged(
+    ledger_world, django_capture_on_commit_callbacks, shanghai, monkeypatch
+):
+    w = ledger_world
+    _meanwhile(
+        monkeypatch,
+        lambda: voucher_suspend(voucher=w.voucher, actor=shanghai.manager, reason="核查"),
+    )
+    body = results(w, push(w, [record(1, w.voucher.code)], django_capture_on_commit_callbacks))
+    assert body["results"][0]["error"]["code"] == "voucher_inactive"
+    assert not UsageRecord.objects.exists()
+    assert not LedgerEntry.objects.filter(kind=EntryKind.CHARGE).exists()
+    call_command("verify_ledger")
+
+
+def test_a_redemption_closed_meanwhile_is_not_charged(
+    ledger_world, django_capture_on_commit_callbacks, monkeypatch
+):
+    w = ledger_world
+
+    def close():
+        w.redemption.status = RedemptionStatus.CLOSED
+        w.redemption.save()
+
+    _meanwhile(monkeypatch, close)
+    body = results(w, push(w, [record(1, w.voucher.code)], django_capture_on_commit_callbacks))
+    assert body["results"][0]["error"]["code"] == "not_authorized"
+    assert not UsageRecord.objects.exists()
+
+
+def test_a_voucher_spent_meanwhile_covers_what_is_left(
+    ledger_world, django_capture_on_commit_callbacks, monkeypatch
+):
+    """The record was written with its full share; under the lock it gets what another
+    batch, applied meanwhile, left."""
+    w = ledger_world
+    _meanwhile(
+        monkeypatch,
+        lambda: results(
+            w,
+            push(
+                w,
+                [record(9, w.voucher.code, amount="3300.00")],  # 990.00 of 1000.00
+                django_capture_on_commit_callbacks,
+            ),
+        ),
+    )
+    body = results(
+        w,
+        push(w, [record(1, w.voucher.code, amount="100.00")], django_capture_on_commit_callbacks),
+    )
+    assert body["results"][0]["covered_amount"] == "10.00"
+    assert UsageRecord.objects.get(record_id=record(1, "")["record_id"]).covered_amount == Decimal(
+        "10.00"
+    )
+    w.voucher.refresh_from_db()
+    assert w.voucher.balance == Decimal("0.00")
+    call_command("verify_ledger")
+
+
 @pytest.mark.parametrize(
     ("overrides", "field"),
     [
@@ -230,12 +323,22 @@ def test_suspended_or_revoked_voucher_is_inactive(
         ("2026-10-31T23:59:59+08:00", "outside_validity"),  # before valid_from (1 Nov)
         ("2027-11-30T23:59:59+08:00", None),  # last grace day (valid until 31 Oct + 30)
         ("2027-12-01T00:00:01+08:00", "outside_validity"),
+        # The ends themselves, at the city's offset (compared as text) and at others.
+        ("2026-11-01T00:00:00+08:00", None),
+        ("2026-10-31T16:00:00Z", None),
+        ("2026-10-31T15:59:59.999999Z", "outside_validity"),
+        ("2026-10-31T12:59:59-03:00", "outside_validity"),
+        ("2027-12-01T00:00:00+08:00", None),
+        ("2027-12-01T00:00:00.000001+08:00", "outside_validity"),
+        ("2027-11-30T16:00:00+00:00", None),
+        ("2027-11-30T16:00:01+00:00", "outside_validity"),
+        ("2027-12-01T05:00:00+20:00", None),  # beyond what PostgreSQL holds: as UTC
     ],
 )
 def test_validity_with_grace_days(ledger_world, django_capture_on_commit_callbacks, ended_at, code):
     w = ledger_world
     started = (
-        "2026-10-31T20:00:00+08:00" if ended_at.startswith("2026") else "2027-11-01T00:00:00+08:00"
+        "2026-10-31T08:00:00+08:00" if ended_at.startswith("2026") else "2027-11-01T00:00:00+08:00"
     )
     body = results(
         w,

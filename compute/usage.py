@@ -428,7 +428,91 @@ class _Staged:
     settled: dict[int, tuple]
 
 
+# The checks of `record_parse`'s common case, each over one field of all the records
+# joined by newlines: one regular expression pass per field instead of one per record.
+_ALL_RECORD_IDS = re.compile(r"(?:[A-Za-z0-9._:-]{1,64}\n)*\Z")
+_ALL_TIMESTAMPS = re.compile(rf"(?:{_RFC3339.pattern[:-2]}\n)*\Z")
+_ALL_QUANTITIES = re.compile(r"(?:(?!0*(?:\.0*)?\n)[0-9]{1,11}(?:\.[0-9]{1,3})?\n)*\Z")
+_ALL_AMOUNTS = re.compile(r"(?:[0-9]{1,12}(?:\.[0-9]{1,2})?\n)*\Z")
+
+
+def _column(values: list[Any], pattern: re.Pattern) -> bool:
+    """Whether every value is a string matching `pattern`'s line (and holds no newline)."""
+    try:
+        text = "\n".join(values) + "\n"
+    except TypeError:  # not all strings
+        return False
+    return text.count("\n") == len(values) and pattern.match(text) is not None
+
+
+def _stage_common(records: list[Any], dc_id: int, batch_id: int) -> _Staged | None:
+    """`_stage` for a batch whose every record is the common case of `record_parse`
+    (eight fields, strings in RFC 3339 and plain decimals) with a record_id of its own:
+    the checks run field by field over all records, ~3× faster. None if any record is
+    not so; `_stage` then checks record by record and says what is wrong."""
+    try:
+        if not all(type(r) is dict and len(r) == 8 for r in records):
+            return None
+        ids = [r["record_id"] for r in records]
+        vouchers = [r["voucher"] for r in records]
+        starts = [r["started_at"] for r in records]
+        ends = [r["ended_at"] for r in records]
+        resources = [r["resource"] for r in records]
+        domestic = [r["domestic"] for r in records]
+        quantities = [r["quantity"] for r in records]
+        amounts = [r["amount"] for r in records]
+    except KeyError:
+        return None
+    if not (
+        _column(ids, _ALL_RECORD_IDS)
+        and _column(starts, _ALL_TIMESTAMPS)
+        and _column(ends, _ALL_TIMESTAMPS)
+        and _column(quantities, _ALL_QUANTITIES)
+        and _column(amounts, _ALL_AMOUNTS)
+        and len(set(ids)) == len(ids)
+        and set(map(type, domestic)) == {bool}
+        and set(map(type, vouchers)) == {str}
+        and set(map(type, resources)) == {str}
+    ):
+        return None
+    joined = " ".join(vouchers)
+    if not joined.isprintable() or min(map(len, vouchers)) < 1 or max(map(len, vouchers)) > 24:
+        return None
+    joined = " ".join(resources)
+    if (
+        not joined.isprintable()
+        or "\\" in joined
+        or min(map(len, resources)) < 1
+        or max(map(len, resources)) > 64
+        or any(map(str.isspace, resources))
+    ):
+        return None
+    # Years 1 and 9999 may leave the calendar in UTC: checked record by record.
+    years = (min(starts)[:4], max(starts)[:4], min(ends)[:4], max(ends)[:4])
+    if min(years) == "0001" or max(years) == "9999":
+        return None
+    try:
+        ended = list(map(datetime.fromisoformat, ends))
+        if not all(map(datetime.__lt__, map(datetime.fromisoformat, starts), ended)):
+            return None
+    except ValueError:  # e.g. 30 February
+        return None
+    columns = (ids, vouchers, starts, ends, resources, domestic, quantities, amounts)
+    fields = list(map(RecordFields, *columns, ended))
+    prefixes = [  # as in `_stage`
+        f"{dc_id}\t{i}\t{batch_id}\t{s}\t{e}\t{r}\t{'t' if d else 'f'}\t{q}\t{a}\taccepted\t\t"
+        for i, _v, s, e, r, d, q, a in zip(*columns, strict=True)
+    ]
+    return _Staged(list(enumerate(fields)), prefixes, set(vouchers), ids, {})
+
+
 def _stage(records: list[Any], dc_id: int, batch_id: int) -> _Staged:
+    """Check every record and settle in-batch repeats, before any lock."""
+    common = _stage_common(records, dc_id, batch_id)
+    return common if common is not None else _stage_each(records, dc_id, batch_id)
+
+
+def _stage_each(records: list[Any], dc_id: int, batch_id: int) -> _Staged:
     staged = _Staged([], [], set(), [], {})
     first: dict[str, tuple[int, RecordFields]] = {}
     for i, raw in enumerate(records):

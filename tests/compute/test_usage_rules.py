@@ -498,3 +498,59 @@ def test_an_offset_postgresql_cannot_hold_is_still_a_valid_timestamp(
     assert body["results"][0]["status"] == "accepted"
     stored = UsageRecord.objects.get()
     assert stored.ended_at.isoformat() == "2026-11-02T12:00:00+00:00"
+
+
+VARIANTS = [
+    {},
+    {"started_at": "2026-11-02T00:00:00Z", "ended_at": "2026-11-02T12:00:00.5Z"},
+    {"ended_at": "2026-11-02T12:00:00.123456-15:59"},
+    {"ended_at": "2026-11-02T20:00:00+16:00"},  # beyond PostgreSQL: converted to UTC
+    {"ended_at": "2026-11-02 20:00:00+08:00"},
+    {"ended_at": "2026-02-30T20:00:00+08:00"},
+    {"started_at": "0001-01-01T00:00:00+00:00"},
+    {"ended_at": "9999-12-31T23:00:00+00:00"},
+    {"quantity": "0.001"},
+    {"quantity": "0.000"},
+    {"quantity": "00"},
+    {"quantity": 96},
+    {"quantity": "1e3"},
+    {"amount": "0"},
+    {"amount": "0.10"},
+    {"amount": "1234567890123"},
+    {"record_id": "a\nb"},
+    {"record_id": "x" * 64},
+    {"record_id": "ü"},
+    {"voucher": ""},
+    {"voucher": "V" * 25},
+    {"voucher": "SH 26"},
+    {"resource": "华为 昇腾 910B"},
+    {"resource": "   "},
+    {"resource": "a\\b"},
+    {"resource": "a\tb"},
+    {"domestic": 1},
+    {"extra": 1},
+]
+
+
+@pytest.mark.parametrize("overrides", VARIANTS)
+def test_checking_all_records_at_once_agrees_with_one_by_one(overrides):
+    """The common case is checked field by field over the whole batch; whatever it
+    accepts, the record-by-record checks accept alike (and it leaves the rest to them)."""
+    from compute.usage import _stage_common, _stage_each
+
+    records = [record(1, "SH-26-AAAA-AAAA"), {**record(2, "SH-26-BBBB-BBBB"), **overrides}]
+    each = _stage_each(records, 7, 9)
+    common = _stage_common(records, 7, 9)
+    if common is not None:
+        assert not each.settled  # nothing the one-by-one checks reject
+        assert common == each
+    else:
+        assert overrides  # the plain record is the common case
+
+
+def test_a_batch_of_common_records_with_a_repeated_record_id_is_checked_one_by_one():
+    from compute.usage import _stage, _stage_common
+
+    records = [record(1, "SH-26-AAAA-AAAA"), record(1, "SH-26-AAAA-AAAA")]
+    assert _stage_common(records, 7, 9) is None
+    assert _stage(records, 7, 9).settled == {1: ("repeat", 0, True)}

@@ -700,18 +700,27 @@ def _plan(
     return plans
 
 
-def _write_records(staged: _Staged, plans: list[tuple]) -> list[int | None]:
-    """COPY the records planned as accepted, with their full share as covered amount;
-    return each first occurrence's record id (None if not written). Written in
+@dataclass(slots=True)
+class _Written:
+    """The records written before the locks, as planned."""
+
+    record_ids: list[int | None]  # by first occurrence; None if not written
+    charges: list[tuple[int, Decimal, int, str]]  # in the order sent, full shares
+    totals: dict[int, tuple[int, Decimal]]  # voucher id -> (redemption id, shares)
+
+
+def _write_records(staged: _Staged, plans: list[tuple]) -> _Written:
+    """COPY the records planned as accepted, with their full share as covered amount,
+    and line up their charges as if every voucher can pay them all. Written in
     record_id order, so that two batches sharing record_ids wait for each other in
     one order and cannot deadlock."""
     planned = [k for k, plan in enumerate(plans) if plan[0] == "accepted"]
-    record_ids: list[int | None] = [None] * len(plans)
+    written = _Written([None] * len(plans), [], {})
     if not planned:
-        return record_ids
+        return written
     now, ids = new_ids("compute_usagerecord", len(planned))
     stamp = str(now)  # once: formatting a datetime costs microseconds
-    firsts, prefixes = staged.firsts, staged.prefixes
+    firsts, prefixes, record_ids = staged.firsts, staged.prefixes, written.record_ids
     lines = []
     names = [r.record_id for _i, r in firsts]
     for k, rec_id in zip(sorted(planned, key=names.__getitem__), ids, strict=True):
@@ -720,7 +729,31 @@ def _write_records(staged: _Staged, plans: list[tuple]) -> list[int | None]:
         lines.append(f"{prefixes[k]}{rec_id}\t{vid}\t{red}\t{share}\t{stamp}\n")
     with connection.cursor() as cursor, cursor.copy(_RECORDS_COPY) as copy:
         copy.write("".join(lines))
-    return record_ids
+    charges, totals = written.charges, written.totals
+    for k in planned:
+        _accepted, share, vid, red = plans[k]
+        if share:
+            charges.append((vid, share, record_ids[k], names[k]))
+        totals[vid] = (red, totals[vid][1] + share if vid in totals else share)
+    return written
+
+
+def _settled_as_planned(
+    written: _Written,
+    balances: dict[int, tuple[str, Decimal]],
+    redemptions: dict[int, tuple[int, Decimal | None]],
+) -> bool:
+    """Whether, with the vouchers and redemptions locked, every record stands as planned:
+    each voucher still active, its redemption the same, and its balance and cap left
+    enough for all its records' full shares. Usually so: then nothing is decided again
+    record by record."""
+    for vid, (red, total) in written.totals.items():
+        state, locked = balances.get(vid), redemptions.get(vid)
+        if state is None or locked is None or state[0] in _INACTIVE or locked[0] != red:
+            return False
+        if total > state[1] or (locked[1] is not None and total > locked[1]):
+            return False
+    return True
 
 
 def _settle(
@@ -729,31 +762,31 @@ def _settle(
     record_ids: list[int | None],
     balances: dict[int, tuple[str, Decimal]],
     redemptions: dict[int, tuple[int, Decimal | None]],
-) -> tuple[dict[int, tuple[str, Decimal | None]], list[tuple[int, Decimal, int, str]], dict]:
+) -> tuple[list[tuple], list[tuple[int, Decimal, int, str]], dict]:
     """api.md's rules, for good, with the vouchers and redemptions locked: `covered =
     min(share, balance left, cap left)`, balance and cap shrinking as records are
-    accepted in the order sent. Returns each first occurrence's (outcome, covered) by
-    ord, the charges for `ledger_charge_many`, and the written records to change:
-    {record id: covered} or {record id: None} to delete (rejected after all)."""
+    accepted in the order sent. Returns each first occurrence's (outcome, covered), the
+    charges for `ledger_charge_many`, and the written records to change: {record id:
+    covered} or {record id: None} to delete (rejected after all)."""
     balance = {vid: b for vid, (status, b) in balances.items() if status not in _INACTIVE}
     cap_left = {vid: cap for vid, (_red, cap) in redemptions.items()}
-    outcomes: dict[int, tuple[str, Decimal | None]] = {}
+    outcomes: list[tuple] = []
     charges: list[tuple[int, Decimal, int, str]] = []
     changes: dict[int, Decimal | None] = {}
-    for k, ((i, r), plan) in enumerate(zip(staged.firsts, plans, strict=True)):
+    for k, ((_i, r), plan) in enumerate(zip(staged.firsts, plans, strict=True)):
         if plan[0] != "accepted":
-            outcomes[i] = plan
+            outcomes.append(plan)
             continue
         _accepted, share, vid, red = plan
         rec_id = record_ids[k]
         locked = redemptions.get(vid)
         if locked is None or locked[0] != red:
-            outcomes[i] = ("not_authorized", None)
+            outcomes.append(("not_authorized", None))
             changes[rec_id] = None
             continue
         left = balance.get(vid)
         if left is None:
-            outcomes[i] = ("voucher_inactive", None)
+            outcomes.append(("voucher_inactive", None))
             changes[rec_id] = None
             continue
         covered = share if share <= left else left
@@ -763,7 +796,7 @@ def _settle(
                 covered = cap
             cap_left[vid] = cap - covered
         balance[vid] = left - covered
-        outcomes[i] = ("accepted", covered)
+        outcomes.append(("accepted", covered))
         if covered != share:
             changes[rec_id] = covered
         if covered:
@@ -785,23 +818,30 @@ def _lock_redemptions(dc_id: int, voucher_ids: list[int]) -> dict[int, tuple[int
         return {voucher: (red, cap) for voucher, red, cap in cursor.fetchall()}
 
 
-def _charge(batch: UsageBatch, staged: _Staged, plans: list[tuple], record_ids: list) -> None:
+def _charge(batch: UsageBatch, staged: _Staged, plans: list[tuple], written: _Written) -> None:
     """Under the locks: lock the vouchers and their redemptions, settle every record,
     write the entries, the changed records, the totals and the results."""
     dc_id = batch.data_center_id
-    planned = {plan[2] for plan in plans if plan[0] == "accepted"}
-    balances = vouchers_lock(planned)
+    balances = vouchers_lock(written.totals)
     redemptions = _lock_redemptions(dc_id, list(balances))
-    outcomes, charges, changes = _settle(staged, plans, record_ids, balances, redemptions)
+    totals: dict[int, Decimal] = {}
+    if _settled_as_planned(written, balances, redemptions):
+        outcomes, charges, changes = plans, written.charges, {}
+        for red, total in written.totals.values():
+            if total:
+                totals[red] = total
+    else:
+        outcomes, charges, changes = _settle(
+            staged, plans, written.record_ids, balances, redemptions
+        )
+        red_of = {vid: red for vid, (red, _cap) in redemptions.items()}
+        for vid, covered, _rec, _memo in charges:
+            totals[red_of[vid]] = totals.get(red_of[vid], 0) + covered
     ledger_charge_many(
         balances={vid: b for vid, (_s, b) in balances.items()},
         charges=charges,
         actor_label=f"data center #{dc_id}",
     )
-    totals: dict[int, Decimal] = {}
-    red_of = {vid: red for vid, (red, _cap) in redemptions.items()}
-    for vid, covered, _rec, _memo in charges:
-        totals[red_of[vid]] = totals.get(red_of[vid], 0) + covered
     with connection.cursor() as cursor:
         if changes:
             removed = [rec for rec, covered in changes.items() if covered is None]
@@ -853,27 +893,29 @@ def _apply(batch: UsageBatch) -> None:
                 if attempt:
                     stored = _stored(dc_id, [r.record_id for _i, r in staged.firsts])
                 plans = _plan(staged, stored, voucher_ids, terms, live)
-                record_ids = _write_records(staged, plans)
+                written = _write_records(staged, plans)
             break
         except UniqueViolation as error:  # from COPY, which Django does not wrap
             if attempt >= 5 or error.diag.constraint_name != "usage_record_once_per_dc":
                 raise
-    _charge(batch, staged, plans, record_ids)
+    _charge(batch, staged, plans, written)
 
 
-def _results(
-    staged: _Staged, outcomes: dict[int, tuple[str, Decimal | None]]
-) -> tuple[str, int, int, int]:
-    """api.md's results, in the order sent, as JSON text, and the three counts. A repeat
-    of a record_id within the batch follows its first occurrence (an accepted first
-    makes it a duplicate) if it says the same, and is a conflict if not."""
+def _results(staged: _Staged, outcomes: list[tuple]) -> tuple[str, int, int, int]:
+    """api.md's results, in the order sent, as JSON text, and the three counts.
+    `outcomes`: `(outcome, covered, ...)` per first occurrence. A repeat of a record_id
+    within the batch follows its first occurrence (an accepted first makes it a
+    duplicate) if it says the same, and is a conflict if not."""
     messages = _rejection_messages()
+    if staged.settled:  # some records are not first occurrences: map sent order to them
+        position = {i: k for k, (i, _r) in enumerate(staged.firsts)}
+        outcomes = {i: outcomes[position[i]] for i in position}
     parts = []
     counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
     for i, record_id in enumerate(staged.record_ids):
         settled = staged.settled.get(i)
         if settled is None:
-            outcome, covered = outcomes[i]
+            outcome, covered = outcomes[i][:2]
             if outcome == "accepted":
                 # Written out: most records are this, and their record_id and amount
                 # need no escaping.
@@ -886,7 +928,7 @@ def _results(
         elif settled[0] == "invalid":
             outcome, covered = "invalid", None
         elif settled[2]:  # a repeat that says the same as its first occurrence
-            outcome, covered = outcomes[settled[1]]
+            outcome, covered = outcomes[settled[1]][:2]
             if outcome == "accepted":
                 outcome = "duplicate"
         else:

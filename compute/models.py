@@ -233,8 +233,7 @@ class UsageBatch(models.Model):
     # more than the disk it saves.
     body = models.TextField(default='{"records": []}')
     # The per-record results of api.md as JSON text, written once by the worker in one
-    # statement (string_agg builds it several times faster than jsonb_agg) and read
-    # back whole; uncompressed like `body`.
+    # statement and read back whole; uncompressed like `body`.
     results_json = models.TextField(default="[]")
     accepted = models.PositiveIntegerField(_("accepted"), default=0)
     duplicate = models.PositiveIntegerField(_("duplicates"), default=0)

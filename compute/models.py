@@ -284,11 +284,12 @@ class UsageRecord(models.Model):
     # Hot path: every index costs on each of millions of inserts. The FK columns below
     # are looked up through the composite indexes in Meta (or not at all), so they carry
     # no single-column index of their own. None of them is checked by a database
-    # constraint either: usage records are only ever written by `compute.usage`, in one
-    # statement from those very rows, read under lock in the same transaction, and none
-    # of them can be deleted (PROTECT, append-only ledger); the per-row checks at commit
-    # cost a third of applying a batch. (`verify_ledger` reports ledger entries whose
-    # voucher is missing; every charged record has one.)
+    # constraint either: usage records are only ever written by `compute.usage`, by one
+    # COPY of ids it has just read (the voucher's and redemption's are checked again
+    # under their locks in the same transaction), and none of them can be deleted
+    # (PROTECT, append-only ledger); the per-row checks at commit cost a third of
+    # applying a batch. (`verify_ledger` reports ledger entries whose voucher is
+    # missing; every charged record has one.)
     data_center = models.ForeignKey(
         DataCenter, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
     )

@@ -50,7 +50,7 @@ from compute.models import (
     RegistrationStatus,
     UsageBatch,
 )
-from portal.db import copy_text, new_ids, sql_list, text_storable
+from portal.db import copy_text, execute_bound, new_ids, sql_list, text_storable
 from portal.errors import DomainError
 from vouchers.ledger import (
     ChargeTerms,
@@ -358,8 +358,13 @@ def usage_batch_receive(
             idempotency_key=idempotency_key,
             body_hash=body.digest,
             received=len(records),
-            body=body.text,
+            body="",
         )
+        # The body (up to 10 MB) bound by the server, not quoted into the SQL text.
+        execute_bound(
+            "UPDATE compute_usagebatch SET body = %s WHERE id = %s", [body.text, batch.pk]
+        )
+        batch.body = body.text
         from compute.tasks import usage_batch_apply_task
 
         transaction.on_commit(lambda: usage_batch_apply_task.delay(batch.pk))
@@ -372,13 +377,12 @@ def usage_batch_receive(
 def usage_batch_apply(*, batch_id: int) -> UsageBatch:
     """Apply a stored batch (see the module docstring). Safe to call any number of times."""
     with transaction.atomic():
-        batch = UsageBatch.objects.select_for_update().get(pk=batch_id)
+        # Results are read only when asked for (deferred): 600 kB for a full batch.
+        batch = UsageBatch.objects.select_for_update().defer("results_json").get(pk=batch_id)
         if batch.status == BatchStatus.DONE:
             return batch
         _apply(batch)
-        batch.refresh_from_db(
-            fields=["status", "results_json", "accepted", "duplicate", "rejected", "finished_at"]
-        )
+        batch.refresh_from_db(fields=["status", "accepted", "duplicate", "rejected", "finished_at"])
     return batch
 
 
@@ -867,7 +871,7 @@ def _charge(batch: UsageBatch, staged: _Staged, plans: list[tuple], written: _Wr
             " string_to_array(%s, E'\\n')::numeric[]) AS t(id, total) WHERE r.id = t.id",
             [sql_list(totals), sql_list(totals.values())],
         )
-        cursor.execute(
+        execute_bound(
             "UPDATE compute_usagebatch SET status = 'done', results_json = %s, accepted = %s,"
             " duplicate = %s, rejected = %s, finished_at = now() WHERE id = %s",
             [*_results(staged, outcomes), batch.pk],

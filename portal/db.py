@@ -6,6 +6,7 @@ import functools
 from collections.abc import Iterable
 from datetime import datetime
 
+import psycopg
 from django.db import connection
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -54,3 +55,13 @@ def new_ids(table: str, count: int) -> tuple[datetime, list[int]]:
             [_sequence(table), count],
         )
         return cursor.fetchone()
+
+
+def execute_bound(sql: str, params: list) -> None:
+    """Execute with the parameters bound by the server, on Django's connection (and in
+    its transaction). Django binds client-side: a large text parameter (a batch body
+    of up to 10 MB, its results) is then escaped into the SQL text in Python and
+    parsed back by PostgreSQL, ~9 ms per 600 kB each way."""
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params)

@@ -50,7 +50,7 @@ from compute.models import (
     RegistrationStatus,
     UsageBatch,
 )
-from portal.db import copy_text, execute_bound, new_ids, sql_list, text_storable
+from portal.db import copy_text, execute_bound, serial_sequence, sql_list, text_storable
 from portal.errors import DomainError
 from vouchers.ledger import (
     ChargeTerms,
@@ -716,6 +716,18 @@ class _Written:
     totals: dict[int, tuple[int, Decimal]]  # voucher id -> (redemption id, shares)
 
 
+def _record_ids(count: int) -> tuple[datetime, range]:
+    """The transaction's time and `count` fresh usage record ids: one `nextval` of the
+    identity sequence reserves a block of MAX_RECORDS (migration 0010)."""
+    assert count <= MAX_RECORDS
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT now(), nextval(%s::regclass)", [serial_sequence("compute_usagerecord")]
+        )
+        now, first = cursor.fetchone()
+    return now, range(first, first + count)
+
+
 def _write_records(staged: _Staged, plans: list[tuple]) -> _Written:
     """COPY the records planned as accepted, with their full share as covered amount,
     and line up their charges as if every voucher can pay them all. Written in
@@ -725,7 +737,7 @@ def _write_records(staged: _Staged, plans: list[tuple]) -> _Written:
     written = _Written([None] * len(plans), [], {})
     if not planned:
         return written
-    now, ids = new_ids("compute_usagerecord", len(planned))
+    now, ids = _record_ids(len(planned))
     stamp = str(now)  # once: formatting a datetime costs microseconds
     firsts, prefixes, record_ids = staged.firsts, staged.prefixes, written.record_ids
     lines = []
@@ -825,15 +837,22 @@ def _lock_redemptions(dc_id: int, voucher_ids: list[int]) -> dict[int, tuple[int
         return {voucher: (red, cap) for voucher, red, cap in cursor.fetchall()}
 
 
-def _charge(batch: UsageBatch, staged: _Staged, plans: list[tuple], written: _Written) -> None:
+def _charge(
+    batch: UsageBatch,
+    staged: _Staged,
+    plans: list[tuple],
+    written: _Written,
+    planned_results: tuple[str, int, int, int],
+) -> None:
     """Under the locks: lock the vouchers and their redemptions, settle every record,
-    write the entries, the changed records, the totals and the results."""
+    write the entries, the changed records, the totals and the results (those of the
+    plan, built before the locks, when it stands)."""
     dc_id = batch.data_center_id
     balances = vouchers_lock(written.totals)
     redemptions = _lock_redemptions(dc_id, list(balances))
     totals: dict[int, Decimal] = {}
     if _settled_as_planned(written, balances, redemptions):
-        outcomes, charges, changes = plans, written.charges, {}
+        results, charges, changes = planned_results, written.charges, {}
         for red, total in written.totals.values():
             if total:
                 totals[red] = total
@@ -841,6 +860,7 @@ def _charge(batch: UsageBatch, staged: _Staged, plans: list[tuple], written: _Wr
         outcomes, charges, changes = _settle(
             staged, plans, written.record_ids, balances, redemptions
         )
+        results = _results(staged, outcomes)
         red_of = {vid: red for vid, (red, _cap) in redemptions.items()}
         for vid, covered, _rec, _memo in charges:
             totals[red_of[vid]] = totals.get(red_of[vid], 0) + covered
@@ -874,7 +894,7 @@ def _charge(batch: UsageBatch, staged: _Staged, plans: list[tuple], written: _Wr
         execute_bound(
             "UPDATE compute_usagebatch SET status = 'done', results_json = %s, accepted = %s,"
             " duplicate = %s, rejected = %s, finished_at = now() WHERE id = %s",
-            [*_results(staged, outcomes), batch.pk],
+            [*results, batch.pk],
         )
 
 
@@ -905,7 +925,7 @@ def _apply(batch: UsageBatch) -> None:
         except UniqueViolation as error:  # from COPY, which Django does not wrap
             if attempt >= 5 or error.diag.constraint_name != "usage_record_once_per_dc":
                 raise
-    _charge(batch, staged, plans, written)
+    _charge(batch, staged, plans, written, _results(staged, plans))
 
 
 def _results(staged: _Staged, outcomes: list[tuple]) -> tuple[str, int, int, int]:

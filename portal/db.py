@@ -40,7 +40,8 @@ def copy_text(value: str) -> str:
 
 
 @functools.cache
-def _sequence(table: str) -> str:
+def serial_sequence(table: str) -> str:
+    """The sequence of `table`'s id column."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [table])
         return cursor.fetchone()[0]
@@ -52,7 +53,7 @@ def new_ids(table: str, count: int) -> tuple[datetime, list[int]]:
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT now(), array(SELECT nextval(%s::regclass) FROM generate_series(1, %s))",
-            [_sequence(table), count],
+            [serial_sequence(table), count],
         )
         return cursor.fetchone()
 

@@ -1,16 +1,19 @@
-"""Where applying a usage batch spends its time, statement by statement.
+"""Where applying a usage batch spends its time, statement by statement and step by step.
 
 Run after `make bench` (it reuses that database, `<name>_bench`, with its 1,000 vouchers):
 
     .venv/bin/python tests/bench/profile_apply.py              # 4 batches of 5,000
     PROFILE_BATCHES=10 PROFILE_SIZE=500 .venv/bin/python tests/bench/profile_apply.py
-    PROFILE_EXPLAIN="usage_applied,INSERT INTO compute_usagerecord" .venv/bin/python ...
+    PROFILE_EXPLAIN="UPDATE vouchers_voucher" .venv/bin/python ...
 
 Batches are stored directly (no HTTP) and applied in this process, one after another;
-the figures are milliseconds per batch for each statement, and the rest (Python, COPY,
-commit) as the difference. With PROFILE_EXPLAIN, the first statement containing each
-given text runs under EXPLAIN (ANALYZE, BUFFERS) and its plan is printed; only use it
-for statements that return no rows. It prints figures; it asserts nothing.
+the figures are milliseconds per batch for each statement and for the Python steps of
+`compute.usage` marked "(Python)", which include the statements they run (`_charge` is
+everything under the locks, `_write_records` includes the records' COPY); the last line
+is what the top-level steps leave (reads before them, commit, Django). With
+PROFILE_EXPLAIN, the first statement containing each given text runs under EXPLAIN
+(ANALYZE, BUFFERS) and its plan is printed; only use it for statements that return no
+rows. It prints figures; it asserts nothing.
 """
 
 from __future__ import annotations
@@ -90,9 +93,11 @@ def main() -> None:
         "_stage",
         "_plan",
         "_write_records",
+        "_settled_as_planned",
         "_settle",
         "_results",
         "_charge",
+        "ledger_charge_many",
     ):
         python_step(name, getattr(usage, name))
 
@@ -107,8 +112,9 @@ def main() -> None:
     )
     for statement, seconds in sorted(spent.items(), key=lambda kv: -kv[1]):
         print(f"{1000 * seconds / BATCHES:8.1f} ms  {statement}")
-    rest = total - sum(spent.values())
-    print(f"{1000 * rest / BATCHES:8.1f} ms  (COPY, commit, the rest)")
+    steps = ("body_records", "_stage", "_plan", "_write_records", "_results", "_charge")
+    rest = total - sum(spent[f"(Python) {name}"] for name in steps)
+    print(f"{1000 * rest / BATCHES:8.1f} ms  (outside those steps: reads, commit, Django)")
 
 
 if __name__ == "__main__":

@@ -633,7 +633,6 @@ def _validity(valid_from: date, grace_until: date, tz: str) -> _Validity:
 
 
 _INACTIVE = (VoucherStatus.SUSPENDED.value, VoucherStatus.REVOKED.value)
-_NULL = "\\N"
 _RECORDS_COPY = (
     "COPY compute_usagerecord (data_center_id, record_id, batch_id, started_at, ended_at,"
     " resource, domestic, quantity, amount, status, void_reason,"

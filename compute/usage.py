@@ -160,6 +160,19 @@ class RecordFields(NamedTuple):
     amount: str
     ended: datetime  # ended_at, parsed: the validity rules compare it
 
+    def content(self) -> tuple:
+        """What "the same content" compares: same instants, same numbers (`12` is
+        `12.000`), the rest as sent."""
+        return (
+            self.voucher,
+            datetime.fromisoformat(self.started_at),
+            self.ended,
+            self.resource,
+            self.domestic,
+            Decimal(self.quantity),
+            Decimal(self.amount),
+        )
+
 
 def _timestamp(value: Any, errors: dict[str, list[str]], field: str) -> datetime | None:
     if not isinstance(value, str):
@@ -387,37 +400,11 @@ def usage_batch_apply(*, batch_id: int) -> UsageBatch:
 
 
 class _Stored(NamedTuple):
-    """A record_id this data center sent before, as stored."""
+    """A record_id this data center sent before: its content as `RecordFields.content`
+    gives it, and the amount it covered."""
 
-    voucher: str | None
-    started_at: datetime
-    ended_at: datetime
-    resource: str
-    domestic: bool
-    quantity: Decimal
-    amount: Decimal
+    content: tuple
     covered: Decimal
-
-    def says(self, r: RecordFields) -> bool:
-        """Whether `r` says the same: same instants, same numbers (`12` is `12.000`)."""
-        return (
-            (self.voucher, self.resource, self.domestic) == (r.voucher, r.resource, r.domestic)
-            and self.started_at == datetime.fromisoformat(r.started_at)
-            and self.ended_at == r.ended
-            and self.quantity == Decimal(r.quantity)
-            and self.amount == Decimal(r.amount)
-        )
-
-
-def _same_content(a: RecordFields, b: RecordFields) -> bool:
-    """Whether two records of one batch with one record_id say the same."""
-    return (
-        (a.voucher, a.resource, a.domestic) == (b.voucher, b.resource, b.domestic)
-        and datetime.fromisoformat(a.started_at) == datetime.fromisoformat(b.started_at)
-        and a.ended == b.ended
-        and Decimal(a.quantity) == Decimal(b.quantity)
-        and Decimal(a.amount) == Decimal(b.amount)
-    )
 
 
 @dataclass(slots=True)
@@ -425,7 +412,6 @@ class _Staged:
     """A batch checked in Python, before any lock."""
 
     firsts: list[tuple[int, RecordFields]]  # the first occurrence of each valid record_id
-    prefixes: list[str]  # their COPY lines' first fields, written before any lock
     vouchers: set[str]  # the voucher codes those name
     record_ids: list[Any]  # per record, the record_id its result echoes
     # ord -> ("invalid", message) | ("repeat", ord of the first occurrence, same content)
@@ -452,7 +438,7 @@ def _column(values: list[Any], pattern: re.Pattern) -> bool:
     return text.count("\n") == len(values) and pattern.match(text) is not None
 
 
-def _stage_common(records: list[Any], dc_id: int, batch_id: int) -> _Staged | None:
+def _stage_common(records: list[Any]) -> _Staged | None:
     """`_stage` for a batch whose every record is the common case of `record_parse`
     (eight fields, strings in RFC 3339 and plain decimals) with a record_id of its own:
     the checks run field by field over all records, ~3× faster. None if any record is
@@ -506,21 +492,17 @@ def _stage_common(records: list[Any], dc_id: int, batch_id: int) -> _Staged | No
         return None
     columns = (ids, vouchers, starts, ends, resources, domestic, quantities, amounts)
     fields = [_new_tuple(RecordFields, values) for values in zip(*columns, ended, strict=True)]
-    prefixes = [  # as in `_stage`
-        f"{dc_id}\t{i}\t{batch_id}\t{s}\t{e}\t{r}\t{'t' if d else 'f'}\t{q}\t{a}\taccepted\t\t"
-        for i, _v, s, e, r, d, q, a in zip(*columns, strict=True)
-    ]
-    return _Staged(list(enumerate(fields)), prefixes, set(vouchers), ids, {})
+    return _Staged(list(enumerate(fields)), set(vouchers), ids, {})
 
 
-def _stage(records: list[Any], dc_id: int, batch_id: int) -> _Staged:
+def _stage(records: list[Any]) -> _Staged:
     """Check every record and settle in-batch repeats, before any lock."""
-    common = _stage_common(records, dc_id, batch_id)
-    return common if common is not None else _stage_each(records, dc_id, batch_id)
+    common = _stage_common(records)
+    return common if common is not None else _stage_each(records)
 
 
-def _stage_each(records: list[Any], dc_id: int, batch_id: int) -> _Staged:
-    staged = _Staged([], [], set(), [], {})
+def _stage_each(records: list[Any]) -> _Staged:
+    staged = _Staged([], set(), [], {})
     first: dict[str, tuple[int, RecordFields]] = {}
     for i, raw in enumerate(records):
         r, errors = record_parse(raw)
@@ -532,18 +514,12 @@ def _stage_each(records: list[Any], dc_id: int, batch_id: int) -> _Staged:
         staged.record_ids.append(r.record_id)
         earlier = first.get(r.record_id)
         if earlier is not None:
-            staged.settled[i] = ("repeat", earlier[0], _same_content(r, earlier[1]))
+            same = r.content() == earlier[1].content()
+            staged.settled[i] = ("repeat", earlier[0], same)
             continue
         first[r.record_id] = (i, r)
         staged.firsts.append((i, r))
         staged.vouchers.add(r.voucher)
-        # In the column order of _RECORDS_COPY. record_id and the timestamps cannot hold
-        # a special character; the resource is printable, but may hold a backslash.
-        staged.prefixes.append(
-            f"{dc_id}\t{r.record_id}\t{batch_id}\t{r.started_at}\t{r.ended_at}\t"
-            f"{copy_text(r.resource)}\t{'t' if r.domestic else 'f'}\t{r.quantity}\t"
-            f"{r.amount}\taccepted\t\t"
-        )
     return staged
 
 
@@ -567,7 +543,7 @@ def _stored(dc_id: int, record_ids: list[str]) -> dict[str, _Stored]:
             " ) AS u",
             [sql_list(record_ids), dc_id],
         )
-        return {row[0]: _Stored(*row[1:]) for row in cursor.fetchall()}
+        return {row[0]: _Stored(row[1:8], row[8]) for row in cursor.fetchall()}
 
 
 def _registered_vouchers(dc_id: int, codes: set[str]) -> dict[str, int]:
@@ -640,17 +616,29 @@ _RECORDS_COPY = (
 )
 
 
-def _live_redemptions(dc_id: int, voucher_ids: Iterable[int]) -> dict[int, tuple[int, str]]:
-    """(active redemption id here, voucher status) by voucher id, read without locks."""
+_ACTIVE_REDEMPTIONS = (
+    "SELECT r.voucher_id, r.id, r.amount_cap - r.covered_total, v.status"
+    " FROM compute_redemption r JOIN vouchers_voucher v ON v.id = r.voucher_id"
+    " WHERE r.data_center_id = %s AND r.status = 'active'"
+    " AND r.voucher_id = ANY(string_to_array(%s, E'\\n')::bigint[])"
+)
+
+
+class _Redemption(NamedTuple):
+    id: int
+    cap_left: Decimal | None  # None: no cap
+    voucher_status: str
+
+
+def _active_redemptions(
+    dc_id: int, voucher_ids: Iterable[int], *, lock: bool = False
+) -> dict[int, _Redemption]:
+    """The active redemptions of these vouchers at this data center, by voucher id; with
+    `lock`, locked in id order (the caller holds the vouchers' locks already)."""
+    sql = _ACTIVE_REDEMPTIONS + (" ORDER BY r.id FOR UPDATE OF r" if lock else "")
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT r.voucher_id, r.id, v.status FROM compute_redemption r"
-            " JOIN vouchers_voucher v ON v.id = r.voucher_id"
-            " WHERE r.data_center_id = %s AND r.status = 'active'"
-            " AND r.voucher_id = ANY(string_to_array(%s, E'\\n')::bigint[])",
-            [dc_id, sql_list(voucher_ids)],
-        )
-        return {voucher: (red, status) for voucher, red, status in cursor.fetchall()}
+        cursor.execute(sql, [dc_id, sql_list(voucher_ids)])
+        return {row[0]: _Redemption(*row[1:]) for row in cursor.fetchall()}
 
 
 def _plan(
@@ -658,7 +646,7 @@ def _plan(
     stored: dict[str, _Stored],
     voucher_ids: dict[str, int],
     terms: dict[int, ChargeTerms],
-    live: dict[int, tuple[int, str]],
+    live: dict[int, _Redemption],
 ) -> list[tuple]:
     """Before any lock: each first occurrence's outcome as things stand, as `(outcome,
     covered)`, or `("accepted", share, voucher id, redemption id)` for the ones to be
@@ -679,18 +667,18 @@ def _plan(
             continue
         if red is None:
             by_code[code] = "not_authorized"
-        elif red[1] in _INACTIVE:
+        elif red.voucher_status in _INACTIVE:
             by_code[code] = "voucher_inactive"
         else:
             validity = _validity(t.valid_from, t.grace_until, t.timezone)
-            by_code[code] = (vid, red[0], validity, t.rate_domestic, t.rate_other)
+            by_code[code] = (vid, red.id, validity, t.rate_domestic, t.rate_other)
     plans: list[tuple] = []
     append = plans.append
     for _i, r in staged.firsts:
         if stored:
             before = stored.get(r.record_id)
             if before is not None:
-                same = before.says(r)
+                same = before.content == r.content()
                 append(("duplicate", before.covered) if same else ("conflict", None))
                 continue
         known = by_code.get(r.voucher, "unknown_voucher")
@@ -727,7 +715,7 @@ def _record_ids(count: int) -> tuple[datetime, range]:
     return now, range(first, first + count)
 
 
-def _write_records(staged: _Staged, plans: list[tuple]) -> _Written:
+def _write_records(batch: UsageBatch, staged: _Staged, plans: list[tuple]) -> _Written:
     """COPY the records planned as accepted, with their full share as covered amount,
     and line up their charges as if every voucher can pay them all. Written in
     record_id order, so that two batches sharing record_ids wait for each other in
@@ -738,13 +726,22 @@ def _write_records(staged: _Staged, plans: list[tuple]) -> _Written:
         return written
     now, ids = _record_ids(len(planned))
     stamp = str(now)  # once: formatting a datetime costs microseconds
-    firsts, prefixes, record_ids = staged.firsts, staged.prefixes, written.record_ids
+    firsts, record_ids = staged.firsts, written.record_ids
+    head = f"{batch.data_center_id}\t"
+    tail = f"\t{batch.pk}\t"
     lines = []
     names = [r.record_id for _i, r in firsts]
     for k, rec_id in zip(sorted(planned, key=names.__getitem__), ids, strict=True):
         _accepted, share, vid, red = plans[k]
         record_ids[k] = rec_id
-        lines.append(f"{prefixes[k]}{rec_id}\t{vid}\t{red}\t{share}\t{stamp}\n")
+        r = firsts[k][1]
+        # In the column order of _RECORDS_COPY. record_id and the timestamps cannot hold
+        # a special character; the resource is printable, but may hold a backslash.
+        lines.append(
+            f"{head}{r.record_id}{tail}{r.started_at}\t{r.ended_at}\t{copy_text(r.resource)}\t"
+            f"{'t' if r.domestic else 'f'}\t{r.quantity}\t{r.amount}\taccepted\t\t"
+            f"{rec_id}\t{vid}\t{red}\t{share}\t{stamp}\n"
+        )
     with connection.cursor() as cursor, cursor.copy(_RECORDS_COPY) as copy:
         copy.write("".join(lines))
     charges, totals = written.charges, written.totals
@@ -759,7 +756,7 @@ def _write_records(staged: _Staged, plans: list[tuple]) -> _Written:
 def _settled_as_planned(
     written: _Written,
     balances: dict[int, tuple[str, Decimal]],
-    redemptions: dict[int, tuple[int, Decimal | None]],
+    redemptions: dict[int, _Redemption],
 ) -> bool:
     """Whether, with the vouchers and redemptions locked, every record stands as planned:
     each voucher still active, its redemption the same, and its balance and cap left
@@ -767,9 +764,9 @@ def _settled_as_planned(
     record by record."""
     for vid, (red, total) in written.totals.items():
         state, locked = balances.get(vid), redemptions.get(vid)
-        if state is None or locked is None or state[0] in _INACTIVE or locked[0] != red:
+        if state is None or locked is None or state[0] in _INACTIVE or locked.id != red:
             return False
-        if total > state[1] or (locked[1] is not None and total > locked[1]):
+        if total > state[1] or (locked.cap_left is not None and total > locked.cap_left):
             return False
     return True
 
@@ -779,7 +776,7 @@ def _settle(
     plans: list[tuple],
     record_ids: list[int | None],
     balances: dict[int, tuple[str, Decimal]],
-    redemptions: dict[int, tuple[int, Decimal | None]],
+    redemptions: dict[int, _Redemption],
 ) -> tuple[list[tuple], list[tuple[int, Decimal, int, str]], dict]:
     """api.md's rules, for good, with the vouchers and redemptions locked: `covered =
     min(share, balance left, cap left)`, balance and cap shrinking as records are
@@ -787,7 +784,7 @@ def _settle(
     charges for `ledger_charge_many`, and the written records to change: {record id:
     covered} or {record id: None} to delete (rejected after all)."""
     balance = {vid: b for vid, (status, b) in balances.items() if status not in _INACTIVE}
-    cap_left = {vid: cap for vid, (_red, cap) in redemptions.items()}
+    cap_left = {vid: red.cap_left for vid, red in redemptions.items()}
     outcomes: list[tuple] = []
     charges: list[tuple[int, Decimal, int, str]] = []
     changes: dict[int, Decimal | None] = {}
@@ -798,7 +795,7 @@ def _settle(
         _accepted, share, vid, red = plan
         rec_id = record_ids[k]
         locked = redemptions.get(vid)
-        if locked is None or locked[0] != red:
+        if locked is None or locked.id != red:
             outcomes.append(("not_authorized", None))
             changes[rec_id] = None
             continue
@@ -822,20 +819,6 @@ def _settle(
     return outcomes, charges, changes
 
 
-def _lock_redemptions(dc_id: int, voucher_ids: list[int]) -> dict[int, tuple[int, Decimal | None]]:
-    """Lock the active redemptions of these vouchers here, in id order; return
-    (redemption id, cap left or None) by voucher id."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT voucher_id, id, amount_cap - covered_total FROM compute_redemption"
-            " WHERE data_center_id = %s AND status = 'active'"
-            " AND voucher_id = ANY(string_to_array(%s, E'\\n')::bigint[])"
-            " ORDER BY id FOR UPDATE",
-            [dc_id, sql_list(voucher_ids)],
-        )
-        return {voucher: (red, cap) for voucher, red, cap in cursor.fetchall()}
-
-
 def _charge(
     batch: UsageBatch,
     staged: _Staged,
@@ -848,7 +831,7 @@ def _charge(
     plan, built before the locks, when it stands)."""
     dc_id = batch.data_center_id
     balances = vouchers_lock(written.totals)
-    redemptions = _lock_redemptions(dc_id, list(balances))
+    redemptions = _active_redemptions(dc_id, balances, lock=True)
     totals: dict[int, Decimal] = {}
     if _settled_as_planned(written, balances, redemptions):
         results, charges, changes = planned_results, written.charges, {}
@@ -860,7 +843,7 @@ def _charge(
             staged, plans, written.record_ids, balances, redemptions
         )
         results = _results(staged, outcomes)
-        red_of = {vid: red for vid, (red, _cap) in redemptions.items()}
+        red_of = {vid: red.id for vid, red in redemptions.items()}
         for vid, covered, _rec, _memo in charges:
             totals[red_of[vid]] = totals.get(red_of[vid], 0) + covered
     ledger_charge_many(
@@ -900,14 +883,14 @@ def _charge(
 def _apply(batch: UsageBatch) -> None:
     dc_id = batch.data_center_id
     try:
-        staged = _stage(body_records(batch.body), dc_id, batch.pk)
+        staged = _stage(body_records(batch.body))
     except _Inexact:
-        staged = _stage(body_records(batch.body, exact=True), dc_id, batch.pk)
+        staged = _stage(body_records(batch.body, exact=True))
     # Before any lock, so that workers do this in parallel: look up the vouchers, their
     # terms and redemptions, the record_ids sent before; plan; write the records.
     voucher_ids = _registered_vouchers(dc_id, staged.vouchers)
     terms = voucher_charge_terms(voucher_ids.values())
-    live = _live_redemptions(dc_id, terms)
+    live = _active_redemptions(dc_id, terms)
     # Most batches bring only new record_ids: the first attempt does not look for the
     # others, the unique index finds them (waiting for a batch that is writing the same
     # ones until it commits). Then the records sent before are looked up, and the batch
@@ -919,7 +902,7 @@ def _apply(batch: UsageBatch) -> None:
                 if attempt:
                     stored = _stored(dc_id, [r.record_id for _i, r in staged.firsts])
                 plans = _plan(staged, stored, voucher_ids, terms, live)
-                written = _write_records(staged, plans)
+                written = _write_records(batch, staged, plans)
             break
         except UniqueViolation as error:  # from COPY, which Django does not wrap
             if attempt >= 5 or error.diag.constraint_name != "usage_record_once_per_dc":

@@ -242,3 +242,42 @@ def test_verify_ledger_reports_entries_whose_voucher_is_missing(ledger_world, ca
     with pytest.raises(CommandError):
         call_command("verify_ledger")
     assert f"#{missing}: entries name a voucher that is missing" in capsys.readouterr().err
+
+
+def test_bulk_charges_post_running_balances_and_exhaust_the_voucher(ledger_world):
+    from vouchers.ledger import ledger_charge_many, vouchers_lock
+
+    v = ledger_world.voucher
+    with transaction.atomic():
+        balances = {vid: b for vid, (_status, b) in vouchers_lock([v.pk]).items()}
+        _now, ids = ledger_charge_many(
+            balances=balances,
+            charges=[(v.pk, Decimal("600.00"), 11, "r-1"), (v.pk, Decimal("400.00"), 12, "r-2")],
+            actor_label="data center #1",
+        )
+    entries = list(LedgerEntry.objects.filter(pk__in=ids).order_by("pk"))
+    assert [(e.amount, e.balance_after, e.usage_record_id, e.memo) for e in entries] == [
+        (Decimal("-600.00"), Decimal("400.00"), 11, "r-1"),
+        (Decimal("-400.00"), Decimal("0.00"), 12, "r-2"),
+    ]
+    v.refresh_from_db()
+    assert (v.balance, v.status) == (Decimal("0.00"), "exhausted")
+    call_command("verify_ledger")
+
+
+@pytest.mark.parametrize("amounts", [["600.00", "400.01"], ["0.00"], ["-1.00"]])
+def test_bulk_charges_beyond_the_balance_or_not_positive_write_nothing(ledger_world, amounts):
+    from vouchers.ledger import ledger_charge_many, vouchers_lock
+
+    v = ledger_world.voucher
+    entries_before = LedgerEntry.objects.count()
+    with pytest.raises(ValueError), transaction.atomic():
+        balances = {vid: b for vid, (_status, b) in vouchers_lock([v.pk]).items()}
+        ledger_charge_many(
+            balances=balances,
+            charges=[(v.pk, Decimal(a), n, f"r-{n}") for n, a in enumerate(amounts)],
+            actor_label="data center #1",
+        )
+    assert LedgerEntry.objects.count() == entries_before
+    v.refresh_from_db()
+    assert v.balance == Decimal("1000.00")

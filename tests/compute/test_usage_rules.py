@@ -539,8 +539,8 @@ def test_checking_all_records_at_once_agrees_with_one_by_one(overrides):
     from compute.usage import _stage_common, _stage_each
 
     records = [record(1, "SH-26-AAAA-AAAA"), {**record(2, "SH-26-BBBB-BBBB"), **overrides}]
-    each = _stage_each(records, 7, 9)
-    common = _stage_common(records, 7, 9)
+    each = _stage_each(records)
+    common = _stage_common(records)
     if common is not None:
         assert not each.settled  # nothing the one-by-one checks reject
         assert common == each
@@ -552,5 +552,5 @@ def test_a_batch_of_common_records_with_a_repeated_record_id_is_checked_one_by_o
     from compute.usage import _stage, _stage_common
 
     records = [record(1, "SH-26-AAAA-AAAA"), record(1, "SH-26-AAAA-AAAA")]
-    assert _stage_common(records, 7, 9) is None
-    assert _stage(records, 7, 9).settled == {1: ("repeat", 0, True)}
+    assert _stage_common(records) is None
+    assert _stage(records).settled == {1: ("repeat", 0, True)}

@@ -50,7 +50,7 @@ from compute.models import (
     RegistrationStatus,
     UsageBatch,
 )
-from portal.db import copy_text, execute_bound, serial_sequence, sql_list, text_storable
+from portal.db import copy_text, execute_bound, new_ids, sql_list, text_storable
 from portal.errors import DomainError
 from vouchers.ledger import (
     ChargeTerms,
@@ -703,18 +703,6 @@ class _Written:
     totals: dict[int, tuple[int, Decimal]]  # voucher id -> (redemption id, shares)
 
 
-def _record_ids(count: int) -> tuple[datetime, range]:
-    """The transaction's time and `count` fresh usage record ids: one `nextval` of the
-    identity sequence reserves a block of MAX_RECORDS (migration 0010)."""
-    assert count <= MAX_RECORDS
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT now(), nextval(%s::regclass)", [serial_sequence("compute_usagerecord")]
-        )
-        now, first = cursor.fetchone()
-    return now, range(first, first + count)
-
-
 def _write_records(batch: UsageBatch, staged: _Staged, plans: list[tuple]) -> _Written:
     """COPY the records planned as accepted, with their full share as covered amount,
     and line up their charges as if every voucher can pay them all. Written in
@@ -724,7 +712,7 @@ def _write_records(batch: UsageBatch, staged: _Staged, plans: list[tuple]) -> _W
     written = _Written([None] * len(plans), [], {})
     if not planned:
         return written
-    now, ids = _record_ids(len(planned))
+    now, ids = new_ids("compute_usagerecord", len(planned))
     stamp = str(now)  # once: formatting a datetime costs microseconds
     firsts, record_ids = staged.firsts, written.record_ids
     head = f"{batch.data_center_id}\t"

@@ -40,22 +40,32 @@ def copy_text(value: str) -> str:
 
 
 @functools.cache
-def serial_sequence(table: str) -> str:
-    """The sequence of `table`'s id column."""
+def serial_sequence(table: str) -> tuple[str, int]:
+    """The sequence of `table`'s id column and the step it takes."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [table])
-        return cursor.fetchone()[0]
+        cursor.execute(
+            "SELECT s.seqrelid::regclass::text, s.seqincrement FROM pg_sequence s"
+            " WHERE s.seqrelid = pg_get_serial_sequence(%s, 'id')::regclass",
+            [table],
+        )
+        return cursor.fetchone()
 
 
 def new_ids(table: str, count: int) -> tuple[datetime, list[int]]:
-    """The transaction's time and `count` fresh ids for `table`, in one round trip:
-    rows written by COPY that others point at need their ids beforehand."""
+    """The transaction's time and `count` fresh, increasing ids for `table`, in one
+    round trip: rows written by COPY that others point at need their ids beforehand.
+    A sequence that steps by n (the usage records' and ledger entries' step by 5,000)
+    hands out n ids per `nextval`."""
+    sequence, step = serial_sequence(table)
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT now(), array(SELECT nextval(%s::regclass) FROM generate_series(1, %s))",
-            [serial_sequence(table), count],
+            [sequence, -(-count // step)],
         )
-        return cursor.fetchone()
+        now, starts = cursor.fetchone()
+    if step == 1:
+        return now, starts
+    return now, [i for start in starts for i in range(start, start + step)][:count]
 
 
 def execute_bound(sql: str, params: list) -> None:

@@ -481,20 +481,38 @@ def ledger_verify() -> list[LedgerMismatch]:
 
 
 def _orphans_verify() -> list[LedgerMismatch]:
-    """Entries whose voucher does not exist. `voucher` carries no foreign-key
-    constraint (see LedgerEntry), so this is where such an entry would show up."""
+    """Entries whose voucher or actor does not exist. Neither column carries a
+    foreign-key constraint (see LedgerEntry), so this is where such an entry would show
+    up."""
     orphans = (
         LedgerEntry.objects.exclude(voucher_id__in=Voucher.objects.values("pk"))
         .values("voucher_id")
         .annotate(total=Sum("amount"))
         .order_by("voucher_id")
     )
-    return [
+    problems = [
         LedgerMismatch(
             f"#{row['voucher_id']}", ZERO, row["total"], "entries name a voucher that is missing"
         )
         for row in orphans
     ]
+    without_actor = (
+        LedgerEntry.objects.filter(actor_id__isnull=False)
+        .exclude(actor_id__in=User.objects.values("pk"))
+        .values("voucher__code", "voucher__balance")
+        .annotate(total=Sum("amount"))
+        .order_by("voucher__code")
+    )
+    problems.extend(
+        LedgerMismatch(
+            row["voucher__code"] or "?",
+            row["voucher__balance"] or ZERO,
+            row["total"],
+            "entries name an actor (user) that is missing",
+        )
+        for row in without_actor
+    )
+    return problems
 
 
 def _programs_verify() -> list[LedgerMismatch]:

@@ -244,6 +244,41 @@ def test_verify_ledger_reports_entries_whose_voucher_is_missing(ledger_world, ca
     assert f"#{missing}: entries name a voucher that is missing" in capsys.readouterr().err
 
 
+def test_verify_ledger_reports_entries_whose_actor_is_missing(ledger_world, capsys):
+    # `actor` carries no foreign-key constraint either (a per-row check queued even when
+    # it is empty): an entry naming a user that does not exist must show up here.
+    from portal.models import User
+
+    v = ledger_world.voucher
+    LedgerEntry.objects.create(
+        voucher=v,
+        kind="adjust",
+        amount=Decimal("0.00"),
+        balance_after=v.balance,
+        actor_id=User.objects.order_by("-pk").first().pk + 1000,
+        actor_label="gone",
+    )
+    with pytest.raises(CommandError):
+        call_command("verify_ledger")
+    assert f"{v.code}: entries name an actor (user) that is missing" in capsys.readouterr().err
+
+
+def test_ids_are_taken_a_block_at_a_time_and_keep_increasing(ledger_world):
+    from portal.db import new_ids
+
+    with transaction.atomic():
+        _now, ids = new_ids("vouchers_ledgerentry", 5001)  # two blocks of 5,000
+    assert len(set(ids)) == 5001 and ids == sorted(ids)
+    later = LedgerEntry.objects.create(
+        voucher=ledger_world.voucher,
+        kind="adjust",
+        amount=Decimal("0.00"),
+        balance_after=ledger_world.voucher.balance,
+        actor_label="test",
+    )
+    assert later.pk > ids[-1]
+
+
 def test_bulk_charges_post_running_balances_and_exhaust_the_voucher(ledger_world):
     from vouchers.ledger import ledger_charge_many, vouchers_lock
 

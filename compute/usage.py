@@ -10,13 +10,16 @@ the body exactly as it came; a Celery task then applies the batch in one transac
    data center sent before makes that COPY fail on the unique index (after waiting for
    a batch writing the same one to commit): the records sent before are then looked up
    and compared field by field, and the batch planned again.
-2. Under the locks: the vouchers (`vouchers.ledger.vouchers_lock`, in id order), then
-   their active redemptions here; `_settle` decides every record for good, `covered =
-   min(share, balance left, cap left)` in the order sent, and rejects the records of a
-   voucher suspended or revoked, or of a redemption closed, meanwhile; the few written
-   records that changed are updated or deleted; the charge entries and balances go in
-   by `vouchers.ledger.ledger_charge_many` (one COPY, one UPDATE); the redemption totals
-   and the batch's results by one statement each. No record costs a round trip.
+2. The plan's results are written to the batch (they usually stand). Then, under the
+   locks: the vouchers (`vouchers.ledger.vouchers_lock`, in id order); if each is still
+   active with enough balance, one UPDATE adds the planned totals to the redemptions
+   where each is still the active one with enough cap left, and the charge entries and
+   balances go in by `vouchers.ledger.ledger_charge_many` (one COPY, one UPDATE). If
+   anything changed meanwhile, the redemptions are locked too and `_settle` decides
+   every record again, `covered = min(share, balance left, cap left)` in the order
+   sent, rejecting the records of a voucher suspended or revoked, or of a redemption
+   closed; the few written records that changed are updated or deleted, and the
+   results written again. No record costs a round trip.
 The batch row is locked first, so two workers never apply one batch at once, and its
 status is committed with the charges, so a batch applied twice (a redelivered task, the
 sweeper) finds itself `done` and changes nothing.
@@ -741,22 +744,43 @@ def _write_records(batch: UsageBatch, staged: _Staged, plans: list[tuple]) -> _W
     return written
 
 
-def _settled_as_planned(
-    written: _Written,
-    balances: dict[int, tuple[str, Decimal]],
-    redemptions: dict[int, _Redemption],
-) -> bool:
-    """Whether, with the vouchers and redemptions locked, every record stands as planned:
-    each voucher still active, its redemption the same, and its balance and cap left
-    enough for all its records' full shares. Usually so: then nothing is decided again
-    record by record."""
-    for vid, (red, total) in written.totals.items():
-        state, locked = balances.get(vid), redemptions.get(vid)
-        if state is None or locked is None or state[0] in _INACTIVE or locked.id != red:
-            return False
-        if total > state[1] or (locked.cap_left is not None and total > locked.cap_left):
+def _vouchers_stand(written: _Written, balances: dict[int, tuple[str, Decimal]]) -> bool:
+    """Whether, with the vouchers locked, each is still active and its balance enough
+    for all its records' full shares. Usually so: then nothing is decided again record
+    by record."""
+    for vid, (_red, total) in written.totals.items():
+        state = balances.get(vid)
+        if state is None or state[0] in _INACTIVE or total > state[1]:
             return False
     return True
+
+
+def _redemptions_take(written: _Written) -> bool:
+    """Add the planned totals to the redemptions, if each is still the active one and
+    its cap left is enough; if not, change nothing and say so. One statement that locks
+    and checks and writes, where locking first (`_active_redemptions(lock=True)`) and
+    updating after took two passes over the same rows. The vouchers are locked already,
+    so the order the rows are taken in cannot deadlock: every other writer of several
+    redemptions holds their vouchers first, and the others (accept, close, void) hold
+    one redemption and take nothing after it."""
+    totals = sorted(written.totals.values())
+    savepoint = transaction.savepoint()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE compute_redemption AS r"
+            " SET covered_total = r.covered_total + t.total, updated_at = now()"
+            " FROM unnest(string_to_array(%s, E'\\n')::bigint[],"
+            " string_to_array(%s, E'\\n')::numeric[]) AS t(id, total)"
+            " WHERE r.id = t.id AND r.status = 'active'"
+            " AND (r.amount_cap IS NULL OR r.covered_total + t.total <= r.amount_cap)",
+            [sql_list(red for red, _t in totals), sql_list(total for _r, total in totals)],
+        )
+        taken = cursor.rowcount == len(totals)
+    if taken:
+        transaction.savepoint_commit(savepoint)
+    else:
+        transaction.savepoint_rollback(savepoint)
+    return taken
 
 
 def _settle(
@@ -807,38 +831,24 @@ def _settle(
     return outcomes, charges, changes
 
 
-def _charge(
-    batch: UsageBatch,
-    staged: _Staged,
-    plans: list[tuple],
-    written: _Written,
-    planned_results: tuple[str, int, int, int],
-) -> None:
-    """Under the locks: lock the vouchers and their redemptions, settle every record,
-    write the entries, the changed records, the totals and the results (those of the
-    plan, built before the locks, when it stands)."""
+def _charge(batch: UsageBatch, staged: _Staged, plans: list[tuple], written: _Written) -> None:
+    """Under the locks: lock the vouchers; when the plan stands (`_vouchers_stand`,
+    `_redemptions_take`), write its charges; if not, lock the redemptions, settle every
+    record again and write what that decides, results included."""
     dc_id = batch.data_center_id
     balances = vouchers_lock(written.totals)
+    actor_label = f"data center #{dc_id}"
+    left = {vid: b for vid, (_s, b) in balances.items()}
+    if _vouchers_stand(written, balances) and _redemptions_take(written):
+        ledger_charge_many(balances=left, charges=written.charges, actor_label=actor_label)
+        return
     redemptions = _active_redemptions(dc_id, balances, lock=True)
+    outcomes, charges, changes = _settle(staged, plans, written.record_ids, balances, redemptions)
     totals: dict[int, Decimal] = {}
-    if _settled_as_planned(written, balances, redemptions):
-        results, charges, changes = planned_results, written.charges, {}
-        for red, total in written.totals.values():
-            if total:
-                totals[red] = total
-    else:
-        outcomes, charges, changes = _settle(
-            staged, plans, written.record_ids, balances, redemptions
-        )
-        results = _results(staged, outcomes)
-        red_of = {vid: red.id for vid, red in redemptions.items()}
-        for vid, covered, _rec, _memo in charges:
-            totals[red_of[vid]] = totals.get(red_of[vid], 0) + covered
-    ledger_charge_many(
-        balances={vid: b for vid, (_s, b) in balances.items()},
-        charges=charges,
-        actor_label=f"data center #{dc_id}",
-    )
+    red_of = {vid: red.id for vid, red in redemptions.items()}
+    for vid, covered, _rec, _memo in charges:
+        totals[red_of[vid]] = totals.get(red_of[vid], 0) + covered
+    ledger_charge_many(balances=left, charges=charges, actor_label=actor_label)
     with connection.cursor() as cursor:
         if changes:
             removed = [rec for rec, covered in changes.items() if covered is None]
@@ -861,11 +871,16 @@ def _charge(
             " string_to_array(%s, E'\\n')::numeric[]) AS t(id, total) WHERE r.id = t.id",
             [sql_list(totals), sql_list(totals.values())],
         )
-        execute_bound(
-            "UPDATE compute_usagebatch SET status = 'done', results_json = %s, accepted = %s,"
-            " duplicate = %s, rejected = %s, finished_at = now() WHERE id = %s",
-            [*results, batch.pk],
-        )
+    _finish(batch, _results(staged, outcomes))
+
+
+def _finish(batch: UsageBatch, results: tuple[str, int, int, int]) -> None:
+    """Mark the batch done with its results (committed with the charges)."""
+    execute_bound(
+        "UPDATE compute_usagebatch SET status = 'done', results_json = %s, accepted = %s,"
+        " duplicate = %s, rejected = %s, finished_at = now() WHERE id = %s",
+        [*results, batch.pk],
+    )
 
 
 def _apply(batch: UsageBatch) -> None:
@@ -895,7 +910,10 @@ def _apply(batch: UsageBatch) -> None:
         except UniqueViolation as error:  # from COPY, which Django does not wrap
             if attempt >= 5 or error.diag.constraint_name != "usage_record_once_per_dc":
                 raise
-    _charge(batch, staged, plans, written, _results(staged, plans))
+    # The plan's results, written before the locks: they stand unless `_charge` finds
+    # that something changed meanwhile, and then it writes them again.
+    _finish(batch, _results(staged, plans))
+    _charge(batch, staged, plans, written)
 
 
 def _results(staged: _Staged, outcomes: list[tuple]) -> tuple[str, int, int, int]:

@@ -246,6 +246,64 @@ def test_a_voucher_spent_meanwhile_covers_what_is_left(
     call_command("verify_ledger")
 
 
+def test_a_cap_lowered_meanwhile_covers_what_it_leaves(
+    ledger_world, django_capture_on_commit_callbacks, monkeypatch
+):
+    """The plan's redemption totals no longer fit: nothing of the planned update stays,
+    the records are settled again and the redemption counts each yuan once."""
+    from compute.models import Redemption
+
+    w = ledger_world
+    _meanwhile(
+        monkeypatch,
+        lambda: Redemption.objects.filter(pk=w.redemption.pk).update(amount_cap=Decimal("40.00")),
+    )
+    records = [record(1, w.voucher.code, amount="100.00"), record(2, w.voucher.code)]
+    body = results(w, push(w, records, django_capture_on_commit_callbacks))
+    assert [r["covered_amount"] for r in body["results"]] == ["30.00", "10.00"]
+    w.redemption.refresh_from_db()
+    assert w.redemption.covered_total == Decimal("40.00")
+    w.voucher.refresh_from_db()
+    assert w.voucher.balance == Decimal("960.00")
+    call_command("verify_ledger")
+
+
+def test_one_redemption_closed_meanwhile_leaves_the_others_charged_once(
+    ledger_world, django_capture_on_commit_callbacks, monkeypatch, shanghai
+):
+    from compute.models import Redemption
+    from vouchers.ledger import voucher_issue
+
+    w = ledger_world
+    second = voucher_issue(
+        program=w.program,
+        company=w.company,
+        amount=Decimal("1000.00"),
+        actor=shanghai.approver,
+        valid_from=w.voucher.valid_from,
+    )
+    closing = Redemption.objects.create(
+        voucher=second, data_center=w.dc, contract_ref="GA-2", status=RedemptionStatus.ACTIVE
+    )
+    _meanwhile(
+        monkeypatch,
+        lambda: Redemption.objects.filter(pk=closing.pk).update(status=RedemptionStatus.CLOSED),
+    )
+    records = [record(1, w.voucher.code), record(2, second.code), record(3, w.voucher.code)]
+    body = results(w, push(w, records, django_capture_on_commit_callbacks))
+    assert [(r["status"], r["covered_amount"]) for r in body["results"]] == [
+        ("accepted", "30.00"),
+        ("rejected", None),
+        ("accepted", "30.00"),
+    ]
+    assert body["results"][1]["error"]["code"] == "not_authorized"
+    w.redemption.refresh_from_db()
+    closing.refresh_from_db()
+    assert (w.redemption.covered_total, closing.covered_total) == (Decimal("60.00"), 0)
+    assert sorted(UsageRecord.objects.values_list("voucher_id", flat=True)) == [w.voucher.pk] * 2
+    call_command("verify_ledger")
+
+
 @pytest.mark.parametrize(
     ("overrides", "field"),
     [

@@ -6,6 +6,7 @@ import orjson
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Now
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
@@ -322,8 +323,13 @@ class UsageRecord(models.Model):
     quantity = models.DecimalField(max_digits=14, decimal_places=3)
     amount = money_field(_("list price"))
     covered_amount = money_field(_("covered"))
+    # The database's defaults fill the columns `compute.usage` leaves out of its COPY
+    # (fewer fields to parse per row; the same values).
     status = models.CharField(
-        max_length=10, choices=RecordStatus.choices, default=RecordStatus.ACCEPTED
+        max_length=10,
+        choices=RecordStatus.choices,
+        default=RecordStatus.ACCEPTED,
+        db_default=RecordStatus.ACCEPTED,
     )
     reversal_entry = models.ForeignKey(
         LedgerEntry,
@@ -333,8 +339,8 @@ class UsageRecord(models.Model):
         db_index=False,
         db_constraint=False,
     )
-    void_reason = models.CharField(max_length=300, blank=True)
-    created_at = models.DateTimeField()
+    void_reason = models.CharField(max_length=300, blank=True, db_default="")
+    created_at = models.DateTimeField(db_default=Now())  # the COPY statement's time
     voided_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -395,7 +395,6 @@ def ledger_charge_many(
         return timezone.now(), []
     now, ids = new_ids("vouchers_ledgerentry", len(charges))
     label = copy_text(actor_label)
-    stamp = str(now)  # once: formatting a datetime costs microseconds
     left = dict(balances)
     lines = []
     append = lines.append
@@ -407,12 +406,12 @@ def ledger_charge_many(
         left[voucher_id] = balance
         append(
             f"{entry_id}\t{voucher_id}\tcharge\t-{amount}\t{balance}\t{label}\t"
-            f"{record_id}\t{copy_text(memo)}\t{stamp}\n"
+            f"{record_id}\t{copy_text(memo)}\n"
         )
     with connection.cursor() as cursor:
         with cursor.copy(
             "COPY vouchers_ledgerentry (id, voucher_id, kind, amount, balance_after,"
-            " actor_label, usage_record_id, memo, created_at) FROM STDIN"
+            " actor_label, usage_record_id, memo) FROM STDIN"  # created_at: its default
         ) as copy:
             copy.write("".join(lines))
         charged = [v for v in left if left[v] != balances[v]]

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
 from compute.models import BatchStatus, RedemptionStatus, UsageBatch, UsageRecord
 from tests.compute.conftest import record
@@ -51,7 +52,13 @@ def test_accepted_record_charges_the_rate_share(ledger_world, django_capture_on_
     assert w.redemption.covered_total == Decimal("460.80")
     entry = LedgerEntry.objects.filter(voucher=w.voucher, kind=EntryKind.CHARGE).get()
     assert entry.amount == Decimal("-460.80")
-    assert entry.usage_record_id == UsageRecord.objects.get().pk
+    stored = UsageRecord.objects.get()
+    assert entry.usage_record_id == stored.pk
+    # Left out of the COPYs, filled by the columns' defaults: the time of the statement
+    # that wrote them, after the batch was received.
+    batch = UsageBatch.objects.get()
+    assert (stored.status, stored.void_reason) == ("accepted", "")
+    assert batch.created_at <= stored.created_at <= entry.created_at <= timezone.now()
 
 
 def test_covered_share_rounds_half_up(ledger_world, django_capture_on_commit_callbacks):

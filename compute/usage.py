@@ -489,9 +489,19 @@ def _stage_common(records: list[Any]) -> _Staged | None:
         return None
     try:
         ended = list(map(datetime.fromisoformat, ends))
-        if not all(map(datetime.__lt__, map(datetime.fromisoformat, starts), ended)):
-            return None
+        started = list(map(datetime.fromisoformat, starts))
     except ValueError:  # e.g. 30 February
+        return None
+    # Timestamps of one length and one offset (their last six characters) compare as
+    # text, ~20× faster than aware datetimes; any others as datetimes.
+    if (
+        len(set(map(len, starts)) | set(map(len, ends))) == 1
+        and len({t[-6:] for t in starts} | {t[-6:] for t in ends}) == 1
+    ):
+        in_order = all(map(str.__lt__, starts, ends))
+    else:
+        in_order = all(map(datetime.__lt__, started, ended))
+    if not in_order:
         return None
     columns = (ids, vouchers, starts, ends, resources, domestic, quantities, amounts)
     fields = [_new_tuple(RecordFields, values) for values in zip(*columns, ended, strict=True)]
@@ -723,16 +733,16 @@ def _write_records(batch: UsageBatch, staged: _Staged, plans: list[tuple]) -> _W
     tail = f"\t{batch.pk}\t"
     lines = []
     names = [r.record_id for _i, r in firsts]
+    # record_id and the timestamps cannot hold a special character; the resource is
+    # printable, but may hold a backslash. A batch names few resources: escaped once.
+    escaped = {r.resource: copy_text(r.resource) for _i, r in firsts}
     for k, rec_id in zip(sorted(planned, key=names.__getitem__), ids, strict=True):
         _accepted, share, vid, red = plans[k]
         record_ids[k] = rec_id
-        r = firsts[k][1]
-        # In the column order of _RECORDS_COPY. record_id and the timestamps cannot hold
-        # a special character; the resource is printable, but may hold a backslash.
-        lines.append(
-            f"{head}{r.record_id}{tail}{r.started_at}\t{r.ended_at}\t{copy_text(r.resource)}\t"
-            f"{'t' if r.domestic else 'f'}\t{r.quantity}\t{r.amount}\t"
-            f"{rec_id}\t{vid}\t{red}\t{share}\n"
+        record_id, _code, started, ended, resource, domestic, quantity, amount, _ = firsts[k][1]
+        lines.append(  # in the column order of _RECORDS_COPY
+            f"{head}{record_id}{tail}{started}\t{ended}\t{escaped[resource]}\t"
+            f"{'t' if domestic else 'f'}\t{quantity}\t{amount}\t{rec_id}\t{vid}\t{red}\t{share}\n"
         )
     with connection.cursor() as cursor, cursor.copy(_RECORDS_COPY) as copy:
         copy.write("".join(lines))

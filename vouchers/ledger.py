@@ -399,6 +399,8 @@ def ledger_charge_many(
     lines = []
     append = lines.append
     zero = Decimal(0)
+    memos = "".join(memo for _v, _a, _r, memo in charges)
+    escape = copy_text if copy_text(memos) != memos else str  # usually none needs it
     for entry_id, (voucher_id, amount, record_id, memo) in zip(ids, charges, strict=True):
         balance = left[voucher_id] - amount
         if amount <= zero or balance < zero:
@@ -406,7 +408,7 @@ def ledger_charge_many(
         left[voucher_id] = balance
         append(
             f"{entry_id}\t{voucher_id}\tcharge\t-{amount}\t{balance}\t{label}\t"
-            f"{record_id}\t{copy_text(memo)}\n"
+            f"{record_id}\t{escape(memo)}\n"
         )
     with connection.cursor() as cursor:
         with cursor.copy(

@@ -287,13 +287,16 @@ def test_bulk_charges_post_running_balances_and_exhaust_the_voucher(ledger_world
         balances = {vid: b for vid, (_status, b) in vouchers_lock([v.pk]).items()}
         _now, ids = ledger_charge_many(
             balances=balances,
-            charges=[(v.pk, Decimal("600.00"), 11, "r-1"), (v.pk, Decimal("400.00"), 12, "r-2")],
+            charges=[
+                (v.pk, Decimal("600.00"), 11, "r-1"),
+                (v.pk, Decimal("400.00"), 12, "r-2\tC:\\x\n"),  # escaped for COPY
+            ],
             actor_label="data center #1",
         )
     entries = list(LedgerEntry.objects.filter(pk__in=ids).order_by("pk"))
     assert [(e.amount, e.balance_after, e.usage_record_id, e.memo) for e in entries] == [
         (Decimal("-600.00"), Decimal("400.00"), 11, "r-1"),
-        (Decimal("-400.00"), Decimal("0.00"), 12, "r-2"),
+        (Decimal("-400.00"), Decimal("0.00"), 12, "r-2\tC:\\x\n"),
     ]
     v.refresh_from_db()
     assert (v.balance, v.status) == (Decimal("0.00"), "exhausted")

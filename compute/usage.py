@@ -589,7 +589,8 @@ _CENT = Decimal("0.01")
 class _Validity(NamedTuple):
     """When a voucher's usage may end, as instants and as the local text of each end
     with its UTC offset: a record ending at the same offset is compared as text
-    (comparing datetimes of two offsets costs a microsecond, for every record)."""
+    (comparing datetimes of two offsets costs a microsecond, for every record). `_plan`
+    applies it, inline: it runs for every record."""
 
     opens: datetime
     closes: datetime
@@ -597,17 +598,6 @@ class _Validity(NamedTuple):
     opens_offset: str
     closes_local: str
     closes_offset: str
-
-    def excludes(self, r: RecordFields) -> bool:
-        ended, offset = r.ended_at[:-6], r.ended_at[-6:]
-        if offset == self.opens_offset:
-            if ended < self.opens_local:
-                return True
-        elif r.ended < self.opens:
-            return True
-        if offset == self.closes_offset:
-            return ended > self.closes_local
-        return r.ended > self.closes
 
 
 @functools.lru_cache(maxsize=4096)
@@ -686,26 +676,43 @@ def _plan(
             by_code[code] = "voucher_inactive"
         else:
             validity = _validity(t.valid_from, t.grace_until, t.timezone)
-            by_code[code] = (vid, red.id, validity, t.rate_domestic, t.rate_other)
+            by_code[code] = (vid, red.id, t.rate_domestic, t.rate_other, *validity)
     plans: list[tuple] = []
     append = plans.append
+    seen = stored.get if stored else None
     for _i, r in staged.firsts:
-        if stored:
-            before = stored.get(r.record_id)
+        if seen is not None:
+            before = seen(r.record_id)
             if before is not None:
                 same = before.content == r.content()
                 append(("duplicate", before.covered) if same else ("conflict", None))
                 continue
-        known = by_code.get(r.voucher, "unknown_voucher")
+        _id, code, _start, ended_at, _res, domestic, _qty, amount, ended = r
+        known = by_code.get(code, "unknown_voucher")
         if type(known) is str:
             append((known, None))
             continue
-        vid, red, validity, rate_domestic, rate_other = known
-        if validity.excludes(r):
+        (
+            vid,
+            red,
+            rate_domestic,
+            rate_other,
+            opens,
+            closes,
+            opens_local,
+            opens_offset,
+            closes_local,
+            closes_offset,
+        ) = known
+        # _Validity: as text where the offsets agree, as instants where not.
+        local, offset = ended_at[:-6], ended_at[-6:]
+        if (local < opens_local if offset == opens_offset else ended < opens) or (
+            local > closes_local if offset == closes_offset else ended > closes
+        ):
             append(("outside_validity", None))
             continue
-        rate = rate_domestic if r.domestic else rate_other
-        append(("accepted", (Decimal(r.amount) * rate).quantize(_CENT, ROUND_HALF_UP), vid, red))
+        rate = rate_domestic if domestic else rate_other
+        append(("accepted", (Decimal(amount) * rate).quantize(_CENT, ROUND_HALF_UP), vid, red))
     return plans
 
 
@@ -735,7 +742,7 @@ def _write_records(batch: UsageBatch, staged: _Staged, plans: list[tuple]) -> _W
     names = [r.record_id for _i, r in firsts]
     # record_id and the timestamps cannot hold a special character; the resource is
     # printable, but may hold a backslash. A batch names few resources: escaped once.
-    escaped = {r.resource: copy_text(r.resource) for _i, r in firsts}
+    escaped = {name: copy_text(name) for name in {r.resource for _i, r in firsts}}
     for k, rec_id in zip(sorted(planned, key=names.__getitem__), ids, strict=True):
         _accepted, share, vid, red = plans[k]
         record_ids[k] = rec_id
@@ -938,6 +945,14 @@ def _results(staged: _Staged, outcomes: list[tuple]) -> tuple[str, int, int, int
     `outcomes`: `(outcome, covered, ...)` per first occurrence. A repeat of a record_id
     within the batch follows its first occurrence (an accepted first makes it a
     duplicate) if it says the same, and is a conflict if not."""
+    if not staged.settled and all(plan[0] == "accepted" for plan in outcomes):
+        # The usual batch: written out, no record_id or amount of it needs escaping.
+        parts = [
+            f'{{"record_id":"{record_id}","status":"accepted","covered_amount":"{plan[1]}",'
+            '"error":null}'
+            for record_id, plan in zip(staged.record_ids, outcomes, strict=True)
+        ]
+        return "[" + ",".join(parts) + "]", len(parts), 0, 0
     messages = _rejection_messages()
     if staged.settled:  # some records are not first occurrences: map sent order to them
         position = {i: k for k, (i, _r) in enumerate(staged.firsts)}

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from typing import NamedTuple
 
 from django.db import connection, transaction
 from django.db.models import Count, F, Max, Q, Sum
@@ -326,11 +327,11 @@ def ledger_reverse(
 # --- bulk charging, for usage ingestion ------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class ChargeTerms:
+class ChargeTerms(NamedTuple):
     """The terms a voucher is charged on. Fixed at issue, but for the program's rates
     and grace days (and the city's time zone), which are not guarded by the voucher's
-    lock: usage ingestion reads them before taking it."""
+    lock: usage ingestion reads them before taking it. A tuple: one is read for each
+    voucher a batch names."""
 
     voucher_id: int
     valid_from: date
@@ -399,7 +400,7 @@ def ledger_charge_many(
     lines = []
     append = lines.append
     zero = Decimal(0)
-    memos = "".join(memo for _v, _a, _r, memo in charges)
+    memos = "".join([memo for _v, _a, _r, memo in charges])
     escape = copy_text if copy_text(memos) != memos else str  # usually none needs it
     for entry_id, (voucher_id, amount, record_id, memo) in zip(ids, charges, strict=True):
         balance = left[voucher_id] - amount

@@ -625,3 +625,21 @@ def test_a_batch_of_common_records_with_a_repeated_record_id_is_checked_one_by_o
     records = [record(1, "SH-26-AAAA-AAAA"), record(1, "SH-26-AAAA-AAAA")]
     assert _stage_common(records) is None
     assert _stage(records).settled == {1: ("repeat", 0, True)}
+
+
+def test_results_of_an_all_accepted_batch_read_as_those_of_any_other():
+    """All accepted is written out by a shortcut; it must say what the general path says."""
+    import json
+
+    from compute.usage import _results, _stage
+
+    shares = [Decimal("0.00"), Decimal("0.01"), Decimal("1234567.89")]
+    records = [record(n, "SH-26-AAAA-AAAA") for n in range(1, 5)]
+    staged = _stage(records)
+    accepted = [("accepted", share, 1, 1) for share in shares]
+    short, *counts = _results(_stage(records[:3]), accepted)
+    general, *_ = _results(staged, [*accepted, ("unknown_voucher", None)])
+    assert counts == [3, 0, 0]
+    assert json.loads(short) == json.loads(general)[:3]
+    assert short[1:-1] in general
+    assert [r["covered_amount"] for r in json.loads(short)] == ["0.00", "0.01", "1234567.89"]

@@ -19,6 +19,7 @@ rows. It prints figures; it asserts nothing.
 from __future__ import annotations
 
 import collections
+import gc
 import json
 import os
 import sys
@@ -59,6 +60,8 @@ def main() -> None:
         )
         ids.append(batch.pk)
 
+    gc.collect()
+    gc.freeze()  # as the Celery worker does at start (portal.celery)
     spent: dict[str, float] = collections.defaultdict(float)
     explained: set[str] = set()
 

@@ -229,12 +229,12 @@ class UsageBatch(models.Model):
     received = models.PositiveIntegerField(_("received"))
     # The request body exactly as received (`{"records": [...]}`), as text, not jsonb:
     # text stores any JSON (jsonb refuses \u0000, which a client may send and must get
-    # back as a per-record rejection) and keeps numbers exactly as written. Stored
-    # without compression (migration 0007): compressing a 10 MB body costs the API
-    # more than the disk it saves.
+    # back as a per-record rejection) and keeps numbers exactly as written. Compressed
+    # with LZ4 where the server has it (migration 0011: cheaper to write and read than
+    # uncompressed; pglz cost more than either).
     body = models.TextField(default='{"records": []}')
     # The per-record results of api.md as JSON text, written once by the worker in one
-    # statement and read back whole; uncompressed like `body`.
+    # statement and read back whole; compressed like `body`.
     results_json = models.TextField(default="[]")
     accepted = models.PositiveIntegerField(_("accepted"), default=0)
     duplicate = models.PositiveIntegerField(_("duplicates"), default=0)

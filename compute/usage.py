@@ -805,11 +805,11 @@ def _redemptions_take(written: _Written) -> bool:
         taken = [row[0] for row in cursor.fetchall()]
         if len(taken) == len(totals):
             return True
-        back = dict(totals)
-        cursor.execute(
-            _REDEMPTIONS_ADD.replace("+ t.total", "- t.total"),
-            [sql_list(taken), sql_list(back[red] for red in taken)],
-        )
+        if taken:  # added back as negative totals
+            added = dict(totals)
+            cursor.execute(
+                _REDEMPTIONS_ADD, [sql_list(taken), sql_list(-added[red] for red in taken)]
+            )
     return False
 
 

@@ -10,7 +10,9 @@ Rules kept by every function in this module:
   approvals can never exceed its budget.
 
 Lock order, whenever more than one kind is held: program → vouchers (ascending id) →
-compute's redemptions (ascending id).
+compute's redemptions (ascending id; usage ingestion's fast path updates a batch's
+redemptions in one statement, which cannot deadlock because it holds their vouchers
+first: see `compute.usage._redemptions_take`).
 """
 
 from __future__ import annotations
@@ -384,7 +386,8 @@ def ledger_charge_many(
 ) -> tuple[datetime, list[int]]:
     """Post one charge entry per `(voucher_id, amount, usage_record_id, memo)`, in that
     order, on vouchers locked by `vouchers_lock` (`balances`: what it returned, by id);
-    return the entries' time and ids.
+    return the transaction's time and the entries' ids (each entry's `created_at` is
+    its COPY statement's time, the column's default).
 
     Usage ingestion posts thousands at a time: the entries go in by one COPY and the
     balances by one UPDATE. Ids are taken here, under the vouchers' locks, so that a

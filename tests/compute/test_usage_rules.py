@@ -643,3 +643,24 @@ def test_results_of_an_all_accepted_batch_read_as_those_of_any_other():
     assert json.loads(short) == json.loads(general)[:3]
     assert short[1:-1] in general
     assert [r["covered_amount"] for r in json.loads(short)] == ["0.00", "0.01", "1234567.89"]
+
+
+@pytest.mark.django_db
+def test_batch_bodies_are_compressed_with_lz4_where_the_server_has_it():
+    """Migration 0011: LZ4 on a server built with it, the column as it was otherwise."""
+    from django.db import DatabaseError, connection, transaction
+
+    with connection.cursor() as cursor:
+        try:
+            with transaction.atomic():
+                cursor.execute("SET LOCAL default_toast_compression = lz4")
+            has_lz4 = True
+        except DatabaseError:
+            has_lz4 = False
+        cursor.execute(
+            "SELECT attname, attcompression FROM pg_attribute"
+            " WHERE attrelid = 'compute_usagebatch'::regclass"
+            " AND attname IN ('body', 'results_json') ORDER BY attname"
+        )
+        expected = "l" if has_lz4 else ""
+        assert cursor.fetchall() == [("body", expected), ("results_json", expected)]

@@ -2,8 +2,17 @@
 Money never moves from the admin: redemptions, batches, records and keys are read-only."""
 
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
 
-from compute.models import ApiKey, DataCenter, Redemption, Registration, UsageBatch
+from compute.batches import usage_batch_retry
+from compute.models import (
+    ApiKey,
+    BatchStatus,
+    DataCenter,
+    Redemption,
+    Registration,
+    UsageBatch,
+)
 from portal.admin import ReadOnlyAdmin
 
 
@@ -48,7 +57,29 @@ class RedemptionAdmin(ReadOnlyAdmin):
 
 @admin.register(UsageBatch)
 class UsageBatchAdmin(ReadOnlyAdmin):
-    list_display = ["pk", "data_center", "source", "status", "received", "accepted", "rejected"]
+    """Also the platform's dead-letter list: filter by status "failed", then retry."""
+
+    list_display = [
+        "pk",
+        "data_center",
+        "source",
+        "status",
+        "received",
+        "accepted",
+        "rejected",
+        "attempts",
+        "created_at",
+        "failure_reason",
+    ]
     list_filter = ["status", "source", "data_center"]
     exclude = ["body", "results_json"]
     list_select_related = ["data_center"]
+    actions = ["retry_failed"]
+
+    @admin.action(description=_("Retry the selected failed batches"))
+    def retry_failed(self, request, queryset):
+        retried = 0
+        for batch in queryset.filter(status=BatchStatus.FAILED).defer("body", "results_json"):
+            usage_batch_retry(batch=batch, actor=request.user)
+            retried += 1
+        self.message_user(request, _("%(n)s failed batches queued again.") % {"n": retried})

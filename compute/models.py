@@ -204,6 +204,13 @@ class BatchStatus(models.TextChoices):
     QUEUED = "queued", _("Queued")
     PROCESSING = "processing", _("Processing")
     DONE = "done", _("Done")
+    # Could not be applied after its retries (a fault, not a bad record: bad records
+    # are rejected one by one). The sweeper leaves it alone; a person retries it.
+    FAILED = "failed", _("Failed")
+
+
+# Batches a worker may still have to apply (the sweeper's and the pending index's set).
+BATCH_PENDING = (BatchStatus.QUEUED, BatchStatus.PROCESSING)
 
 
 class BatchSource(models.TextChoices):
@@ -240,6 +247,11 @@ class UsageBatch(models.Model):
     duplicate = models.PositiveIntegerField(_("duplicates"), default=0)
     rejected = models.PositiveIntegerField(_("rejected"), default=0)
     attempts = models.PositiveSmallIntegerField(default=0)
+    # Why a `failed` batch was given up (the last error, for staff and the data center).
+    failure_reason = models.CharField(_("failure reason"), max_length=500, blank=True)
+    # Set once its task is on the broker: a batch committed while Redis was down has
+    # none, and the sweeper enqueues it (the outbox) within a minute of Redis returning.
+    enqueued_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(_("received at"), auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
@@ -250,9 +262,9 @@ class UsageBatch(models.Model):
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(
-                fields=["status", "created_at"],
-                name="batch_pending",
-                condition=~Q(status="done"),
+                fields=["created_at"],
+                name="batch_pending_by_age",
+                condition=Q(status__in=BATCH_PENDING),
             ),
             models.Index(fields=["data_center", "-created_at"], name="batch_dc_created"),
         ]

@@ -6,42 +6,45 @@ import logging
 from datetime import timedelta
 
 from celery import shared_task
-from django.db.models import F
-from django.utils import timezone
 
-from compute.models import BatchStatus, UsageBatch
-from compute.usage import usage_batch_apply, usage_batches_stale
+from compute import batches
+from compute.models import BatchStatus
+from compute.usage import usage_batch_apply
 
 log = logging.getLogger(__name__)
 
 
 @shared_task(
+    bind=True,
     acks_late=True,
     reject_on_worker_lost=True,
-    autoretry_for=(Exception,),
-    retry_backoff=2,
-    retry_backoff_max=300,
     max_retries=8,
     time_limit=600,
     soft_time_limit=540,
 )
-def usage_batch_apply_task(batch_id: int) -> str:
-    UsageBatch.objects.filter(pk=batch_id, status=BatchStatus.QUEUED).update(
-        status=BatchStatus.PROCESSING, started_at=timezone.now(), attempts=F("attempts") + 1
-    )
-    batch = usage_batch_apply(batch_id=batch_id)
-    return batch.status
+def usage_batch_apply_task(self, batch_id: int) -> str:
+    """Apply one batch; retried with backoff on any error (a database restart, a
+    deadlock), and failed with its reason once retries or starts run out, so a batch
+    that cannot be applied ends instead of circulating (compute.batches)."""
+    attempts = batches.usage_batch_start(batch_id)
+    if attempts is None:
+        return "skipped"
+    try:
+        return usage_batch_apply(batch_id=batch_id).status
+    except Exception as error:
+        if self.request.retries >= self.max_retries or attempts >= batches.MAX_ATTEMPTS:
+            log.exception("usage batch %s: giving up", batch_id)
+            batches.usage_batch_fail(batch_id=batch_id, reason=f"{type(error).__name__}: {error}")
+            return BatchStatus.FAILED
+        raise self.retry(exc=error, countdown=min(2 ** (self.request.retries + 1), 300)) from error
 
 
 @shared_task(acks_late=True, time_limit=120, soft_time_limit=110)
 def usage_batches_sweep(minutes: int = 10) -> int:
-    """Re-enqueue batches that should have been applied long ago (a lost task or a
-    worker killed mid-batch). Applying is idempotent, so a false alarm costs nothing."""
-    stale = usage_batches_stale(older_than=timedelta(minutes=minutes))
-    for batch_id in stale:
-        log.warning("usage batch %s is stale; enqueueing it again", batch_id)
-        usage_batch_apply_task.delay(batch_id)
-    return len(stale)
+    """Beat, every minute: enqueue batches whose task never reached the broker or was
+    lost, fail those that keep failing (compute.batches.usage_batches_sweep)."""
+    outcome = batches.usage_batches_sweep(stale_after=timedelta(minutes=minutes))
+    return len(outcome.enqueued)
 
 
 @shared_task(acks_late=True, time_limit=900, soft_time_limit=840)

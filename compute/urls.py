@@ -27,6 +27,11 @@ site_patterns = [
     ),
     path("dc/<slug:slug>/batches/", views.console_batches, name="console_batches"),
     path("dc/<slug:slug>/batches/<int:pk>/", views.console_batch, name="console_batch"),
+    path(
+        "dc/<slug:slug>/batches/<int:pk>/retry/",
+        views.console_batch_retry,
+        name="console_batch_retry",
+    ),
     path("dc/<slug:slug>/keys/", views.console_keys, name="console_keys"),
     path("dc/<slug:slug>/keys/<int:pk>/revoke/", views.console_key_revoke, name="console_revoke"),
     path("dc/<slug:slug>/sync/", views.console_sync, name="console_sync"),

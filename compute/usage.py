@@ -41,11 +41,10 @@ from zoneinfo import ZoneInfo
 
 import orjson
 from django.db import connection, transaction
-from django.db.models import Q
-from django.utils import timezone
 from django.utils.translation import gettext as _
 from psycopg.errors import UniqueViolation
 
+from compute.batches import usage_batch_enqueue
 from compute.models import (
     BatchSource,
     BatchStatus,
@@ -65,6 +64,8 @@ from vouchers.models import VoucherStatus
 
 MAX_RECORDS = 5000
 MAX_BODY_BYTES = 10 * 1024 * 1024  # api.md's "10 MB", as 10 MiB
+# How far past the batch's arrival a record may end (clocks differ a little).
+FUTURE_TOLERANCE = timedelta(minutes=5)
 # ASCII only: `\d` would also match other scripts' digits, which PostgreSQL refuses.
 _RECORD_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}\Z")
 _MONEY = re.compile(r"[0-9]{1,12}(\.[0-9]{1,2})?\Z")
@@ -97,8 +98,15 @@ class _Inexact(Exception):
     """A JSON number was read as a float: read the body again with exact decimals."""
 
 
+class NonFinite(str):
+    """`NaN`, `Infinity` or `-Infinity` in a body: Python's `json` reads them (orjson
+    does not), but no record may carry them. Kept as this string, so the record holding
+    one is rejected as `invalid` like any other bad number and the stored body stays
+    valid JSON; a float NaN would instead fail the whole batch on every retry."""
+
+
 def _loads_exact(data: bytes | str) -> Any:
-    return json.loads(data, parse_float=Decimal)
+    return json.loads(data, parse_float=Decimal, parse_constant=NonFinite)
 
 
 @dataclass(frozen=True, slots=True)
@@ -381,9 +389,7 @@ def usage_batch_receive(
             "UPDATE compute_usagebatch SET body = %s WHERE id = %s", [body.text, batch.pk]
         )
         batch.body = body.text
-        from compute.tasks import usage_batch_apply_task
-
-        transaction.on_commit(lambda: usage_batch_apply_task.delay(batch.pk))
+        transaction.on_commit(lambda: usage_batch_enqueue(batch.pk))
     return batch, True
 
 
@@ -395,7 +401,7 @@ def usage_batch_apply(*, batch_id: int) -> UsageBatch:
     with transaction.atomic():
         # Results are read only when asked for (deferred): 600 kB for a full batch.
         batch = UsageBatch.objects.select_for_update().defer("results_json").get(pk=batch_id)
-        if batch.status == BatchStatus.DONE:
+        if batch.status in (BatchStatus.DONE, BatchStatus.FAILED):
             return batch
         _apply(batch)
         batch.refresh_from_db(fields=["status", "accepted", "duplicate", "rejected", "finished_at"])
@@ -508,10 +514,32 @@ def _stage_common(records: list[Any]) -> _Staged | None:
     return _Staged(list(enumerate(fields)), set(vouchers), ids, {})
 
 
-def _stage(records: list[Any]) -> _Staged:
+def _stage(records: list[Any], received_at: datetime) -> _Staged:
     """Check every record and settle in-batch repeats, before any lock."""
-    common = _stage_common(records)
-    return common if common is not None else _stage_each(records)
+    staged = _stage_common(records)
+    if staged is None:
+        staged = _stage_each(records)
+    _reject_future(staged, received_at + FUTURE_TOLERANCE)
+    return staged
+
+
+def _reject_future(staged: _Staged, latest: datetime) -> None:
+    """Usage cannot end after it was reported (give or take clock skew): such records,
+    and the in-batch repeats of them, are `invalid`. Measured against the time the batch
+    arrived, so applying it again decides the same."""
+    if not staged.firsts or max(r.ended for _i, r in staged.firsts) <= latest:
+        return
+    message = _invalid_message(
+        {"ended_at": [_("Usage cannot end in the future (more than 5 minutes after now).")]}
+    )
+    future = {i for i, r in staged.firsts if r.ended > latest}
+    staged.firsts = [(i, r) for i, r in staged.firsts if i not in future]
+    staged.vouchers = {r.voucher for _i, r in staged.firsts}
+    for i in future:
+        staged.settled[i] = ("invalid", message)
+    for i, settled in list(staged.settled.items()):
+        if settled[0] == "repeat" and settled[1] in future:
+            staged.settled[i] = ("invalid", message)
 
 
 def _stage_each(records: list[Any]) -> _Staged:
@@ -910,9 +938,9 @@ def _finish(batch: UsageBatch, results: tuple[str, int, int, int]) -> None:
 def _apply(batch: UsageBatch) -> None:
     dc_id = batch.data_center_id
     try:
-        staged = _stage(body_records(batch.body))
+        staged = _stage(body_records(batch.body), batch.created_at)
     except _Inexact:
-        staged = _stage(body_records(batch.body, exact=True))
+        staged = _stage(body_records(batch.body, exact=True), batch.created_at)
     # Before any lock, so that workers do this in parallel: look up the vouchers, their
     # terms and redemptions, the record_ids sent before; plan; write the records.
     voucher_ids = _registered_vouchers(dc_id, staged.vouchers)
@@ -996,14 +1024,3 @@ def _results(staged: _Staged, outcomes: list[tuple]) -> tuple[str, int, int, int
         parts.append(orjson.dumps(result).decode())
     results = "[" + ",".join(parts) + "]"
     return results, counts["accepted"], counts["duplicate"], counts["rejected"]
-
-
-def usage_batches_stale(*, older_than: timedelta) -> list[int]:
-    """Batches still not done well after they arrived: their task was lost or its worker
-    died. The sweeper enqueues them again; applying is idempotent."""
-    cutoff = timezone.now() - older_than
-    return list(
-        UsageBatch.objects.filter(~Q(status=BatchStatus.DONE), created_at__lt=cutoff)
-        .order_by("pk")
-        .values_list("pk", flat=True)[:500]
-    )

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 
 from compute import selectors, services
+from compute.batches import failed_batches, usage_batch_retry
 from compute.forms import (
     AcceptForm,
     ApiKeyForm,
@@ -27,6 +30,7 @@ from compute.forms import (
 )
 from compute.models import (
     ApiKey,
+    BatchStatus,
     DataCenter,
     Discrepancy,
     Redemption,
@@ -276,12 +280,43 @@ def console_batches(request: HttpRequest, slug: str) -> HttpResponse:
     dc = _operated(request, slug)
     batches = selectors.batch_list(data_center=dc).defer("body", "results_json")
     only_rejected = request.GET.get("rejected") == "1"
+    only_failed = request.GET.get("failed") == "1"
     if only_rejected:
         batches = batches.filter(rejected__gt=0)
+    if only_failed:
+        batches = batches.filter(status=BatchStatus.FAILED)
     return render(
         request,
         "compute/console_batches.html",
-        {"dc": dc, "page": page_of(request, batches), "only_rejected": only_rejected},
+        {
+            "dc": dc,
+            "page": page_of(request, batches),
+            "only_rejected": only_rejected,
+            "only_failed": only_failed,
+            "failed_count": failed_batches(data_center=dc).count(),
+        },
+    )
+
+
+@login_required
+def console_batch_retry(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    """The dead letter's way back: a failed batch queued again, after its fault is mended."""
+    dc = _operated(request, slug)
+    batch = get_object_or_404(selectors.batch_list(data_center=dc).defer("body"), pk=pk)
+    back = reverse("compute:console_batch", args=[dc.slug, batch.pk])
+    return _confirm(
+        request,
+        title=_("Retry batch #%(n)s") % {"n": batch.pk},
+        message=_(
+            "The batch is queued again and applied as if it had just arrived; records "
+            "already charged are not charged twice. Last failure: %(reason)s"
+        )
+        % {"reason": batch.failure_reason or "—"},
+        form=forms.Form(request.POST if request.method == "POST" else None),
+        back=back,
+        action=lambda _data: usage_batch_retry(batch=batch, actor=request.user),
+        done=_("The batch was queued again."),
+        redirect_to=back,
     )
 
 

@@ -243,7 +243,7 @@ CELERY_BEAT_SCHEDULE = {
     },
     "sweep-stale-usage-batches": {
         "task": "compute.tasks.usage_batches_sweep",
-        "schedule": crontab(minute="*/5"),
+        "schedule": crontab(minute="*"),
     },
     "sync-data-center-feeds": {
         "task": "compute.tasks.feed_sync_all",

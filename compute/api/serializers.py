@@ -148,8 +148,12 @@ class Counts(serializers.Serializer):
 
 class BatchOut(serializers.Serializer):
     id = serializers.IntegerField()
-    status = serializers.ChoiceField(choices=["queued", "processing", "done"])
+    status = serializers.ChoiceField(choices=["queued", "processing", "done", "failed"])
     received = serializers.IntegerField()
+    failure_reason = serializers.CharField(
+        help_text="Why a `failed` batch could not be applied (empty otherwise). Its records "
+        "were not applied: send them again in a new batch, or retry the batch from the console."
+    )
     counts = Counts()
     results = RecordResult(many=True)
 

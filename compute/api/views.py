@@ -228,6 +228,7 @@ class BatchDetail(DataCenterView):
                 "id": batch.pk,
                 "status": batch.status,
                 "received": batch.received,
+                "failure_reason": batch.failure_reason,
                 "counts": {
                     "accepted": batch.accepted,
                     "duplicate": batch.duplicate,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+import time_machine
 from django.core.management import call_command
 from django.utils import timezone
 
@@ -405,14 +407,16 @@ def test_validity_with_grace_days(ledger_world, django_capture_on_commit_callbac
     started = (
         "2026-10-31T08:00:00+08:00" if ended_at.startswith("2026") else "2027-11-01T00:00:00+08:00"
     )
-    body = results(
-        w,
-        push(
+    # Reported after the usage ended (usage cannot end in the future).
+    with time_machine.travel(datetime(2027, 12, 2, tzinfo=UTC), tick=False):
+        body = results(
             w,
-            [record(1, w.voucher.code, started_at=started, ended_at=ended_at)],
-            django_capture_on_commit_callbacks,
-        ),
-    )
+            push(
+                w,
+                [record(1, w.voucher.code, started_at=started, ended_at=ended_at)],
+                django_capture_on_commit_callbacks,
+            ),
+        )
     result = body["results"][0]
     assert (result["error"] or {}).get("code") == code
 
@@ -624,7 +628,7 @@ def test_a_batch_of_common_records_with_a_repeated_record_id_is_checked_one_by_o
 
     records = [record(1, "SH-26-AAAA-AAAA"), record(1, "SH-26-AAAA-AAAA")]
     assert _stage_common(records) is None
-    assert _stage(records).settled == {1: ("repeat", 0, True)}
+    assert _stage(records, timezone.now()).settled == {1: ("repeat", 0, True)}
 
 
 def test_results_of_an_all_accepted_batch_read_as_those_of_any_other():
@@ -635,9 +639,9 @@ def test_results_of_an_all_accepted_batch_read_as_those_of_any_other():
 
     shares = [Decimal("0.00"), Decimal("0.01"), Decimal("1234567.89")]
     records = [record(n, "SH-26-AAAA-AAAA") for n in range(1, 5)]
-    staged = _stage(records)
+    staged = _stage(records, timezone.now())
     accepted = [("accepted", share, 1, 1) for share in shares]
-    short, *counts = _results(_stage(records[:3]), accepted)
+    short, *counts = _results(_stage(records[:3], timezone.now()), accepted)
     general, *_ = _results(staged, [*accepted, ("unknown_voucher", None)])
     assert counts == [3, 0, 0]
     assert json.loads(short) == json.loads(general)[:3]

@@ -223,7 +223,7 @@ class UsageBatch(models.Model):
 
     `body` keeps the request body as sent (`compute.usage.body_records` reads its
     records); `results_json` is filled by the worker in one write, in the order sent.
-    `idempotency_key` + `body_hash` (SHA-256 of the bytes) implement api.md's header.
+    `idempotency_key` + `body_hash` (SHA-256 of the bytes) implement docs/api.md's header.
     """
 
     data_center = models.ForeignKey(DataCenter, on_delete=models.PROTECT, related_name="batches")
@@ -240,7 +240,7 @@ class UsageBatch(models.Model):
     # with LZ4 where the server has it (migration 0011: cheaper to write and read than
     # uncompressed; pglz cost more than either).
     body = models.TextField(default='{"records": []}')
-    # The per-record results of api.md as JSON text, written once by the worker in one
+    # The per-record results of docs/api.md as JSON text, written once by the worker in one
     # statement and read back whole; compressed like `body`.
     results_json = models.TextField(default="[]")
     accepted = models.PositiveIntegerField(_("accepted"), default=0)

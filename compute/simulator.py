@@ -3,7 +3,7 @@
 It plays a state-run data center's billing system:
 - it holds redemptions (given to it, or learned from the portal's API with its key) and
   generates realistic usage for their vouchers (`compute.simulation`);
-- it serves the pull feed of api.md — `GET /feed?cursor=&limit=` with a bearer token,
+- it serves the pull feed of docs/api.md — `GET /feed?cursor=&limit=` with a bearer token,
   answering `{"records", "redemptions", "next_cursor", "has_more"}` — where the cursor is
   an opaque offset into its append-only log of records;
 - it can push the same records to the portal like a real client;

@@ -1,4 +1,4 @@
-"""Pulling usage from data centers' feeds (api.md, "The feed a data center offers").
+"""Pulling usage from data centers' feeds (docs/api.md, "The feed a data center offers").
 
 A run pages through the feed from the stored cursor. Each page is stored as a usage batch
 (source `pull`) — the same pipeline as pushed batches, so the `(data center, record_id)`

@@ -63,7 +63,7 @@ from vouchers.ledger import (
 from vouchers.models import VoucherStatus
 
 MAX_RECORDS = 5000
-MAX_BODY_BYTES = 10 * 1024 * 1024  # api.md's "10 MB", as 10 MiB
+MAX_BODY_BYTES = 10 * 1024 * 1024  # docs/api.md's "10 MB", as 10 MiB
 # How far past the batch's arrival a record may end (clocks differ a little).
 FUTURE_TOLERANCE = timedelta(minutes=5)
 # ASCII only: `\d` would also match other scripts' digits, which PostgreSQL refuses.
@@ -848,7 +848,7 @@ def _settle(
     balances: dict[int, tuple[str, Decimal]],
     redemptions: dict[int, _Redemption],
 ) -> tuple[list[tuple], list[tuple[int, Decimal, int, str]], dict]:
-    """api.md's rules, for good, with the vouchers and redemptions locked: `covered =
+    """docs/api.md's rules, for good, with the vouchers and redemptions locked: `covered =
     min(share, balance left, cap left)`, balance and cap shrinking as records are
     accepted in the order sent. Returns each first occurrence's (outcome, covered), the
     charges for `ledger_charge_many`, and the written records to change: {record id:
@@ -969,7 +969,7 @@ def _apply(batch: UsageBatch) -> None:
 
 
 def _results(staged: _Staged, outcomes: list[tuple]) -> tuple[str, int, int, int]:
-    """api.md's results, in the order sent, as JSON text, and the three counts.
+    """docs/api.md's results, in the order sent, as JSON text, and the three counts.
     `outcomes`: `(outcome, covered, ...)` per first occurrence. A repeat of a record_id
     within the batch follows its first occurrence (an accepted first makes it a
     duplicate) if it says the same, and is a conflict if not."""

@@ -17,7 +17,7 @@ class DomainError(Exception):
 
 
 def error_body(code: str, message: str, fields: dict[str, list[str]] | None = None) -> dict:
-    """The API's error body (docs: api.md): `{"error": {"code", "message", "fields"?}}`."""
+    """The API's error body (docs/api.md): `{"error": {"code", "message", "fields"?}}`."""
     error: dict = {"code": code, "message": str(message)}
     if fields:
         error["fields"] = {k: [str(m) for m in v] for k, v in fields.items()}

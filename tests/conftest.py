@@ -1,5 +1,5 @@
 """Shared fixtures. Every test world starts with two cities, a staff member of every
-role in each, a startup user and an outsider (conventions.md)."""
+role in each, a startup user and an outsider (docs/architecture.md, Conventions)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Input and output shapes of the API (api.md). Outputs are also what /api/schema/
+"""Input and output shapes of the API (docs/api.md). Outputs are also what /api/schema/
 publishes, so field types here are the contract."""
 
 from __future__ import annotations

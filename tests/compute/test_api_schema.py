@@ -41,7 +41,7 @@ def test_api_never_fails_and_keeps_to_its_schema(case, ledger_world, keep_connec
     assert response.status_code < 500, response.text
     case.validate_response(
         response,
-        # Left out on purpose, because api.md says so: a batch with invalid records is
+        # Left out on purpose, because docs/api.md says so: a batch with invalid records is
         # accepted and rejects them per record (so "invalid" data gets a 202), and
         # unknown query parameters are ignored. The key is sent by the test itself, so
         # the generated-auth probe does not apply.

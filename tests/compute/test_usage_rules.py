@@ -1,4 +1,4 @@
-"""The usage rules of api.md, pushed through the API and applied by the batch task."""
+"""The usage rules of docs/api.md, pushed through the API and applied by the batch task."""
 
 from __future__ import annotations
 

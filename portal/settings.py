@@ -55,6 +55,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: bodies over MAX_REQUEST_BYTES and NUL characters never reach anything else.
+    "portal.inputs.InputGuardMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -200,6 +202,10 @@ REST_FRAMEWORK = {
 }
 # api.md: bodies up to 10 MB (taken as 10 MiB); the API checks it itself as well.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+# The largest request body taken at all, refused by its Content-Length before it is
+# read: a 20 MB document with its form, or a 10 MB usage batch. Set the reverse proxy's
+# limit (nginx client_max_body_size) to the same.
+MAX_REQUEST_BYTES = env_int("MAX_REQUEST_BYTES", 21 * 1024 * 1024)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Suanli data-center API",
     "VERSION": "1",
@@ -210,7 +216,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "VoucherStatusEnum": ["active", "suspended", "expired", "exhausted", "revoked"],
         "RedemptionStatusEnum": ["requested", "active", "rejected", "cancelled", "closed"],
-        "BatchStatusEnum": ["queued", "processing", "done"],
+        "BatchStatusEnum": ["queued", "processing", "done", "failed"],
         "RecordResultStatusEnum": ["accepted", "duplicate", "rejected"],
         "UsageRecordStatusEnum": ["accepted", "void"],
         "SettlementStatusEnum": ["draft", "issued", "confirmed", "paid"],

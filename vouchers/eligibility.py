@@ -206,32 +206,45 @@ CATALOGUE: dict[str, Callable] = {
 }
 
 
-# Parameters each rule accepts, with the kind of number; all are optional (each rule has
-# a default). Checked when a program is saved, so a submission never meets a bad one.
-PARAMETERS: dict[str, dict[str, type]] = {
-    "founded_within_years": {"years": int},
-    "max_headcount": {"max": int},
-    "max_revenue": {"max": Decimal},
-    "within_company_yearly_cap": {"cap": Decimal},
+@dataclass(frozen=True)
+class Parameter:
+    """A rule parameter's kind and bounds (inclusive). The bounds keep every rule
+    computable: `founded_within_years` of 3,000 would reach before year 1 and fail
+    every submission to the program."""
+
+    kind: type
+    low: Decimal
+    high: Decimal
+
+
+# Parameters each rule accepts; all are optional (each rule has a default). Checked when
+# a program is saved, so a submission never meets a bad one.
+PARAMETERS: dict[str, dict[str, Parameter]] = {
+    "founded_within_years": {"years": Parameter(int, Decimal(1), Decimal(100))},
+    "max_headcount": {"max": Parameter(int, Decimal(1), Decimal(10_000_000))},
+    "max_revenue": {"max": Parameter(Decimal, Decimal(0), Decimal(10) ** 13)},
+    "within_company_yearly_cap": {"cap": Parameter(Decimal, Decimal(0), Decimal(10) ** 12)},
 }
 
 
-def _number_problem(value: object, kind: type) -> bool:
+def _number_problem(value: object, parameter: Parameter) -> bool:
     if isinstance(value, bool):
         return True
     try:
         number = Decimal(str(value))
     except (InvalidOperation, ValueError):
         return True
-    if not number.is_finite() or number < 0:
+    if not number.is_finite() or not parameter.low <= number <= parameter.high:
         return True
-    return kind is int and number != number.to_integral_value()
+    return parameter.kind is int and number != number.to_integral_value()
 
 
 def rules_problem(rules: object) -> str | None:
     """Why a program's rule list is malformed, or None (a translated message)."""
     if not isinstance(rules, list):
         return _("A list of rules is expected.")
+    if len(rules) > len(CATALOGUE) * 2:
+        return _("At most %(n)s rules.") % {"n": len(CATALOGUE) * 2}
     for rule in rules:
         if not isinstance(rule, dict) or rule.get("type") not in CATALOGUE:
             return _("Unknown rule %(rule)s; the catalogue has: %(known)s.") % {
@@ -247,10 +260,16 @@ def rules_problem(rules: object) -> str | None:
                     "rule": rule["type"],
                     "name": name,
                 }
-            if _number_problem(value, allowed[name]):
-                return _("The parameter “%(name)s” of %(rule)s must be a number of 0 or more.") % {
+            parameter = allowed[name]
+            if _number_problem(value, parameter):
+                return _(
+                    "The parameter “%(name)s” of %(rule)s must be a number from %(low)s "
+                    "to %(high)s."
+                ) % {
                     "rule": rule["type"],
                     "name": name,
+                    "low": parameter.low,
+                    "high": f"{parameter.high:,}",
                 }
     return None
 

@@ -5,6 +5,7 @@ import json
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from portal.inputs import InputRefused, json_loads_bounded
 from portal.models import City
 from vouchers.models import ApplicationState, EligibilityResult, Program, document_type_label
 from vouchers.services import PROGRAM_FIELDS
@@ -233,10 +234,12 @@ class JSONListField(forms.CharField):
         if not value:
             return []
         try:
-            parsed = json.loads(value)
-        except ValueError as error:
+            # Bounded: NaN, 1e999, NUL or 5,000 levels of nesting are refused with a
+            # message here instead of failing the save (or every later submission).
+            parsed = json_loads_bounded(value, max_chars=20_000, max_depth=4)
+        except InputRefused as error:
             raise forms.ValidationError(
-                _('Write a JSON list, e.g. ["business_licence"].')
+                "{} {}".format(_('Write a JSON list, e.g. ["business_licence"].'), error)
             ) from error
         if not isinstance(parsed, list):
             raise forms.ValidationError(_("Write a JSON list."))

@@ -47,6 +47,9 @@ from vouchers.models import (
 )
 
 MAX_DOCUMENT_BYTES = 20 * 1024 * 1024
+# Floods: documents per application, objections per person and application.
+MAX_DOCUMENTS_PER_APPLICATION = 30
+MAX_OBJECTIONS_PER_PERSON = 3
 # Content, not the name, decides the type.
 _MAGIC = {
     b"%PDF-": "application/pdf",
@@ -202,22 +205,36 @@ PROGRAM_FIELDS = [
 ]
 
 
+# Bounds of a program's settings: what a real rubric or document list needs, no more.
+RUBRIC_MAX_CRITERIA = 30
+RUBRIC_MAX_WEIGHT = 100
+RUBRIC_MAX_POINTS = 1000
+MAX_REQUIRED_DOCUMENTS = 30
+
+
 def rubric_problem(rubric: object) -> str | None:
     if not isinstance(rubric, list):
         return _("The rubric is a list of criteria.")
+    if len(rubric) > RUBRIC_MAX_CRITERIA:
+        return _("At most %(n)s criteria.") % {"n": RUBRIC_MAX_CRITERIA}
     for criterion in rubric:
         if (
             not isinstance(criterion, dict)
-            or not str(criterion.get("name", "")).strip()
+            or not isinstance(criterion.get("name", ""), str)
+            or not criterion.get("name", "").strip()
+            or len(criterion["name"]) > 100
+            or isinstance(criterion.get("weight"), bool)
             or not isinstance(criterion.get("weight"), int | float)
+            or isinstance(criterion.get("max"), bool)
             or not isinstance(criterion.get("max"), int)
-            or criterion["weight"] <= 0
-            or criterion["max"] <= 0
+            or not 0 < criterion["weight"] <= RUBRIC_MAX_WEIGHT
+            or not 0 < criterion["max"] <= RUBRIC_MAX_POINTS
         ):
             return _(
-                "Each criterion needs a name, a positive weight and a positive maximum, "
+                "Each criterion needs a name (at most 100 characters), a weight above 0 and "
+                "at most %(weight)s, and a maximum of 1 to %(points)s points, "
                 'e.g. {"name": "Team", "weight": 1, "max": 10}.'
-            )
+            ) % {"weight": RUBRIC_MAX_WEIGHT, "points": RUBRIC_MAX_POINTS}
     names = [str(c["name"]).strip() for c in rubric]
     if len(set(names)) != len(names):
         # The scoring form has one field per criterion name.
@@ -253,9 +270,16 @@ def program_validate(values: dict) -> dict[str, list[str]]:
         add("eligibility_rules", problem)
     documents = values.get("required_documents") or []
     if not isinstance(documents, list) or not all(
-        isinstance(d, str) and d.strip() for d in documents
+        isinstance(d, str) and d.strip() and len(d) <= 60 for d in documents
     ):
-        add("required_documents", _("A list of document types is expected."))
+        add(
+            "required_documents",
+            _("A list of document types is expected, each at most 60 characters."),
+        )
+    elif len(documents) > MAX_REQUIRED_DOCUMENTS:
+        add(
+            "required_documents", _("At most %(n)s document types.") % {"n": MAX_REQUIRED_DOCUMENTS}
+        )
     return errors
 
 
@@ -489,6 +513,12 @@ def document_add(*, application: Application, actor: User, doc_type: str, upload
             raise DomainError(_("Not found."), code="not_found")
         if application.state not in EDITABLE:
             raise DomainError(_("Documents can no longer be added."), code="conflict")
+        if application.documents.count() >= MAX_DOCUMENTS_PER_APPLICATION:
+            raise _invalid(
+                "file",
+                _("An application takes at most %(n)s documents.")
+                % {"n": MAX_DOCUMENTS_PER_APPLICATION},
+            )
         document = Document.objects.create(
             application=application,
             doc_type=doc_type,
@@ -843,6 +873,19 @@ def objection_raise(*, application: Application, user: User, text: str) -> Objec
         ):
             raise DomainError(
                 _("Objections are taken only during the public notice."), code="conflict"
+            )
+        # Each objection blocks approval until resolved: one person may not flood it.
+        if (
+            Objection.objects.filter(application=application, raised_by=user).count()
+            >= MAX_OBJECTIONS_PER_PERSON
+        ):
+            raise DomainError(
+                _(
+                    "You have already raised %(n)s objections to this application; the city "
+                    "will answer them. Add to an existing one by contacting the city."
+                )
+                % {"n": MAX_OBJECTIONS_PER_PERSON},
+                code="conflict",
             )
         objection = Objection.objects.create(
             application=application, raised_by=user, text=text[:5000]

@@ -114,7 +114,8 @@ class BatchIn(serializers.Serializer):
 
 class BatchAccepted(serializers.Serializer):
     id = serializers.IntegerField()
-    status = serializers.ChoiceField(choices=["queued", "processing", "done"])
+    # A repeated Idempotency-Key answers with the first batch's status, whatever it is.
+    status = serializers.ChoiceField(choices=["queued", "processing", "done", "failed"])
     received = serializers.IntegerField()
     url = serializers.URLField()
 

@@ -3,9 +3,6 @@ its input, calls one service or selector, and renders the output shape."""
 
 from __future__ import annotations
 
-import json
-from decimal import Decimal
-
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -26,6 +23,7 @@ from compute.api.base import (
     IsDataCenter,
 )
 from compute.usage import MAX_BODY_BYTES, BatchBody, usage_batch_receive
+from portal.inputs import InputRefused, json_loads_bounded
 
 ERRORS = {
     400: OpenApiResponse(s.ErrorBody, description="invalid"),
@@ -58,11 +56,14 @@ class BoundedJSONParser(JSONParser):
             raise TooLarge(_("The body is larger than 10 MB."))
         try:
             return self.load(data)
+        except InputRefused as exc:
+            raise ParseError(str(exc)) from exc
         except (ValueError, RecursionError) as exc:
             raise ParseError(_("The body is not valid JSON.")) from exc
 
     def load(self, data: bytes):
-        return json.loads(data, parse_float=Decimal)
+        # No NaN, NUL or unpaired surrogate reaches a serializer (portal.inputs).
+        return json_loads_bounded(data, max_chars=MAX_BODY_BYTES, max_depth=16, exact=True)
 
 
 class BatchBodyParser(BoundedJSONParser):

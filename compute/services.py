@@ -28,6 +28,7 @@ from compute.models import (
 )
 from portal.audit import audit_record
 from portal.errors import DomainError
+from portal.locks import retry_on_deadlock
 from portal.models import City, Role, User
 from portal.tenancy import has_role
 from vouchers.ledger import ledger_reverse
@@ -162,6 +163,7 @@ def _is_member(user: User, company: Company) -> bool:
     return company.members.filter(pk=user.pk).exists()
 
 
+@retry_on_deadlock()
 def redemption_request(
     *,
     voucher: Voucher,
@@ -266,6 +268,7 @@ def _transition(
     return locked
 
 
+@retry_on_deadlock()
 def redemption_accept(
     *,
     redemption: Redemption,
@@ -286,6 +289,7 @@ def redemption_accept(
     )
 
 
+@retry_on_deadlock()
 def redemption_reject(
     *, redemption: Redemption, data_center: DataCenter, reason: str, actor: User | None = None
 ) -> Redemption:
@@ -305,6 +309,7 @@ def redemption_reject(
     )
 
 
+@retry_on_deadlock()
 def redemption_cancel(*, redemption: Redemption, actor: User) -> Redemption:
     """The company withdraws a request the data center has not answered yet."""
     if not _is_member(actor, redemption.voucher.company):
@@ -318,6 +323,7 @@ def redemption_cancel(*, redemption: Redemption, actor: User) -> Redemption:
     )
 
 
+@retry_on_deadlock()
 def redemption_close(*, redemption: Redemption, actor: User | None, reason: str = "") -> Redemption:
     """End an active redemption: the data center can no longer charge the voucher."""
     if actor is not None and not _is_member(actor, redemption.voucher.company):
@@ -335,6 +341,7 @@ def redemption_close(*, redemption: Redemption, actor: User | None, reason: str 
 # --- voiding usage ------------------------------------------------------------------------
 
 
+@retry_on_deadlock()
 def usage_record_void(*, data_center: DataCenter, record_id: str, reason: str) -> UsageRecord:
     """Void an accepted record: its covered amount returns to the voucher (a reversal
     entry) and to the redemption's cap. Voiding twice is a conflict."""

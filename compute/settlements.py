@@ -28,6 +28,7 @@ from compute.models import (
 )
 from portal.audit import audit_record
 from portal.errors import DomainError
+from portal.locks import retry_on_deadlock
 from portal.models import City, Role, User
 from portal.tenancy import has_role
 
@@ -106,6 +107,7 @@ WHERE r.data_center_id = %(dc)s AND v.city_id = %(city)s AND r.status = 'void'
 """
 
 
+@retry_on_deadlock()
 def settlement_build(*, city: City, data_center: DataCenter, period: date) -> Settlement:
     """Create or rebuild the draft statement of a city, data center and month."""
     period = period.replace(day=1)
@@ -190,12 +192,13 @@ def settlements_build_month(*, period: date, city: City | None = None) -> list[S
     return built
 
 
+@retry_on_deadlock()
 def _advance(
     settlement: Settlement, *, step: str, actor: User | None, actor_label: str, **fields
 ) -> Settlement:
     with transaction.atomic():
         locked = (
-            Settlement.objects.select_for_update()
+            Settlement.objects.select_for_update(of=("self",))  # portal/locks.py
             .select_related("city", "data_center")
             .get(pk=settlement.pk)
         )

@@ -54,6 +54,7 @@ from compute.models import (
 )
 from portal.db import copy_text, execute_bound, new_ids, sql_list, text_storable
 from portal.errors import DomainError
+from portal.locks import USAGE_IDEMPOTENCY_KEY
 from vouchers.ledger import (
     ChargeTerms,
     ledger_charge_many,
@@ -76,7 +77,6 @@ _RFC3339 = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?"
     r"(Z|[+-](0[0-9]|1[0-5]):[0-5][0-9])\Z"
 )
-_ADVISORY_NAMESPACE = 0x5A2  # distinct from the audit trail's advisory locks
 _RECORD_FIELDS = frozenset(
     (
         "record_id",
@@ -362,7 +362,7 @@ def usage_batch_receive(
             with connection.cursor() as cursor:
                 cursor.execute(
                     "SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
-                    [_ADVISORY_NAMESPACE + 1, f"{data_center.pk}:{idempotency_key}"],
+                    [USAGE_IDEMPOTENCY_KEY, f"{data_center.pk}:{idempotency_key}"],
                 )
             earlier = (
                 UsageBatch.objects.filter(data_center=data_center, idempotency_key=idempotency_key)

@@ -19,11 +19,12 @@ from django.db import connection, transaction
 from django.db.models import Model
 from django.utils import timezone
 
+from portal.locks import AUDIT_CHAIN
 from portal.models import AuditEvent, City, User
 
 GENESIS = "0" * 64
-# Namespace of the advisory locks, so they never collide with other advisory locks.
-_LOCK_NAMESPACE = 0x5A1
+# Namespace of the advisory locks (registered in portal.locks with the others).
+_LOCK_NAMESPACE = AUDIT_CHAIN
 
 
 def _canonical(value: Any) -> str:

@@ -54,12 +54,11 @@ def membership_revoke(
     ):
         raise DomainError(_("Only program managers may revoke staff roles."), code="forbidden")
     with transaction.atomic():
-        audit_record(
-            action="membership.revoke",
-            city=city,
-            actor=actor,
-            target=membership,
-            data={"user": membership.user.email, "role": membership.role},
-            ip=ip,
-        )
+        # The row goes before the audit event: nothing is locked after the audit lock
+        # (portal/locks.py). The event still names the membership that was deleted.
+        pk, data = membership.pk, {"user": membership.user.email, "role": membership.role}
         membership.delete()
+        membership.pk = pk
+        audit_record(
+            action="membership.revoke", city=city, actor=actor, target=membership, data=data, ip=ip
+        )

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from portal.locks import LockOrderGuard
 from portal.models import City, Role, User
 from tests.factories import CityFactory, MembershipFactory, UserFactory
 
@@ -16,6 +17,21 @@ from tests.factories import CityFactory, MembershipFactory, UserFactory
 @pytest.fixture(autouse=True)
 def _fast_password_hasher(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _lock_order_checked(request):
+    """Every statement of every test is checked against the lock order of
+    portal/locks.py: no row is locked after the audit lock in one transaction."""
+    if "django_db_setup" not in request.fixturenames and not any(
+        name in request.fixturenames for name in ("db", "transactional_db")
+    ):
+        yield
+        return
+    from django.db import connection
+
+    with connection.execute_wrapper(LockOrderGuard()):
+        yield
 
 
 @pytest.fixture(autouse=True)

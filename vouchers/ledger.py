@@ -32,6 +32,7 @@ from django.utils.translation import gettext as _
 from portal.audit import audit_record
 from portal.db import copy_text, new_ids, sql_list
 from portal.errors import DomainError
+from portal.locks import retry_on_deadlock
 from portal.models import Role, User
 from portal.tenancy import has_role
 from vouchers.models import (
@@ -133,6 +134,7 @@ def _post(
     return entry
 
 
+@retry_on_deadlock()
 def voucher_issue(
     *,
     program: Program,
@@ -197,7 +199,9 @@ def _require_manager(*, voucher: Voucher, actor: User) -> None:
 
 
 def _locked(voucher: Voucher) -> Voucher:
-    return Voucher.objects.select_for_update().select_related("city").get(pk=voucher.pk)
+    # The voucher's row only (portal/locks.py): its city row stays free for the foreign
+    # key of every audit event of the city, which another transaction may be writing.
+    return Voucher.objects.select_for_update(of=("self",)).select_related("city").get(pk=voucher.pk)
 
 
 def _require_reason(reason: str) -> str:
@@ -209,6 +213,7 @@ def _require_reason(reason: str) -> str:
     return reason[:300]
 
 
+@retry_on_deadlock()
 def voucher_suspend(*, voucher: Voucher, actor: User, reason: str) -> Voucher:
     """Stop charges on a voucher until it is resumed; the balance stays."""
     _require_manager(voucher=voucher, actor=actor)
@@ -229,6 +234,7 @@ def voucher_suspend(*, voucher: Voucher, actor: User, reason: str) -> Voucher:
     return locked
 
 
+@retry_on_deadlock()
 def voucher_resume(*, voucher: Voucher, actor: User, reason: str) -> Voucher:
     _require_manager(voucher=voucher, actor=actor)
     reason = _require_reason(reason)
@@ -261,6 +267,7 @@ def _return_remainder(locked: Voucher, *, kind: str, actor: User | None, memo: s
     return remainder
 
 
+@retry_on_deadlock()
 def voucher_revoke(*, voucher: Voucher, actor: User, reason: str) -> Voucher:
     """End a voucher for good; its remaining balance returns to the program budget."""
     _require_manager(voucher=voucher, actor=actor)
@@ -282,6 +289,7 @@ def voucher_revoke(*, voucher: Voucher, actor: User, reason: str) -> Voucher:
     return locked
 
 
+@retry_on_deadlock()
 def voucher_expire(*, voucher: Voucher) -> Voucher:
     """Expire a voucher past its validity and grace days (called by the periodic job)."""
     with transaction.atomic():

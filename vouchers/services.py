@@ -22,6 +22,7 @@ from django.utils.translation import gettext_noop
 
 from portal.audit import audit_record
 from portal.errors import DomainError
+from portal.locks import retry_on_deadlock
 from portal.models import City, Role, User
 from portal.tenancy import has_role, roles_in_city
 from vouchers import eligibility, workflow
@@ -896,6 +897,7 @@ def objection_raise(*, application: Application, user: User, text: str) -> Objec
     return objection
 
 
+@retry_on_deadlock()
 def objection_resolve(*, objection: Objection, actor: User, resolution: str) -> Objection:
     resolution = (resolution or "").strip()
     if not resolution:
@@ -941,6 +943,7 @@ def _check_company_yearly_cap(application: Application, amount: Decimal) -> None
         )
 
 
+@retry_on_deadlock()
 def application_approve(*, application: Application, actor: User, amount: Decimal):
     """Approve and issue the voucher, in one transaction: the program row is locked by
     `voucher_issue`, so concurrent approvals can never exceed the budget."""
@@ -984,6 +987,7 @@ def application_approve(*, application: Application, actor: User, amount: Decima
     return voucher
 
 
+@retry_on_deadlock()
 def application_reject(*, application: Application, actor: User, reason: str) -> Application:
     reason = (reason or "").strip()
     if not reason:

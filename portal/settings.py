@@ -12,6 +12,7 @@ from celery.schedules import crontab
 from django.utils.translation import gettext_lazy as _
 
 from portal.env import env_bool, env_int, env_list, env_required, env_str
+from portal.ratelimit import Rate
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -200,6 +201,12 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "compute.api.base.api_exception_handler",
     "DEFAULT_THROTTLE_RATES": {"datacenter": env_str("API_RATE_LIMIT") or "1200/min"},
 }
+# Failed authentications per client address before it gets 429 (docs/rate-limits.md);
+# empty turns it off.
+API_AUTH_FAILURE_LIMIT = env_str("API_AUTH_FAILURE_LIMIT", "20/min")
+# A malformed rate would otherwise answer 500 on every API request: refuse to start.
+Rate.parse(REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["datacenter"])
+Rate.parse(API_AUTH_FAILURE_LIMIT)
 # api.md: bodies up to 10 MB (taken as 10 MiB); the API checks it itself as well.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 # The largest request body taken at all, refused by its Content-Length before it is

@@ -43,6 +43,18 @@ def _isolated_cache(settings):
     settings.CACHES = caches
 
 
+@pytest.fixture
+def eager_celery():
+    """Run Celery tasks in-process, their errors raised in the test (never swallowed);
+    the settings are restored afterwards. The integration tests use a real worker."""
+    from portal.celery import app
+
+    saved = app.conf.task_always_eager, app.conf.task_eager_propagates
+    app.conf.task_always_eager = app.conf.task_eager_propagates = True
+    yield
+    app.conf.task_always_eager, app.conf.task_eager_propagates = saved
+
+
 @dataclass
 class CityWorld:
     city: City

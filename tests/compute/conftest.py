@@ -13,7 +13,6 @@ from rest_framework.test import APIClient
 
 from compute.models import DataCenter, Redemption, RedemptionStatus, Registration
 from compute.services import api_key_issue
-from portal.celery import app as celery_app
 from tests.factories import DataCenterFactory, UserFactory
 from vouchers.ledger import voucher_issue
 from vouchers.models import Company, CompanyMember, Program, Voucher
@@ -124,14 +123,10 @@ def ledger_world(world, startup_user) -> LedgerWorld:
 
 
 @pytest.fixture
-def eager_tasks():
-    """Run Celery tasks in-process (unit tests of the pipeline; the integration tests
-    use a real worker instead)."""
-    celery_app.conf.task_always_eager = True
-    celery_app.conf.task_eager_propagates = True
+def eager_tasks(eager_celery):
+    """Run Celery tasks in-process, errors raised (unit tests of the pipeline; the
+    integration tests use a real worker instead)."""
     yield
-    celery_app.conf.task_always_eager = False
-    celery_app.conf.task_eager_propagates = False
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 from django.core import mail
+from django.db import transaction
 from django.utils import timezone
 
 from portal.errors import DomainError
@@ -15,14 +16,7 @@ from tests.vouchers.conftest import RUBRIC, complete_draft, into_review, program
 from vouchers import services
 from vouchers.models import Application
 
-
-@pytest.fixture(autouse=True)
-def _eager():
-    from portal.celery import app
-
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = False
+pytestmark = pytest.mark.usefixtures("eager_celery")
 
 
 def _subjects(email: str) -> list[str]:
@@ -113,14 +107,21 @@ def test_nothing_is_sent_when_the_transition_is_rolled_back(
     mail.outbox.clear()
     services.application_start_screening(application=app, actor=shanghai.reviewer)
     services.application_pass_screening(application=app, actor=shanghai.reviewer)
-    with (
-        django_capture_on_commit_callbacks(execute=True) as callbacks,
-        pytest.raises(DomainError),
-    ):
-        services.application_approve(
-            application=app, actor=shanghai.approver, amount=Decimal("99999999")
-        )
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        with pytest.raises(DomainError) as err:
+            services.application_approve(
+                application=app, actor=shanghai.approver, amount=Decimal("99999999")
+            )
+        assert err.value.code == "invalid"
+        assert list(err.value.fields) == ["amount"]
+        # A step that succeeds inside a transaction which then fails sends nothing either.
+        with pytest.raises(RuntimeError, match="later step"), transaction.atomic():
+            services.application_approve(
+                application=app, actor=shanghai.approver, amount=Decimal("500000")
+            )
+            raise RuntimeError("a later step of the same transaction failed")
     assert callbacks == [] and mail.outbox == []
+    assert Application.objects.get(pk=app.pk).state == "recommended"
 
 
 def test_an_invitation_is_sent_in_the_invitees_language_when_known(

@@ -12,14 +12,7 @@ from tests.vouchers.conftest import PDF, complete_draft
 from vouchers import services
 from vouchers.models import Application
 
-
-@pytest.fixture(autouse=True)
-def _eager():
-    from portal.celery import app
-
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = False
+pytestmark = pytest.mark.usefixtures("eager_celery")
 
 
 def test_a_startup_applies_through_the_web_form(client, sh_program, company, startup_user):
@@ -283,19 +276,20 @@ def test_members_keep_the_company_profile_current_but_not_its_credit_code(
 
 
 def test_the_owner_invites_from_the_company_page_and_the_invitee_joins(
-    client, company, startup_user, django_capture_on_commit_callbacks
+    client, company, startup_user, django_capture_on_commit_callbacks, settings
 ):
     from django.core import mail
 
     from tests.factories import UserFactory
     from vouchers.models import CompanyInvitation
 
+    settings.SITE_URL = "https://vouchers.city.example/"  # the link is built on the setting
     client.force_login(startup_user)
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(f"/company/{company.pk}/", {"email": "new@startup.test"})
     assert response.status_code == 302
     token = CompanyInvitation.objects.get(company=company).token
-    assert f"http://127.0.0.1:8000/company/join/{token}/" in mail.outbox[-1].body
+    assert f"https://vouchers.city.example/company/join/{token}/" in mail.outbox[-1].body
     invitee = UserFactory(email="new@startup.test")
     client.force_login(invitee)
     assert client.post(f"/company/join/{token}/").status_code == 302

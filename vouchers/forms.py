@@ -8,7 +8,7 @@ from django.utils.translation import gettext_lazy as _
 from portal.inputs import InputRefused, json_loads_bounded
 from portal.models import City
 from vouchers.models import ApplicationState, EligibilityResult, Program, document_type_label
-from vouchers.services import PROGRAM_FIELDS
+from vouchers.services.programs import PROGRAM_FIELDS
 
 
 class CompanyForm(forms.Form):

@@ -13,6 +13,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from portal.models import User
+from portal.tenancy import roles_in_city
+from vouchers.models import Application, document_type_label
 from vouchers.models import ApplicationState as S
 
 MEMBER = "member"
@@ -41,6 +47,9 @@ BEFORE_DECISION = {
     S.NOT_RECOMMENDED,
     S.IN_NOTICE,
 }
+
+# The company may still change the application (and add documents) in these states.
+EDITABLE = frozenset({S.DRAFT, S.INFO_REQUESTED})
 
 TRANSITIONS: dict[str, Transition] = {
     "submit": _t({S.DRAFT}, {S.SUBMITTED, S.NOT_RECOMMENDED}, {MEMBER}),
@@ -87,3 +96,76 @@ def allowed(action: str, state: str, parties: set[str]) -> bool:
 def allowed_actions(state: str, parties: set[str]) -> list[str]:
     names = [a for a, t in TRANSITIONS.items() if SYSTEM not in t.who]
     return [a for a in [*names, *STAFF_ACTIONS] if allowed(a, state, parties)]
+
+
+# Reads of one application for one user, shared by the services (which enforce them) and
+# the pages (which offer only what they allow).
+
+
+def parties(application: Application, user: User) -> set[str]:
+    """Who the user is for this application: a member of its company, staff roles."""
+    found: set[str] = set(roles_in_city(user, application.city))
+    if user.is_authenticated and application.company.members.filter(pk=user.pk).exists():
+        found.add(MEMBER)
+    return found
+
+
+def application_actions(application: Application, user: User) -> list[str]:
+    """What the user may do now, for the templates: the transition table's actions for
+    their parties, less staff steps on their own company's application and approving
+    an application they reviewed (separation of duties, which the services enforce)."""
+    found = parties(application, user)
+    actions = allowed_actions(application.state, found)
+    if MEMBER in found:
+        actions = [a for a in actions if MEMBER in parties_of(a)]
+    if "approve" in actions and (
+        application.reviews.filter(reviewer=user).exists() or notice_blocks(application)
+    ):
+        actions.remove("approve")
+    return actions
+
+
+def notice_blocks(application: Application) -> str | None:
+    """Why the public notice still stands in the way of approval, or None."""
+    if application.state != S.IN_NOTICE:
+        return None
+    if application.notice_ends_at and timezone.now() < application.notice_ends_at:
+        return _("The public notice has not ended yet.")
+    if application.objections.filter(resolved_at__isnull=True).exists():
+        return _("Resolve the open objections first.")
+    return None
+
+
+def application_problems(application: Application) -> dict[str, list[str]]:
+    """What must be filled in before the application can be submitted."""
+    program = application.program
+    errors: dict[str, list[str]] = {}
+    for field, message in (
+        ("title", _("Give the project a title.")),
+        ("summary", _("Summarise the project.")),
+        ("model_plans", _("Describe the models you plan to train or serve.")),
+    ):
+        if not getattr(application, field).strip():
+            errors[field] = [message]
+    amount = application.requested_amount
+    if amount is None:
+        errors["requested_amount"] = [_("Give the amount you request.")]
+    elif not program.award_min <= amount <= program.award_max:
+        errors["requested_amount"] = [
+            _("The program awards between ¥%(low)s and ¥%(high)s.")
+            % {"low": f"{program.award_min:,.2f}", "high": f"{program.award_max:,.2f}"}
+        ]
+    if not application.compute_plan.exists():
+        errors["compute_plan"] = [_("Add at least one row to the compute plan.")]
+    if not (
+        application.declares_no_related_party
+        and application.declares_no_other_subsidy
+        and application.declares_true_information
+    ):
+        errors["declarations"] = [_("All three declarations are required.")]
+    present = set(application.documents.values_list("doc_type", flat=True))
+    missing = [t for t in program.required_documents or [] if t not in present]
+    if missing:
+        names = ", ".join(document_type_label(t) for t in missing)
+        errors["documents"] = [_("Missing documents: %(types)s.") % {"types": names}]
+    return errors

@@ -221,7 +221,7 @@ def test_an_application_takes_a_bounded_number_of_documents(
 
     from portal.errors import DomainError
 
-    monkeypatch.setattr(services, "MAX_DOCUMENTS_PER_APPLICATION", 3)
+    monkeypatch.setattr(services.applications, "MAX_DOCUMENTS_PER_APPLICATION", 3)
     app = complete_draft(sh_program, company, startup_user)
     while app.documents.count() < 3:
         services.document_add(

@@ -1,0 +1,90 @@
+"""Writes of the vouchers app, a module per aggregate: companies, programs, applications
+(with their documents and the decision), reviews and objections.
+
+Every workflow step is one service that checks the actor's party (company member or
+staff role of the application's city) and the state against `vouchers.workflow`, locks
+the application row, runs in a transaction, records the timeline and an audit event,
+and enqueues notifications after commit. An illegal step raises `DomainError` and
+changes nothing.
+
+The public names are re-exported here, so callers write `services.application_submit`.
+"""
+
+from vouchers.services.applications import (
+    MAX_DOCUMENT_BYTES,
+    MAX_DOCUMENTS_PER_APPLICATION,
+    application_answer_info,
+    application_approve,
+    application_create,
+    application_fail_screening,
+    application_pass_screening,
+    application_reject,
+    application_request_info,
+    application_start_screening,
+    application_submit,
+    application_update,
+    application_withdraw,
+    document_add,
+    sniff_content_type,
+)
+from vouchers.services.companies import (
+    COMPANY_PROFILE_FIELDS,
+    company_create,
+    company_invite,
+    company_update,
+    credit_code_message,
+    invitation_accept,
+)
+from vouchers.services.objections import (
+    MAX_OBJECTIONS_PER_PERSON,
+    objection_raise,
+    objection_resolve,
+)
+from vouchers.services.programs import (
+    PROGRAM_FIELDS,
+    program_save,
+    program_validate,
+    rubric_problem,
+)
+from vouchers.services.reviews import review_assign, review_declare, review_submit
+
+# Reads that used to live here; they belong to the workflow table now.
+from vouchers.workflow import EDITABLE, application_actions, application_problems, parties
+
+__all__ = [
+    "COMPANY_PROFILE_FIELDS",
+    "EDITABLE",
+    "MAX_DOCUMENTS_PER_APPLICATION",
+    "MAX_DOCUMENT_BYTES",
+    "MAX_OBJECTIONS_PER_PERSON",
+    "PROGRAM_FIELDS",
+    "application_actions",
+    "application_answer_info",
+    "application_approve",
+    "application_create",
+    "application_fail_screening",
+    "application_pass_screening",
+    "application_problems",
+    "application_reject",
+    "application_request_info",
+    "application_start_screening",
+    "application_submit",
+    "application_update",
+    "application_withdraw",
+    "company_create",
+    "company_invite",
+    "company_update",
+    "credit_code_message",
+    "document_add",
+    "invitation_accept",
+    "objection_raise",
+    "objection_resolve",
+    "parties",
+    "program_save",
+    "program_validate",
+    "review_assign",
+    "review_declare",
+    "review_submit",
+    "rubric_problem",
+    "sniff_content_type",
+]

@@ -1,0 +1,117 @@
+"""What every workflow service shares: locking the application, checking the actor's
+party and the state against `vouchers.workflow`, and taking a step (the state, the
+timeline, the audit event and the notification after commit)."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
+
+from portal.audit import audit_record
+from portal.errors import DomainError
+from portal.models import User
+from vouchers import workflow
+from vouchers.models import Application, ApplicationState, StateChange
+from vouchers.tasks import application_notify
+
+MEMBER_STAFF_MESSAGE = gettext_noop(
+    "You belong to the applicant company; another staff member must act."
+)
+
+
+def invalid(field: str, message: str) -> DomainError:
+    return DomainError(message, code="invalid", fields={field: [message]})
+
+
+def locked(application: Application) -> Application:
+    return (
+        Application.objects.select_for_update(of=("self",))
+        .select_related("city", "program", "company")
+        .get(pk=application.pk)
+    )
+
+
+def require(application: Application, actor: User, action: str) -> None:
+    who = workflow.parties(application, actor)
+    if not who:
+        raise DomainError(_("Not found."), code="not_found")
+    if workflow.MEMBER in who and workflow.MEMBER not in workflow.parties_of(action):
+        # Staff of the city who also belong to the applicant company take no staff step
+        # on its application: screening, reviewing or deciding one's own case.
+        raise DomainError(_(MEMBER_STAFF_MESSAGE), code="forbidden")
+    if not workflow.allowed(action, application.state, who):
+        if workflow.TRANSITIONS.get(action) and not (workflow.TRANSITIONS[action].who & who):
+            raise DomainError(_("Your role does not allow this step."), code="forbidden")
+        raise DomainError(
+            _("This application is %(state)s; that step is not possible now.")
+            % {"state": application.get_state_display()},
+            code="conflict",
+        )
+
+
+def step(
+    application: Application,
+    *,
+    action: str,
+    actor: User | None,
+    target: str,
+    note: str = "",
+    notify: str = "",
+) -> Application:
+    """Move a locked application along the table; the caller has checked the rules."""
+    transition = workflow.TRANSITIONS[action]
+    if application.state not in transition.sources or target not in transition.targets:
+        raise DomainError(
+            _("This application is %(state)s; that step is not possible now.")
+            % {"state": application.get_state_display()},
+            code="conflict",
+        )
+    before = application.state
+    application.state = target
+    application.save()
+    change = StateChange.objects.create(
+        application=application,
+        from_state=before,
+        to_state=target,
+        actor_label=actor.email if actor is not None else "system",
+        note=note[:2000],
+    )
+    audit_record(
+        action=f"application.{action}",
+        city=application.city,
+        actor=actor,
+        target=application,
+        data={"from": before, "to": target, "note": note[:500]},
+    )
+    if notify:
+        # The change's id, not just the application's: the worker may run after a later
+        # step has replaced the application's reason or question.
+        transaction.on_commit(lambda: application_notify.delay(application.pk, notify, change.pk))
+    return application
+
+
+def to_recommended(
+    application: Application, *, action: str, actor: User | None, note: str
+) -> Application:
+    """Recommended, and straight into public notice when the program has one."""
+    days = application.program.notice_days
+    if days > 0:
+        application.notice_ends_at = timezone.now() + timezone.timedelta(days=days)
+        return step(
+            application,
+            action=action,
+            actor=actor,
+            target=ApplicationState.IN_NOTICE,
+            note=note,
+            notify="in_notice",
+        )
+    return step(
+        application,
+        action=action,
+        actor=actor,
+        target=ApplicationState.RECOMMENDED,
+        note=note,
+        notify="recommended",
+    )

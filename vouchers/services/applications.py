@@ -1,0 +1,377 @@
+"""Applications: drafts and their documents, submission (eligibility), screening,
+requests for information, and the approver's decision (which issues the voucher).
+
+Every step checks the actor's party and the state against `vouchers.workflow`, locks
+the application row, and goes through `_steps.step` (timeline, audit event,
+notification after commit).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import Sum
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from portal.audit import audit_record
+from portal.errors import DomainError
+from portal.locks import retry_on_deadlock
+from portal.models import User
+from vouchers import eligibility, workflow
+from vouchers.ledger import voucher_issue
+from vouchers.models import (
+    Application,
+    ApplicationState,
+    Company,
+    ComputePlanRow,
+    Document,
+    EligibilityOutcome,
+    InfoRequest,
+    Program,
+    ProgramStatus,
+    StateChange,
+    Voucher,
+)
+from vouchers.services._steps import invalid, locked, require, step, to_recommended
+
+MAX_DOCUMENT_BYTES = 20 * 1024 * 1024
+# Floods: documents per application.
+MAX_DOCUMENTS_PER_APPLICATION = 30
+# Content, not the name, decides the type.
+_MAGIC = {
+    b"%PDF-": "application/pdf",
+    b"\x89PNG\r\n\x1a\n": "image/png",
+    b"\xff\xd8\xff": "image/jpeg",
+}
+
+
+def application_create(*, program: Program, company: Company, actor: User) -> Application:
+    if not company.members.filter(pk=actor.pk).exists():
+        raise DomainError(_("Only members of the company may apply for it."), code="forbidden")
+    now = timezone.now()
+    if (
+        program.status != ProgramStatus.OPEN
+        or (program.opens_at and now < program.opens_at)
+        or (program.closes_at and now > program.closes_at)
+    ):
+        raise DomainError(_("This program is not open for applications."), code="conflict")
+    with transaction.atomic():
+        application = Application.objects.create(
+            city=program.city, program=program, company=company, created_by=actor
+        )
+        StateChange.objects.create(
+            application=application,
+            from_state="",
+            to_state=ApplicationState.DRAFT,
+            actor_label=actor.email,
+        )
+        audit_record(
+            action="application.create", city=program.city, actor=actor, target=application
+        )
+    return application
+
+
+def application_update(
+    *, application: Application, actor: User, values: dict, plan: list[dict] | None = None
+) -> Application:
+    """Save a draft (any subset of fields), or the company's answer to a request."""
+    with transaction.atomic():
+        application = locked(application)
+        if workflow.MEMBER not in workflow.parties(application, actor):
+            raise DomainError(_("Not found."), code="not_found")
+        if application.state not in workflow.EDITABLE:
+            raise DomainError(_("The application can no longer be edited."), code="conflict")
+        for field in (
+            "title",
+            "summary",
+            "model_plans",
+            "requested_amount",
+            "declares_no_related_party",
+            "declares_no_other_subsidy",
+            "declares_true_information",
+        ):
+            if field in values:
+                setattr(application, field, values[field])
+        application.save()
+        if plan is not None:
+            application.compute_plan.all().delete()
+            ComputePlanRow.objects.bulk_create(
+                ComputePlanRow(application=application, **row) for row in plan
+            )
+    return application
+
+
+def sniff_content_type(head: bytes) -> str | None:
+    for magic, content_type in _MAGIC.items():
+        if head.startswith(magic):
+            return content_type
+    return None
+
+
+def document_add(*, application: Application, actor: User, doc_type: str, upload) -> Document:
+    """Attach a PDF, PNG or JPEG (judged by content) of at most 20 MB."""
+    if upload.size > MAX_DOCUMENT_BYTES:
+        raise invalid("file", _("A document may be at most 20 MB."))
+    head = upload.read(16)
+    upload.seek(0)
+    content_type = sniff_content_type(head)
+    if content_type is None:
+        raise invalid(
+            "file", _("Only PDF, PNG and JPEG files are accepted (judged by their content).")
+        )
+    doc_type = (doc_type or "").strip()[:60]
+    if not doc_type:
+        raise invalid("doc_type", _("Choose the document type."))
+    with transaction.atomic():
+        application = locked(application)
+        if workflow.MEMBER not in workflow.parties(application, actor):
+            raise DomainError(_("Not found."), code="not_found")
+        if application.state not in workflow.EDITABLE:
+            raise DomainError(_("Documents can no longer be added."), code="conflict")
+        if application.documents.count() >= MAX_DOCUMENTS_PER_APPLICATION:
+            raise invalid(
+                "file",
+                _("An application takes at most %(n)s documents.")
+                % {"n": MAX_DOCUMENTS_PER_APPLICATION},
+            )
+        document = Document.objects.create(
+            application=application,
+            doc_type=doc_type,
+            file=upload,
+            original_name=str(upload.name)[:200],
+            content_type=content_type,
+            size=upload.size,
+            uploaded_by=actor,
+        )
+        audit_record(
+            action="document.add",
+            city=application.city,
+            actor=actor,
+            target=document,
+            data={
+                "application": application.pk,
+                "doc_type": doc_type,
+                "content_type": content_type,
+                "size": document.size,
+            },
+        )
+    return document
+
+
+def application_submit(*, application: Application, actor: User) -> Application:
+    with transaction.atomic():
+        application = locked(application)
+        require(application, actor, "submit")
+        problems = workflow.application_problems(application)
+        if problems:
+            raise DomainError(_("The application is not complete yet."), fields=problems)
+        outcomes = eligibility.evaluate(application)
+        application.eligibility_outcomes.all().delete()
+        EligibilityOutcome.objects.bulk_create(
+            EligibilityOutcome(application=application, **o.__dict__) for o in outcomes
+        )
+        application.eligibility = eligibility.summary(outcomes)
+        application.submitted_at = timezone.now()
+        failed = application.eligibility == eligibility.FAIL
+        if failed and application.program.hard_fail_rejects:
+            reasons = "; ".join(o.message_en for o in outcomes if o.outcome == eligibility.FAIL)
+            application.decision_reason = reasons
+            return step(
+                application,
+                action="submit",
+                actor=actor,
+                target=ApplicationState.NOT_RECOMMENDED,
+                note=reasons,
+                notify="not_recommended",
+            )
+        return step(
+            application,
+            action="submit",
+            actor=actor,
+            target=ApplicationState.SUBMITTED,
+            notify="submitted",
+        )
+
+
+def application_withdraw(*, application: Application, actor: User) -> Application:
+    with transaction.atomic():
+        application = locked(application)
+        require(application, actor, "withdraw")
+        return step(application, action="withdraw", actor=actor, target=ApplicationState.WITHDRAWN)
+
+
+def application_start_screening(*, application: Application, actor: User) -> Application:
+    with transaction.atomic():
+        application = locked(application)
+        require(application, actor, "start_screening")
+        return step(
+            application, action="start_screening", actor=actor, target=ApplicationState.SCREENING
+        )
+
+
+def application_pass_screening(
+    *, application: Application, actor: User, note: str = ""
+) -> Application:
+    with transaction.atomic():
+        application = locked(application)
+        require(application, actor, "pass_screening")
+        if application.program.reviews_required > 0:
+            return step(
+                application,
+                action="pass_screening",
+                actor=actor,
+                target=ApplicationState.IN_REVIEW,
+                note=note,
+            )
+        return to_recommended(application, action="pass_screening", actor=actor, note=note)
+
+
+def application_fail_screening(
+    *, application: Application, actor: User, reason: str
+) -> Application:
+    reason = (reason or "").strip()
+    if not reason:
+        raise invalid("reason", _("Give a reason."))
+    with transaction.atomic():
+        application = locked(application)
+        require(application, actor, "fail_screening")
+        application.decision_reason = reason
+        return step(
+            application,
+            action="fail_screening",
+            actor=actor,
+            target=ApplicationState.NOT_RECOMMENDED,
+            note=reason,
+            notify="not_recommended",
+        )
+
+
+def application_request_info(
+    *, application: Application, actor: User, question: str
+) -> InfoRequest:
+    question = (question or "").strip()
+    if not question:
+        raise invalid("question", _("Write what you need to know."))
+    with transaction.atomic():
+        application = locked(application)
+        require(application, actor, "request_info")
+        request = InfoRequest.objects.create(
+            application=application, asked_by=actor, question=question
+        )
+        application.resume_state = application.state
+        step(
+            application,
+            action="request_info",
+            actor=actor,
+            target=ApplicationState.INFO_REQUESTED,
+            note=question,
+            notify="info_requested",
+        )
+    return request
+
+
+def application_answer_info(*, application: Application, actor: User, answer: str) -> Application:
+    answer = (answer or "").strip()
+    if not answer:
+        raise invalid("answer", _("Write your answer."))
+    with transaction.atomic():
+        application = locked(application)
+        require(application, actor, "answer_info")
+        request = application.info_requests.filter(answered_at__isnull=True).last()
+        if request is not None:
+            request.answer, request.answered_at = answer, timezone.now()
+            request.save(update_fields=["answer", "answered_at"])
+        target = application.resume_state or ApplicationState.SCREENING
+        application.resume_state = ""
+        return step(application, action="answer_info", actor=actor, target=target, note=answer)
+
+
+def _check_company_yearly_cap(application: Application, amount: Decimal) -> None:
+    """The program's yearly cap per company, over this city's vouchers to the company
+    this year (the eligibility rule's measure), enforced again at approval: the amount
+    may differ from the request and other awards may have come since submission. The
+    company row is locked first, so two approvals for one company in different programs
+    (whose program locks do not meet) are decided one after the other."""
+    cap = application.program.company_yearly_cap
+    if cap is None:
+        return
+    Company.objects.select_for_update().filter(pk=application.company_id).first()
+    awarded = Voucher.objects.filter(
+        city_id=application.city_id,
+        company_id=application.company_id,
+        issued_at__year=timezone.localdate().year,
+    ).aggregate(total=Sum("face_value"))["total"] or Decimal("0")
+    if awarded + amount > cap:
+        raise invalid(
+            "amount",
+            _(
+                "The company has ¥%(awarded)s from this city this year; with this award it "
+                "would exceed the yearly cap of ¥%(cap)s."
+            )
+            % {"awarded": f"{awarded:,.2f}", "cap": f"{cap:,.2f}"},
+        )
+
+
+@retry_on_deadlock()
+def application_approve(*, application: Application, actor: User, amount: Decimal):
+    """Approve and issue the voucher, in one transaction: the program row is locked by
+    `voucher_issue`, so concurrent approvals can never exceed the budget."""
+    with transaction.atomic():
+        application = locked(application)
+        require(application, actor, "approve")
+        if application.reviews.filter(reviewer=actor).exists():
+            raise DomainError(
+                _("You reviewed this application; another approver must decide."), code="forbidden"
+            )
+        program = application.program
+        blocked = workflow.notice_blocks(application)
+        if blocked:
+            raise DomainError(blocked, code="conflict")
+        amount = Decimal(amount).quantize(Decimal("0.01"))
+        if not program.award_min <= amount <= program.award_max:
+            raise invalid(
+                "amount",
+                _("Award between ¥%(low)s and ¥%(high)s.")
+                % {"low": f"{program.award_min:,.2f}", "high": f"{program.award_max:,.2f}"},
+            )
+        _check_company_yearly_cap(application, amount)
+        voucher = voucher_issue(
+            program=program,
+            company=application.company,
+            amount=amount,
+            actor=actor,
+            memo=f"application {application.pk}",
+        )
+        voucher.application = application
+        voucher.save(update_fields=["application"])
+        application.awarded_amount, application.decided_at = amount, timezone.now()
+        step(
+            application,
+            action="approve",
+            actor=actor,
+            target=ApplicationState.APPROVED,
+            note=voucher.code,
+            notify="approved",
+        )
+    return voucher
+
+
+@retry_on_deadlock()
+def application_reject(*, application: Application, actor: User, reason: str) -> Application:
+    reason = (reason or "").strip()
+    if not reason:
+        raise invalid("reason", _("Give a reason."))
+    with transaction.atomic():
+        application = locked(application)
+        require(application, actor, "reject")
+        application.decision_reason, application.decided_at = reason, timezone.now()
+        return step(
+            application,
+            action="reject",
+            actor=actor,
+            target=ApplicationState.REJECTED,
+            note=reason,
+            notify="rejected",
+        )

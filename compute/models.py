@@ -513,17 +513,3 @@ class SettlementLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.record_id} {self.covered_amount}"
-
-
-class ReminderSent(models.Model):
-    """A reminder that went out, so the daily job never sends the same one twice."""
-
-    kind = models.CharField(max_length=40)
-    key = models.CharField(max_length=100)
-    sent_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["kind", "key"], name="reminder_once")]
-
-    def __str__(self) -> str:
-        return f"{self.kind}:{self.key}"

@@ -66,25 +66,11 @@ def feed_sync_all() -> int:
     return len(ids)
 
 
-@shared_task(acks_late=True, time_limit=1800, soft_time_limit=1700)
-def vouchers_expire_due_task() -> int:
-    from compute.jobs import vouchers_expire_due
-
-    return len(vouchers_expire_due())
-
-
 @shared_task(acks_late=True, time_limit=3600, soft_time_limit=3500)
 def ledger_reconcile_task() -> int:
     from compute.jobs import ledger_reconcile
 
     return len(ledger_reconcile())
-
-
-@shared_task(acks_late=True, time_limit=1800, soft_time_limit=1700)
-def reminders_send_task() -> int:
-    from compute.jobs import reminders_send
-
-    return reminders_send()
 
 
 @shared_task(acks_late=True, time_limit=3600, soft_time_limit=3500)

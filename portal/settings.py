@@ -263,7 +263,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(minute="*"),
     },
     "expire-vouchers": {
-        "task": "compute.tasks.vouchers_expire_due_task",
+        "task": "vouchers.tasks.vouchers_expire_due_task",
         "schedule": crontab(hour=0, minute=5),
     },
     "reconcile-ledger-nightly": {
@@ -275,7 +275,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(day_of_month=1, hour=3, minute=0),
     },
     "send-reminders": {
-        "task": "compute.tasks.reminders_send_task",
+        "task": "vouchers.tasks.reminders_send_task",
         "schedule": crontab(hour=9, minute=0),
     },
 }

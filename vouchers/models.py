@@ -570,3 +570,19 @@ class StateChange(models.Model):
     @property
     def to_state_label(self) -> str:
         return ApplicationState(self.to_state).label
+
+
+class ReminderSent(models.Model):
+    """A reminder that went out, so the daily job never sends the same one twice
+    (vouchers.jobs: a voucher 80% used or ending soon, a review waiting)."""
+
+    kind = models.CharField(max_length=40)
+    key = models.CharField(max_length=100)
+    sent_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        # Not "reminder_once": compute's table kept that name until migration compute 0014.
+        constraints = [models.UniqueConstraint(fields=["kind", "key"], name="reminder_sent_once")]
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.key}"

@@ -1,5 +1,6 @@
-"""Notifications of the application workflow, sent by Celery after the change commits,
-each in the recipient's language."""
+"""Celery tasks of the vouchers app: the application workflow's notifications, sent after
+the change commits, each in the recipient's language; and the periodic jobs of
+vouchers/jobs.py (expiry, reminders), which beat starts."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 
 from portal.models import User
+from vouchers.jobs import reminders_send, vouchers_expire_due
 from vouchers.models import (
     Application,
     ApplicationState,
@@ -158,3 +160,15 @@ def _invitation_mail(invitation: CompanyInvitation) -> None:
         settings.DEFAULT_FROM_EMAIL,
         [invitation.email],
     )
+
+
+@shared_task(acks_late=True, time_limit=1800, soft_time_limit=1700)
+def vouchers_expire_due_task() -> int:
+    """Beat, at 00:05: vouchers past their validity and grace days expire."""
+    return len(vouchers_expire_due())
+
+
+@shared_task(acks_late=True, time_limit=1800, soft_time_limit=1700)
+def reminders_send_task() -> int:
+    """Beat, at 09:00: reminders about vouchers and waiting reviews, once each."""
+    return reminders_send()

@@ -9,8 +9,9 @@ from zoneinfo import ZoneInfo
 import time_machine
 from django.core import mail
 
-from compute.jobs import ledger_reconcile, reminders_send, vouchers_expire_due
+from compute.jobs import ledger_reconcile
 from compute.models import Discrepancy
+from vouchers.jobs import reminders_send, vouchers_expire_due
 from vouchers.models import EntryKind, Program, Voucher
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

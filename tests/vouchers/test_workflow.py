@@ -524,7 +524,7 @@ def test_program_validation(shanghai):
 
 
 def test_reviewers_are_reminded_once_after_five_days(sz_program, shenzhen, startup_user):
-    from compute.jobs import reminders_send
+    from vouchers.jobs import reminders_send
     from vouchers.models import Review
 
     company = services.company_create(

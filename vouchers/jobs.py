@@ -1,0 +1,135 @@
+"""Periodic jobs of the vouchers app: voucher expiry and reminders (to companies about
+their vouchers, to reviewers about reviews waiting).
+
+Each is a plain function the Celery beat task calls (vouchers/tasks.py); each is safe to
+run twice (expiry skips ended vouchers, a reminder is sent once per voucher or review and
+kind).
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone, translation
+from django.utils.translation import gettext_lazy as _
+
+from vouchers.ledger import voucher_expire
+from vouchers.models import ApplicationState, ReminderSent, Review, Voucher, VoucherStatus
+
+
+def vouchers_expire_due(*, today: date | None = None) -> list[str]:
+    """Expire vouchers whose validity and grace days are over (Asia/Shanghai dates):
+    a voucher valid until 31 Oct with 30 grace days can be charged through 30 Nov and
+    expires on 1 Dec. The remainder returns to the program through an `expire` entry."""
+    today = today or timezone.localdate()
+    # Grace days are the program's; the validity date prefilters in the database.
+    candidates = (
+        Voucher.objects.filter(
+            status__in=[VoucherStatus.ACTIVE, VoucherStatus.EXHAUSTED, VoucherStatus.SUSPENDED],
+            valid_until__lt=today,
+        )
+        .select_related("program")
+        .order_by("pk")
+    )
+    due = [v for v in candidates if v.valid_until + timedelta(days=v.program.grace_days) < today]
+    expired = []
+    for voucher in due:
+        voucher_expire(voucher=voucher)
+        expired.append(voucher.code)
+    return expired
+
+
+def _remind_once(kind: str, key: str) -> bool:
+    try:
+        with transaction.atomic():
+            ReminderSent.objects.create(kind=kind, key=key)
+    except IntegrityError:
+        return False
+    return True
+
+
+def _mail_company(voucher: Voucher, subject: str, body: str) -> int:
+    sent = 0
+    for user in voucher.company.members.filter(is_active=True):
+        with translation.override(user.preferred_language):
+            send_mail(
+                str(subject) % {"code": voucher.code},
+                str(body)
+                % {
+                    "code": voucher.code,
+                    "balance": f"{voucher.balance:,.2f}",
+                    "until": voucher.valid_until.isoformat(),
+                },
+                settings.DEFAULT_FROM_EMAIL,
+                [user.email],
+            )
+        sent += 1
+    return sent
+
+
+def reminders_send(*, today: date | None = None) -> int:
+    """Tell companies when a voucher is 80% used, and when it ends within 30 days, and
+    reviewers when a review has waited more than five days. Each reminder goes out once
+    per voucher or review (`ReminderSent`)."""
+    today = today or timezone.localdate()
+    sent = 0
+    live = Voucher.objects.filter(status=VoucherStatus.ACTIVE).select_related("company")
+    for voucher in live.filter(balance__lte=F("face_value") * Decimal("0.2")):
+        if _remind_once("voucher_80_percent", voucher.code):
+            sent += _mail_company(
+                voucher,
+                _("[Suanli] Voucher %(code)s is 80%% used"),
+                _(
+                    "Your voucher %(code)s has ¥%(balance)s left, less than a fifth of "
+                    "its value. It is valid until %(until)s."
+                ),
+            )
+    for voucher in live.filter(
+        Q(valid_until__lte=today + timedelta(days=30)) & Q(valid_until__gte=today)
+    ):
+        if _remind_once("voucher_expiring", voucher.code):
+            sent += _mail_company(
+                voucher,
+                _("[Suanli] Voucher %(code)s ends soon"),
+                _(
+                    "Your voucher %(code)s is valid until %(until)s and has ¥%(balance)s "
+                    "left. Usage after that date (plus the program's grace days) is not "
+                    "covered."
+                ),
+            )
+    sent += _remind_reviewers()
+    return sent
+
+
+def _remind_reviewers() -> int:
+    """Reviews assigned more than five days ago and still not in."""
+    cutoff = timezone.now() - timedelta(days=5)
+    pending = (
+        Review.objects.filter(
+            assigned_at__lt=cutoff,
+            submitted_at__isnull=True,
+            application__state=ApplicationState.IN_REVIEW,
+        )
+        .exclude(conflict=True)
+        .select_related("reviewer", "application")
+    )
+    sent = 0
+    for review in pending:
+        if not _remind_once("review_pending", str(review.pk)):
+            continue
+        with translation.override(review.reviewer.preferred_language):
+            send_mail(
+                str(_("[Suanli] A review is waiting: %(title)s"))
+                % {"title": review.application.title},
+                str(_("Application %(id)s has waited for your review since %(since)s."))
+                % {"id": review.application_id, "since": review.assigned_at.date().isoformat()},
+                settings.DEFAULT_FROM_EMAIL,
+                [review.reviewer.email],
+            )
+        sent += 1
+    return sent

@@ -30,3 +30,19 @@ def race(*steps: Callable[[], object]) -> list[BaseException | object]:
     for thread in threads:
         thread.join(timeout=120)
     return outcomes
+
+
+def outcome_codes(outcomes: list[BaseException | object]) -> list[str]:
+    """`race`'s outcomes as sorted words to compare with a list: "done" for a step that
+    returned, a DomainError's code, and type and message of anything else raised (which
+    no expected list names, so the test fails saying what happened)."""
+    from portal.errors import DomainError
+
+    def word(outcome: BaseException | object) -> str:
+        if isinstance(outcome, DomainError):
+            return outcome.code
+        if isinstance(outcome, BaseException):
+            return f"{type(outcome).__name__}: {outcome}"
+        return "done"
+
+    return sorted(word(o) for o in outcomes)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from datetime import timedelta
 from decimal import Decimal
 
@@ -14,6 +13,7 @@ from django.utils import timezone
 from compute.models import BatchStatus, UsageBatch, UsageRecord
 from compute.tasks import usage_batches_sweep
 from tests.compute.conftest import record
+from tests.concurrency import outcome_codes, race
 from tests.integration import celery_worker, wait_for
 from vouchers.ledger import ledger_verify, voucher_issue
 from vouchers.models import EntryKind, LedgerEntry, Voucher
@@ -49,10 +49,9 @@ def test_overlapping_batches_from_many_threads_never_overspend(ledger_world, liv
         vouchers.append(v)
     headers = {"Authorization": f"Bearer {w.key}"}
     batch_ids: list[int] = []
-    errors: list[Exception] = []
 
-    def push(thread: int):
-        try:
+    def pusher(thread: int):
+        def push():
             with httpx.Client(base_url=live_server.url, headers=headers, timeout=30) as client:
                 for b in range(3):
                     # Records 0..59 are shared by every thread (duplicates of each other);
@@ -69,16 +68,11 @@ def test_overlapping_batches_from_many_threads_never_overspend(ledger_world, liv
                     response = client.post("/api/v1/usage/batches", json={"records": records})
                     assert response.status_code == 202, response.text
                     batch_ids.append(response.json()["id"])
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
+
+        return push
 
     with celery_worker(concurrency=2):
-        threads = [threading.Thread(target=push, args=(t,)) for t in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert errors == []
+        assert outcome_codes(race(*(pusher(t) for t in range(4)))) == ["done"] * 4
         with httpx.Client(base_url=live_server.url, headers=headers, timeout=30) as client:
             wait_for(_done(client, batch_ids), timeout=90)
             results = [

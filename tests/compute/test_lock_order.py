@@ -131,12 +131,16 @@ def test_a_service_that_meets_a_deadlock_is_run_again(shanghai):
 
     assert service() == "done" and len(calls) == 3
 
+    # Any other error goes straight to the caller, once.
     @retry_on_deadlock()
     def refused():
+        calls.append(1)
         raise DomainError("no", code="conflict")
 
-    with pytest.raises(DomainError):
+    calls.clear()
+    with pytest.raises(DomainError) as err:
         refused()
+    assert (err.value.code, len(calls)) == ("conflict", 1)
 
 
 def test_revoking_a_staff_role_is_audited_and_keeps_the_lock_order(shanghai):

@@ -18,6 +18,7 @@ from compute.settlements import (
 from compute.statements import statement_csv, statement_pdf
 from portal.errors import DomainError
 from tests.compute.conftest import record
+from tests.concurrency import outcome_codes, race
 from vouchers.models import EntryKind, LedgerEntry
 
 pytestmark = pytest.mark.usefixtures("eager_tasks")
@@ -67,8 +68,9 @@ def test_a_void_after_issue_becomes_next_months_adjustment(november, shanghai):
     s = settlement_build(city=shanghai.city, data_center=w.dc, period=NOV)
     settlement_issue(settlement=s, actor=shanghai.manager)
     w.api.post("/api/v1/usage/records/dc-2026-11-000002/void", {"reason": "重复"}, format="json")
-    with pytest.raises(DomainError):
+    with pytest.raises(DomainError) as err:
         settlement_build(city=shanghai.city, data_center=w.dc, period=NOV)  # issued: frozen
+    assert err.value.code == "conflict"
     s.refresh_from_db()
     assert (s.records, s.covered_total) == (5, Decimal("153.00"))
     dec = settlement_build(city=shanghai.city, data_center=w.dc, period=DEC)
@@ -94,22 +96,29 @@ def test_a_void_before_issue_drops_out_on_rebuild(november, shanghai):
 def test_the_state_machine_and_roles(november, shanghai, shenzhen):
     w = november
     s = settlement_build(city=shanghai.city, data_center=w.dc, period=NOV)
-    with pytest.raises(DomainError):
-        settlement_confirm(settlement=s, data_center=w.dc)  # not issued yet
-    with pytest.raises(DomainError):
-        settlement_issue(settlement=s, actor=shanghai.reviewer)
-    with pytest.raises(DomainError):
-        settlement_issue(settlement=s, actor=shenzhen.manager)
+
+    def refused(step, code: str, status: str, **kwargs) -> DomainError:
+        with pytest.raises(DomainError) as err:
+            step(settlement=s, **kwargs)
+        assert err.value.code == code, (step.__name__, kwargs, err.value.message)
+        assert Settlement.objects.get(pk=s.pk).status == status
+        return err.value
+
+    refused(settlement_confirm, "conflict", "draft", data_center=w.dc)  # not issued yet
+    refused(settlement_issue, "forbidden", "draft", actor=shanghai.reviewer)
+    refused(settlement_issue, "forbidden", "draft", actor=shenzhen.manager)
     s = settlement_issue(settlement=s, actor=shanghai.manager)
-    with pytest.raises(DomainError):
-        settlement_issue(settlement=s, actor=shanghai.manager)
-    with pytest.raises(DomainError):
-        settlement_mark_paid(settlement=s, actor=shanghai.manager, payment_ref="X")  # not confirmed
-    with pytest.raises(DomainError):
-        settlement_confirm(settlement=s, data_center=w.other_dc)
+    refused(settlement_issue, "conflict", "issued", actor=shanghai.manager)
+    refused(settlement_mark_paid, "conflict", "issued", actor=shanghai.manager, payment_ref="X")
+    refused(settlement_confirm, "not_found", "issued", data_center=w.other_dc)
     s = settlement_confirm(settlement=s, data_center=w.dc)
-    with pytest.raises(DomainError):
-        settlement_mark_paid(settlement=s, actor=shanghai.manager, payment_ref=" ")
+    refused(
+        settlement_mark_paid, "forbidden", "confirmed", actor=shanghai.reviewer, payment_ref="X"
+    )
+    error = refused(
+        settlement_mark_paid, "invalid", "confirmed", actor=shanghai.manager, payment_ref=" "
+    )
+    assert list(error.fields) == ["payment_ref"]
     s = settlement_mark_paid(settlement=s, actor=shanghai.manager, payment_ref="BANK-2026-12-01")
     assert s.status == "paid"
 
@@ -214,8 +223,10 @@ def test_only_operators_confirm_for_their_data_center(november, shanghai, operat
         settlement=settlement_build(city=shanghai.city, data_center=w.dc, period=NOV),
         actor=shanghai.manager,
     )
-    with pytest.raises(DomainError):
+    with pytest.raises(DomainError) as err:
         settlement_confirm(settlement=s, data_center=w.dc, actor=shanghai.manager)
+    assert err.value.code == "forbidden"
+    assert Settlement.objects.get(pk=s.pk).status == "issued"
     assert settlement_confirm(settlement=s, data_center=w.dc, actor=operator).status == "confirmed"
 
 
@@ -407,42 +418,18 @@ def test_each_step_is_audited_with_who_took_it(november, shanghai, operator):
 
 @pytest.mark.django_db(transaction=True)
 def test_races_issue_once_and_bill_a_late_record_once(november, shanghai):
-    import threading
-
-    from django.db import connection
-
-    def race(*steps) -> list[str]:
-        barrier, outcomes = threading.Barrier(len(steps)), []
-
-        def run(step):
-            try:
-                barrier.wait()
-                step()
-                outcomes.append("done")
-            except DomainError as error:
-                outcomes.append(error.code)
-            finally:
-                connection.close()
-
-        threads = [threading.Thread(target=run, args=(step,)) for step in steps]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        return sorted(outcomes)
-
     w = november
     s = settlement_build(city=shanghai.city, data_center=w.dc, period=NOV)
 
     def issue():
         settlement_issue(settlement=Settlement.objects.get(pk=s.pk), actor=shanghai.manager)
 
-    assert race(issue, issue) == ["conflict", "done"]
+    assert outcome_codes(race(issue, issue)) == ["conflict", "done"]
     w.api.post("/api/v1/usage/batches", {"records": [record(7, w.voucher.code)]}, format="json")
     late = UsageRecord.objects.get(record_id="dc-2026-11-000007")
 
     def build(period):
         return lambda: settlement_build(city=shanghai.city, data_center=w.dc, period=period)
 
-    assert race(build(DEC), build(date(2027, 1, 1))) == ["done", "done"]
+    assert outcome_codes(race(build(DEC), build(date(2027, 1, 1)))) == ["done", "done"]
     assert late.settlement_lines.count() == 1

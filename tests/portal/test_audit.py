@@ -1,5 +1,4 @@
 import itertools
-import threading
 
 import pytest
 from django.core.management import call_command
@@ -8,6 +7,7 @@ from django.db import DatabaseError, connection, transaction
 
 from portal.audit import GENESIS, audit_chain_verify, audit_record
 from portal.models import AuditEvent
+from tests.concurrency import outcome_codes, race
 
 
 def _tamper(sql: str, params: list) -> None:
@@ -98,23 +98,15 @@ def test_concurrent_writers_keep_one_unbroken_chain():
     from tests.factories import CityFactory
 
     city = CityFactory(slug="chain", code="CH")
-    errors = []
 
-    def write(n):
-        try:
+    def writer(n):
+        def write():
             for i in range(10):
                 audit_record(action=f"t{n}.{i}", city=city)
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
 
-    threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+        return write
+
+    assert outcome_codes(race(*(writer(n) for n in range(4)))) == ["done"] * 4
     assert sorted(AuditEvent.objects.filter(city=city).values_list("seq", flat=True)) == list(
         range(1, 41)
     )

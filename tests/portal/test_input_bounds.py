@@ -152,6 +152,7 @@ def test_eligibility_parameters_are_bounded(shanghai, rules, accepted):
         return
     with pytest.raises(DomainError) as refused:
         services.program_save(city=shanghai.city, actor=shanghai.manager, values=values)
+    assert refused.value.code == "invalid"
     assert "eligibility_rules" in refused.value.fields
     assert not Program.objects.filter(slug="bounded").exists()
 
@@ -237,7 +238,8 @@ def test_an_application_takes_a_bounded_number_of_documents(
             doc_type="other",
             upload=SimpleUploadedFile("b.pdf", PDF),
         )
-    assert "file" in refused.value.fields
+    assert refused.value.code == "invalid"
+    assert list(refused.value.fields) == ["file"]
     assert Document.objects.filter(application=app).count() == 3
 
 

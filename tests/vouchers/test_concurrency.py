@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import threading
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 
-from portal.errors import DomainError
+from tests.concurrency import outcome_codes, race
 from tests.conftest import _city_world
 from tests.factories import UserFactory
 from tests.vouchers.conftest import complete_draft, program_values
@@ -18,25 +16,7 @@ from vouchers.models import Application, LedgerEntry, Program, Voucher
 
 
 def _race(*steps) -> list[str]:
-    barrier = threading.Barrier(len(steps))
-    outcomes: list[str] = []
-
-    def run(step):
-        try:
-            barrier.wait()
-            step()
-            outcomes.append("done")
-        except DomainError as error:
-            outcomes.append(error.code)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(s,)) for s in steps]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return sorted(outcomes)
+    return outcome_codes(race(*steps))
 
 
 @pytest.mark.django_db(transaction=True)

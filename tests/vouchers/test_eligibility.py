@@ -109,6 +109,7 @@ def test_unknown_rules_are_refused_when_saving_a_program(shanghai):
             actor=shanghai.manager,
             values=program_values(eligibility_rules=[{"type": "astrology"}]),
         )
+    assert err.value.code == "invalid"
     assert "eligibility_rules" in err.value.fields
 
 
@@ -154,6 +155,7 @@ def test_rule_parameters_are_checked_when_saving_a_program(shanghai, rule):
             actor=shanghai.manager,
             values=program_values(eligibility_rules=[rule]),
         )
+    assert err.value.code == "invalid"
     assert "eligibility_rules" in err.value.fields
 
 

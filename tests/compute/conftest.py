@@ -14,32 +14,9 @@ from rest_framework.test import APIClient
 from compute.models import DataCenter, Redemption, RedemptionStatus, Registration
 from compute.services import api_key_issue
 from tests.factories import DataCenterFactory, UserFactory
+from tests.vouchers.conftest import make_company, make_program
 from vouchers.ledger import voucher_issue
-from vouchers.models import Company, CompanyMember, Program, Voucher
-
-
-def make_program(city, **overrides) -> Program:
-    fields = {
-        "slug": "compute-2026",
-        "name_zh": "算力券",
-        "name_en": "Computing vouchers",
-        "status": "open",
-        "budget": Decimal("10000000.00"),
-        "award_min": Decimal("100000.00"),
-        "award_max": Decimal("2000000.00"),
-        "rate_domestic": Decimal("0.30"),
-        "rate_other": Decimal("0.20"),
-        "validity_months": 12,
-        "grace_days": 30,
-    }
-    fields.update(overrides)
-    return Program.objects.create(city=city, **fields)
-
-
-def make_company(user, *, name="深度河流科技有限公司", code="91310000MA1FL8TQ2X") -> Company:
-    company = Company.objects.create(legal_name=name, credit_code=code)
-    CompanyMember.objects.create(company=company, user=user, is_owner=True)
-    return company
+from vouchers.models import Company, Program, Voucher
 
 
 def api_client(raw_key: str) -> APIClient:

@@ -1,5 +1,7 @@
 """Fixtures of the workflow tests: Shanghai runs a screening-only program without
-public notice; Shenzhen needs two reviews and five days of public notice."""
+public notice; Shenzhen needs two reviews and five days of public notice. The ledger's
+tests (and compute's) make programs and companies straight in the database instead
+(`make_program`, `make_company`)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from tests.factories import UserFactory
 from vouchers import services
 from vouchers.credit_code import credit_code_generate
-from vouchers.models import Program
+from vouchers.models import Company, CompanyMember, Program
 
 PDF = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
@@ -21,6 +23,30 @@ RUBRIC = [
     {"name": "team", "weight": 1, "max": 10},
     {"name": "plan", "weight": 2, "max": 10},
 ]
+
+
+def make_program(city, **overrides) -> Program:
+    fields = {
+        "slug": "compute-2026",
+        "name_zh": "算力券",
+        "name_en": "Computing vouchers",
+        "status": "open",
+        "budget": Decimal("10000000.00"),
+        "award_min": Decimal("100000.00"),
+        "award_max": Decimal("2000000.00"),
+        "rate_domestic": Decimal("0.30"),
+        "rate_other": Decimal("0.20"),
+        "validity_months": 12,
+        "grace_days": 30,
+    }
+    fields.update(overrides)
+    return Program.objects.create(city=city, **fields)
+
+
+def make_company(user, *, name="深度河流科技有限公司", code="91310000MA1FL8TQ2X") -> Company:
+    company = Company.objects.create(legal_name=name, credit_code=code)
+    CompanyMember.objects.create(company=company, user=user, is_owner=True)
+    return company
 
 
 def program_values(**overrides) -> dict:

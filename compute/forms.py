@@ -6,6 +6,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from compute.models import DataCenter, RegistrationStatus
+from vouchers.models import VoucherStatus
 
 
 class RedemptionRequestForm(forms.Form):
@@ -65,12 +66,5 @@ class VoucherSearchForm(forms.Form):
     status = forms.ChoiceField(
         label=_("Status"),
         required=False,
-        choices=[
-            ("", _("All")),
-            ("active", _("Active")),
-            ("suspended", _("Suspended")),
-            ("expired", _("Expired")),
-            ("exhausted", _("Exhausted")),
-            ("revoked", _("Revoked")),
-        ],
+        choices=[("", _("All")), *VoucherStatus.choices],
     )

@@ -1,17 +1,38 @@
-"""Reads for the portal's screens. Each tenant read takes the city it is scoped to."""
+"""Reads for the portal's screens, and the naming every app's selectors keep.
+
+A selector is `<noun>_list` (a queryset) or `<noun>_get` (one object). Each takes what it
+is scoped to as a keyword (the city, the user, the data center, the parent object), so
+another tenant's objects are simply not there; `_get` raises `Http404` for "missing" and
+"not yours" alike. A noun read under more than one scope takes exactly one of them
+(`one_scope`), never none: a forgotten scope is an error, not every tenant's rows.
+"""
 
 from __future__ import annotations
 
 from django.db.models import Q, QuerySet
 
-from portal.models import AuditEvent, City, CityMembership
+from portal.models import AuditEvent, City, CityMembership, User
 
 
-def city_list_active() -> QuerySet[City]:
+def one_scope(**scopes: object) -> str:
+    """The name of the one scope given (not None); a TypeError unless exactly one is."""
+    given = [name for name, value in scopes.items() if value is not None]
+    if len(given) != 1:
+        raise TypeError(f"give exactly one of {', '.join(scopes)}, not {given or 'none'}")
+    return given[0]
+
+
+def city_list() -> QuerySet[City]:
+    """The active cities, for the landing page."""
     return City.objects.filter(is_active=True).order_by("slug")
 
 
-def membership_list(*, city: City) -> QuerySet[CityMembership]:
+def membership_list(
+    *, city: City | None = None, user: User | None = None
+) -> QuerySet[CityMembership]:
+    """The city's staff (for its members page), or the user's roles (for their profile)."""
+    if one_scope(city=city, user=user) == "user":
+        return CityMembership.objects.filter(user=user).select_related("city")
     return (
         CityMembership.objects.filter(city=city)
         .select_related("user")

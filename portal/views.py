@@ -17,7 +17,7 @@ from portal.tenancy import staff_required
 
 
 def landing(request: HttpRequest) -> HttpResponse:
-    return render(request, "portal/landing.html", {"cities": selectors.city_list_active()})
+    return render(request, "portal/landing.html", {"cities": selectors.city_list()})
 
 
 def city_home(request: HttpRequest, city_slug: str) -> HttpResponse:
@@ -63,7 +63,7 @@ def profile(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "portal/profile.html",
-        {"memberships": request.user.memberships.select_related("city")},
+        {"memberships": selectors.membership_list(user=request.user)},
     )
 
 

@@ -17,7 +17,7 @@ from portal.demo import STARTUPS, staff_email
 from portal.models import City, User
 from vouchers import services
 from vouchers.credit_code import credit_code_generate
-from vouchers.models import Application, Company, Program
+from vouchers.models import Application, ApplicationState, Company, Program
 
 RUBRIC = [
     {"name": "技术方案 Technology", "weight": 2, "max": 10},
@@ -222,7 +222,7 @@ def _journey(program: Program, company: Company, user: User, target: str, i: int
         return
     services.application_submit(application=app, actor=user)
     app.refresh_from_db()
-    if target in ("submitted",) or app.state != "submitted":
+    if target in ("submitted",) or app.state != ApplicationState.SUBMITTED:
         return
     if target == "withdrawn":
         services.application_withdraw(application=app, actor=user)
@@ -245,7 +245,7 @@ def _journey(program: Program, company: Company, user: User, target: str, i: int
         return
     services.application_pass_screening(application=app, actor=reviewer)
     app.refresh_from_db()
-    if app.state == "in_review":
+    if app.state == ApplicationState.IN_REVIEW:
         if target == "in_review":
             services.review_assign(application=app, actor=manager, reviewer=reviewer)
             return
@@ -263,7 +263,7 @@ def _journey(program: Program, company: Company, user: User, target: str, i: int
         app.refresh_from_db()
     if target in ("in_notice_or_recommended", "in_review"):
         return
-    if app.state == "in_notice":
+    if app.state == ApplicationState.IN_NOTICE:
         # Demo history: the notice period has passed.
         Application.objects.filter(pk=app.pk).update(notice_ends_at=app.submitted_at)
         app.refresh_from_db()

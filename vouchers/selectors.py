@@ -1,64 +1,103 @@
 """Reads of the vouchers app, scoped so another city's or another company's objects are
-simply not there (a 404 by construction)."""
+simply not there (a 404 by construction). Names and scopes as in `portal.selectors`:
+`<noun>_list` returns a queryset, `<noun>_get` one object or `Http404`."""
 
 from __future__ import annotations
 
 from django.db.models import Avg, Count, F, Prefetch, Q, QuerySet
+from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from portal.models import City, Role, User
+from portal.selectors import one_scope
 from vouchers.models import (
     Application,
     ApplicationState,
     Company,
+    CompanyMember,
+    Document,
+    LedgerEntry,
+    Objection,
     Program,
     ProgramStatus,
     Review,
+    Voucher,
 )
 
+# --- companies ---------------------------------------------------------------------------
 
-def companies_of(*, user: User) -> QuerySet[Company]:
+
+def company_list(*, user: User) -> QuerySet[Company]:
+    """The companies the user is a member of."""
     if not user.is_authenticated:
         return Company.objects.none()
     return Company.objects.filter(members=user)
 
 
-def applications_of(*, user: User) -> QuerySet[Application]:
-    if not user.is_authenticated:
-        return Application.objects.none()
-    return Application.objects.filter(company__members=user).select_related(
-        "program", "company", "city"
-    )
+def company_get(*, user: User, pk: int) -> Company:
+    return get_object_or_404(company_list(user=user), pk=pk)
 
 
-def programs_open(*, city: City) -> QuerySet[Program]:
-    now = timezone.now()
-    return Program.objects.filter(city=city, status=ProgramStatus.OPEN).filter(
-        Q(opens_at__isnull=True) | Q(opens_at__lte=now),
-        Q(closes_at__isnull=True) | Q(closes_at__gte=now),
-    )
+def company_member_list(*, company: Company) -> QuerySet[CompanyMember]:
+    return company.companymember_set.select_related("user")
 
 
-def city_programs(*, city: City) -> QuerySet[Program]:
-    return Program.objects.filter(city=city)
+# --- programs --------------------------------------------------------------------------------
 
 
-def city_applications(*, city: City) -> QuerySet[Application]:
-    """Staff see everything but drafts, which are the company's own until submitted."""
-    return (
-        Application.objects.filter(city=city)
-        .exclude(state=ApplicationState.DRAFT)
-        .select_related("program", "company")
-    )
+def program_list(*, city: City, only_open: bool = False) -> QuerySet[Program]:
+    """The city's programs; `only_open`: those taking applications now (the public list)."""
+    programs = Program.objects.filter(city=city)
+    if only_open:
+        now = timezone.now()
+        programs = programs.filter(
+            Q(opens_at__isnull=True) | Q(opens_at__lte=now),
+            Q(closes_at__isnull=True) | Q(closes_at__gte=now),
+            status=ProgramStatus.OPEN,
+        )
+    return programs
 
 
-def reviewers_of(*, city: City) -> QuerySet[User]:
-    return User.objects.filter(memberships__city=city, memberships__role=Role.REVIEWER).distinct()
+def program_get(*, city: City, slug: str, only_open: bool = False) -> Program:
+    return get_object_or_404(program_list(city=city, only_open=only_open), slug=slug)
 
 
-def application_queue(*, city: City, filters: dict) -> QuerySet[Application]:
+# --- applications ----------------------------------------------------------------------------
+
+
+def application_list(
+    *, user: User | None = None, city: City | None = None, pks: list[int] | None = None
+) -> QuerySet[Application]:
+    """The applications of the user's companies (newest first), or (staff) the city's
+    applications but drafts, which are the company's own until submitted."""
+    if one_scope(user=user, city=city) == "user":
+        if not user.is_authenticated:
+            return Application.objects.none()
+        apps = (
+            Application.objects.filter(company__members=user)
+            .select_related("program", "company", "city")
+            .order_by("-id")
+        )
+    else:
+        apps = (
+            Application.objects.filter(city=city)
+            .exclude(state=ApplicationState.DRAFT)
+            .select_related("program", "company")
+        )
+    if pks is not None:
+        apps = apps.filter(pk__in=pks)
+    return apps
+
+
+def application_get(*, pk: int, user: User | None = None, city: City | None = None) -> Application:
+    return get_object_or_404(application_list(user=user, city=city), pk=pk)
+
+
+def application_queue_list(*, city: City, filters: dict) -> QuerySet[Application]:
+    """The staff queue: the city's applications with their review counts, average scores
+    and assignments, filtered and sorted as the queue's form asks."""
     apps = (
-        city_applications(city=city)
+        application_list(city=city)
         .annotate(
             review_count=Count(
                 "reviews", filter=Q(reviews__submitted_at__isnull=False), distinct=True
@@ -88,7 +127,7 @@ def application_queue(*, city: City, filters: dict) -> QuerySet[Application]:
     return apps.order_by(sort, "-id")
 
 
-def program_ranking(*, program: Program) -> QuerySet[Application]:
+def application_ranking_list(*, program: Program) -> QuerySet[Application]:
     """Applications of a program by their average review score, best first."""
     return (
         Application.objects.filter(program=program)
@@ -102,7 +141,7 @@ def program_ranking(*, program: Program) -> QuerySet[Application]:
     )
 
 
-def notice_list(*, program: Program) -> QuerySet[Application]:
+def application_notice_list(*, program: Program) -> QuerySet[Application]:
     """What the public notice shows: applications whose notice period is running. Once
     it has ended they wait for the approver, out of the public list."""
     return (
@@ -114,3 +153,65 @@ def notice_list(*, program: Program) -> QuerySet[Application]:
         .select_related("company")
         .order_by("notice_ends_at")
     )
+
+
+def compute_plan_row_list(*, application: Application) -> QuerySet:
+    """The application's compute plan as the plan form's initial values."""
+    return application.compute_plan.values(
+        "accelerator", "domestic", "hours", "preferred_data_center"
+    )
+
+
+def document_get(*, application: Application, pk: int) -> Document:
+    return get_object_or_404(application.documents, pk=pk)
+
+
+# --- reviews and objections ------------------------------------------------------------------
+
+
+def reviewer_list(*, city: City) -> QuerySet[User]:
+    return User.objects.filter(memberships__city=city, memberships__role=Role.REVIEWER).distinct()
+
+
+def review_list(*, application: Application) -> QuerySet[Review]:
+    return application.reviews.select_related("reviewer")
+
+
+def objection_list(*, application: Application) -> QuerySet[Objection]:
+    return application.objections.select_related("raised_by")
+
+
+# --- vouchers --------------------------------------------------------------------------------
+
+
+def voucher_list(
+    *, user: User | None = None, city: City | None = None, query: str = "", status: str = ""
+) -> QuerySet[Voucher]:
+    """The vouchers of the user's companies, or (staff) the city's vouchers, optionally
+    searched by code, company name or credit code, and by status."""
+    if one_scope(user=user, city=city) == "user":
+        if not user.is_authenticated:
+            return Voucher.objects.none()
+        vouchers = Voucher.objects.filter(company__members=user).select_related(
+            "city", "program", "company"
+        )
+    else:
+        vouchers = Voucher.objects.filter(city=city).select_related("program", "company")
+    if query:
+        vouchers = vouchers.filter(
+            Q(code__icontains=query)
+            | Q(company__legal_name__icontains=query)
+            | Q(company__credit_code__iexact=query)
+        )
+    if status:
+        vouchers = vouchers.filter(status=status)
+    return vouchers
+
+
+def voucher_get(*, code: str, user: User | None = None, city: City | None = None) -> Voucher:
+    return get_object_or_404(voucher_list(user=user, city=city), code=code)
+
+
+def ledger_entry_list(*, voucher: Voucher) -> QuerySet[LedgerEntry]:
+    """A voucher's history, newest first."""
+    return voucher.entries.order_by("-id")

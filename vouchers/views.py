@@ -12,7 +12,7 @@ from collections.abc import Callable
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
@@ -22,7 +22,7 @@ from portal.forms import apply_domain_error
 from portal.http import page_of, parse_ids, posted_object_or_404
 from portal.models import Role
 from portal.tenancy import has_role, roles_in_city, staff_required
-from vouchers import selectors, services
+from vouchers import selectors, services, workflow
 from vouchers.forms import (
     AmountForm,
     AnswerForm,
@@ -43,7 +43,7 @@ from vouchers.forms import (
     ResolveForm,
     ScoreForm,
 )
-from vouchers.models import Application, Document, Objection
+from vouchers.models import Application, Document
 
 
 def _report(request: HttpRequest, error: DomainError) -> None:
@@ -73,13 +73,16 @@ def programs(request: HttpRequest, city_slug: str) -> HttpResponse:
     return render(
         request,
         "vouchers/programs.html",
-        {"city": request.city, "programs": selectors.programs_open(city=request.city)},
+        {
+            "city": request.city,
+            "programs": selectors.program_list(city=request.city, only_open=True),
+        },
     )
 
 
 def program_detail(request: HttpRequest, city_slug: str, slug: str) -> HttpResponse:
-    program = get_object_or_404(selectors.programs_open(city=request.city), slug=slug)
-    companies = selectors.companies_of(user=request.user)
+    program = selectors.program_get(city=request.city, slug=slug, only_open=True)
+    companies = selectors.company_list(user=request.user)
     if request.method == "POST":
         if not request.user.is_authenticated:
             return redirect(f"/accounts/login/?next={request.path}")
@@ -101,13 +104,13 @@ def program_detail(request: HttpRequest, city_slug: str, slug: str) -> HttpRespo
 
 def notice(request: HttpRequest, city_slug: str, slug: str) -> HttpResponse:
     """The public notice (公示) of a program: recommended applications and objections."""
-    program = get_object_or_404(selectors.city_programs(city=request.city), slug=slug)
+    program = selectors.program_get(city=request.city, slug=slug)
     form = ObjectionForm(request.POST or None)
     if request.method == "POST":
         if not request.user.is_authenticated:
             return redirect(f"/accounts/login/?next={request.path}")
         application = posted_object_or_404(
-            selectors.notice_list(program=program), request.POST.get("application")
+            selectors.application_notice_list(program=program), request.POST.get("application")
         )
         if form.is_valid() and _run(
             request,
@@ -124,7 +127,7 @@ def notice(request: HttpRequest, city_slug: str, slug: str) -> HttpResponse:
         {
             "city": request.city,
             "program": program,
-            "applications": selectors.notice_list(program=program),
+            "applications": selectors.application_notice_list(program=program),
             "form": form,
         },
     )
@@ -147,15 +150,13 @@ def company_home(request: HttpRequest) -> HttpResponse:
         )
     ):
         return redirect("vouchers:company_home")
-    from compute.selectors import vouchers_of_user  # the voucher list lives with the ledger
-
     return render(
         request,
         "vouchers/company_home.html",
         {
-            "companies": selectors.companies_of(user=request.user),
-            "applications": selectors.applications_of(user=request.user).order_by("-id")[:50],
-            "vouchers": vouchers_of_user(user=request.user)[:20],
+            "companies": selectors.company_list(user=request.user),
+            "applications": selectors.application_list(user=request.user)[:50],
+            "vouchers": selectors.voucher_list(user=request.user)[:20],
             "form": form,
         },
     )
@@ -163,7 +164,7 @@ def company_home(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def company_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    company = get_object_or_404(selectors.companies_of(user=request.user), pk=pk)
+    company = selectors.company_get(user=request.user, pk=pk)
     editing = request.method == "POST" and request.POST.get("form") == "profile"
     profile = CompanyProfileForm(
         request.POST if editing else None,
@@ -197,13 +198,14 @@ def company_detail(request: HttpRequest, pk: int) -> HttpResponse:
         )
     ):
         return redirect("vouchers:company", pk=company.pk)
+    members = list(selectors.company_member_list(company=company))
     return render(
         request,
         "vouchers/company_detail.html",
         {
             "company": company,
-            "members": company.companymember_set.select_related("user"),
-            "is_owner": company.companymember_set.filter(user=request.user, is_owner=True).exists(),
+            "members": members,
+            "is_owner": any(m.is_owner and m.user_id == request.user.pk for m in members),
             "form": form,
             "profile": profile,
         },
@@ -223,7 +225,7 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
 
 
 def _my_application(request: HttpRequest, pk: int) -> Application:
-    return get_object_or_404(selectors.applications_of(user=request.user), pk=pk)
+    return selectors.application_get(user=request.user, pk=pk)
 
 
 STEPS = ("project", "plan", "amount", "documents", "review")
@@ -234,17 +236,15 @@ def application(request: HttpRequest, pk: int) -> HttpResponse:
     """The multi-step application form (drafts are saved at every step), and afterwards
     the application's status, timeline and the company's actions."""
     app = _my_application(request, pk)
-    step = request.GET.get("step") or ("project" if app.state in services.EDITABLE else "review")
+    step = request.GET.get("step") or ("project" if app.state in workflow.EDITABLE else "review")
     if step not in STEPS:
         step = "review"
-    editable = app.state in services.EDITABLE
+    editable = app.state in workflow.EDITABLE
     forms: dict = {}
     if step == "project":
         forms["form"] = ProjectForm(request.POST or None, initial=_values(app, ProjectForm))
     elif step == "plan":
-        initial = list(
-            app.compute_plan.values("accelerator", "domestic", "hours", "preferred_data_center")
-        )
+        initial = list(selectors.compute_plan_row_list(application=app))
         forms["formset"] = PlanFormSet(request.POST or None, initial=initial, prefix="plan")
     elif step == "amount":
         forms["form"] = AmountForm(request.POST or None, initial=_values(app, AmountForm))
@@ -265,8 +265,8 @@ def application(request: HttpRequest, pk: int) -> HttpResponse:
             "step": step,
             "steps": STEPS,
             "editable": editable,
-            "problems": services.application_problems(app) if editable else {},
-            "actions": services.application_actions(app, request.user),
+            "problems": workflow.application_problems(app) if editable else {},
+            "actions": workflow.application_actions(app, request.user),
             "answer_form": AnswerForm(),
             **forms,
         },
@@ -355,7 +355,7 @@ def _download(document: Document) -> FileResponse:
 @login_required
 def my_document(request: HttpRequest, pk: int, document_id: int) -> FileResponse:
     app = _my_application(request, pk)
-    return _download(get_object_or_404(app.documents, pk=document_id))
+    return _download(selectors.document_get(application=app, pk=document_id))
 
 
 # --- city staff -------------------------------------------------------------------------
@@ -363,7 +363,7 @@ def my_document(request: HttpRequest, pk: int, document_id: int) -> FileResponse
 
 @staff_required()
 def queue(request: HttpRequest, city_slug: str) -> HttpResponse:
-    reviewers = selectors.reviewers_of(city=request.city)
+    reviewers = selectors.reviewer_list(city=request.city)
     form = QueueForm(request.GET or None, city=request.city, reviewers=reviewers)
     filters = form.cleaned_data if form.is_valid() else {}
     can_assign = has_role(request.user, request.city, Role.PROGRAM_MANAGER)
@@ -373,7 +373,7 @@ def queue(request: HttpRequest, city_slug: str) -> HttpResponse:
         reviewer = posted_object_or_404(reviewers, request.POST.get("reviewer"))
         ids = parse_ids(request.POST.getlist("applications"))
         done = 0
-        for app in selectors.city_applications(city=request.city).filter(pk__in=ids):
+        for app in selectors.application_list(city=request.city, pks=ids):
             try:
                 services.review_assign(application=app, actor=request.user, reviewer=reviewer)
                 done += 1
@@ -388,7 +388,7 @@ def queue(request: HttpRequest, city_slug: str) -> HttpResponse:
             "city": request.city,
             "form": form,
             "page": page_of(
-                request, selectors.application_queue(city=request.city, filters=filters)
+                request, selectors.application_queue_list(city=request.city, filters=filters)
             ),
             "reviewers": reviewers,
             "can_assign": can_assign,
@@ -397,31 +397,31 @@ def queue(request: HttpRequest, city_slug: str) -> HttpResponse:
 
 
 def _city_application(request: HttpRequest, pk: int) -> Application:
-    return get_object_or_404(selectors.city_applications(city=request.city), pk=pk)
+    return selectors.application_get(city=request.city, pk=pk)
 
 
 @staff_required()
 def staff_application(request: HttpRequest, city_slug: str, pk: int) -> HttpResponse:
     app = _city_application(request, pk)
-    own_review = app.reviews.filter(reviewer=request.user).first()
+    reviews = list(selectors.review_list(application=app))
     return render(
         request,
         "vouchers/staff_application.html",
         {
             "city": request.city,
             "app": app,
-            "actions": services.application_actions(app, request.user),
+            "actions": workflow.application_actions(app, request.user),
             "roles": roles_in_city(request.user, request.city),
-            "reviews": app.reviews.select_related("reviewer"),
-            "own_review": own_review,
+            "reviews": reviews,
+            "own_review": next((r for r in reviews if r.reviewer_id == request.user.pk), None),
             "conflict_form": ConflictForm(),
             "score_form": ScoreForm(rubric=app.program.rubric),
-            "assign_form": AssignForm(reviewers=selectors.reviewers_of(city=request.city)),
+            "assign_form": AssignForm(reviewers=selectors.reviewer_list(city=request.city)),
             "approve_form": ApproveForm(initial={"amount": app.requested_amount}),
             "reason_form": ReasonForm(),
             "question_form": QuestionForm(),
             "resolve_form": ResolveForm(),
-            "objections": app.objections.select_related("raised_by"),
+            "objections": selectors.objection_list(application=app),
         },
     )
 
@@ -439,7 +439,7 @@ def staff_action(request: HttpRequest, city_slug: str, pk: int, action: str) -> 
         "reject": ReasonForm(post),
         "request_info": QuestionForm(post),
         "approve": ApproveForm(post),
-        "assign": AssignForm(post, reviewers=selectors.reviewers_of(city=request.city)),
+        "assign": AssignForm(post, reviewers=selectors.reviewer_list(city=request.city)),
         "declare": ConflictForm(post),
         "score": ScoreForm(post, rubric=app.program.rubric),
         "resolve": ResolveForm(post),
@@ -486,7 +486,9 @@ def staff_action(request: HttpRequest, city_slug: str, pk: int, action: str) -> 
             recommend=data["recommend"],
         ),
         "resolve": lambda: services.objection_resolve(
-            objection=posted_object_or_404(Objection, post.get("objection"), application=app),
+            objection=posted_object_or_404(
+                selectors.objection_list(application=app), post.get("objection")
+            ),
             actor=user,
             resolution=data["resolution"],
         ),
@@ -503,7 +505,7 @@ def staff_action(request: HttpRequest, city_slug: str, pk: int, action: str) -> 
 @staff_required()
 def staff_document(request: HttpRequest, city_slug: str, pk: int, document_id: int) -> FileResponse:
     app = _city_application(request, pk)
-    document = get_object_or_404(app.documents, pk=document_id)
+    document = selectors.document_get(application=app, pk=document_id)
     audit_record(
         action="document.download",
         city=request.city,
@@ -522,7 +524,7 @@ def staff_programs(request: HttpRequest, city_slug: str) -> HttpResponse:
         "vouchers/staff_programs.html",
         {
             "city": request.city,
-            "programs": selectors.city_programs(city=request.city),
+            "programs": selectors.program_list(city=request.city),
             "can_edit": has_role(request.user, request.city, Role.PROGRAM_MANAGER),
         },
     )
@@ -532,9 +534,7 @@ def staff_programs(request: HttpRequest, city_slug: str) -> HttpResponse:
 def staff_program_edit(
     request: HttpRequest, city_slug: str, slug: str | None = None
 ) -> HttpResponse:
-    program = (
-        get_object_or_404(selectors.city_programs(city=request.city), slug=slug) if slug else None
-    )
+    program = selectors.program_get(city=request.city, slug=slug) if slug else None
     form = ProgramForm(request.POST or None, instance=program)
     if request.method == "POST" and form.is_valid():
         values = {name: form.cleaned_data[name] for name in form.Meta.fields}
@@ -556,13 +556,13 @@ def staff_program_edit(
 
 @staff_required()
 def staff_ranking(request: HttpRequest, city_slug: str, slug: str) -> HttpResponse:
-    program = get_object_or_404(selectors.city_programs(city=request.city), slug=slug)
+    program = selectors.program_get(city=request.city, slug=slug)
     return render(
         request,
         "vouchers/staff_ranking.html",
         {
             "city": request.city,
             "program": program,
-            "page": page_of(request, selectors.program_ranking(program=program)),
+            "page": page_of(request, selectors.application_ranking_list(program=program)),
         },
     )

@@ -1,7 +1,7 @@
 """The life of a usage batch around its application: putting its task on the broker,
 giving it up when it cannot be applied, retrying it by hand, and the sweeper.
 
-Applying (`compute.usage.usage_batch_apply`) is idempotent, so every path here may
+Applying (`compute.ingest.usage_batch_apply`) is idempotent, so every path here may
 enqueue a batch more than once; what must never happen is a batch that stays pending for
 ever (a poison batch re-queued every few minutes, crowding out the stuck ones) or one
 whose task was lost with nobody noticing (the broker down when the API answered 202).

@@ -221,7 +221,7 @@ class BatchSource(models.TextChoices):
 class UsageBatch(models.Model):
     """A batch of usage records exactly as received, stored before the API answers.
 
-    `body` keeps the request body as sent (`compute.usage.body_records` reads its
+    `body` keeps the request body as sent (`compute.ingest.body_records` reads its
     records); `results_json` is filled by the worker in one write, in the order sent.
     `idempotency_key` + `body_hash` (SHA-256 of the bytes) implement docs/api.md's header.
     """
@@ -297,7 +297,7 @@ class UsageRecord(models.Model):
     # Hot path: every index costs on each of millions of inserts. The FK columns below
     # are looked up through the composite indexes in Meta (or not at all), so they carry
     # no single-column index of their own. None of them is checked by a database
-    # constraint either: usage records are only ever written by `compute.usage`, by one
+    # constraint either: usage records are only ever written by `compute.ingest`, by one
     # COPY of ids it has just read (the voucher's and redemption's are checked again
     # under their locks in the same transaction), and none of them can be deleted
     # (PROTECT, append-only ledger); the per-row checks at commit cost a third of
@@ -335,7 +335,7 @@ class UsageRecord(models.Model):
     quantity = models.DecimalField(max_digits=14, decimal_places=3)
     amount = money_field(_("list price"))
     covered_amount = money_field(_("covered"))
-    # The database's defaults fill the columns `compute.usage` leaves out of its COPY
+    # The database's defaults fill the columns `compute.ingest` leaves out of its COPY
     # (fewer fields to parse per row; the same values).
     status = models.CharField(
         max_length=10,

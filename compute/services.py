@@ -1,6 +1,6 @@
 """Writes of the compute app: API keys, registrations, redemptions and voiding usage.
 
-Usage batches live in `compute.usage` (the hot path). Money moves only through
+Usage batches live in `compute.ingest` (the hot path). Money moves only through
 `vouchers.ledger`.
 """
 

@@ -26,6 +26,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from compute.ingest import MAX_RECORDS, BatchBody, usage_batch_receive
 from compute.models import (
     BatchSource,
     DataCenter,
@@ -35,7 +36,6 @@ from compute.models import (
     SyncRun,
 )
 from compute.services import redemption_accept, redemption_close, redemption_reject
-from compute.usage import MAX_RECORDS, BatchBody, usage_batch_receive
 from portal.errors import DomainError
 
 _LOCK_NAMESPACE = 0x5A3

@@ -8,8 +8,8 @@ from datetime import timedelta
 from celery import shared_task
 
 from compute import batches
+from compute.ingest import usage_batch_apply
 from compute.models import BatchStatus
-from compute.usage import usage_batch_apply
 
 log = logging.getLogger(__name__)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -30,6 +31,25 @@ def sql_list(values: Iterable[object]) -> str:
     microseconds per element (~130 ms for the 5,000 record_ids of a batch); the
     values must not contain a newline (ids, codes and numbers do not)."""
     return "\n".join(map(str, values))
+
+
+def copy_lines_plain(text: str, *, lines: int, columns: int) -> bool:
+    """Whether `text`, `lines` lines built without `copy_text`, is COPY's text format
+    as meant: `columns` fields a line and nothing that `copy_text` would change (a
+    backslash, tab, newline or carriage return inside a field, NUL, an unpaired
+    surrogate). A few passes in C over the whole text (~0.4 ms for a batch of 5,000
+    records) instead of a call per field; when it says no, the caller escapes them."""
+    if text.count("\n") != lines or text.count("\t") != (columns - 1) * lines:
+        return False
+    if "\\" in text or "\r" in text or "\x00" in text:
+        return False
+    if text.isascii():
+        return True
+    try:  # beyond ASCII, only an unpaired surrogate is left to find
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def copy_text(value: str) -> str:
@@ -68,11 +88,31 @@ def new_ids(table: str, count: int) -> tuple[datetime, list[int]]:
     return now, [i for start in starts for i in range(start, start + step)][:count]
 
 
+def _django_cursor(raw: psycopg.Cursor):
+    """`raw` wrapped as Django wraps its own cursors, so that what runs on it passes
+    the connection's execute wrappers and is counted by the query-count tests."""
+    if connection.queries_logged:
+        return connection.make_debug_cursor(raw)
+    return connection.make_cursor(raw)
+
+
 def execute_bound(sql: str, params: list) -> None:
     """Execute with the parameters bound by the server, on Django's connection (and in
     its transaction). Django binds client-side: a large text parameter (a batch body
     of up to 10 MB, its results) is then escaped into the SQL text in Python and
     parsed back by PostgreSQL, ~9 ms per 600 kB each way."""
     connection.ensure_connection()
-    with psycopg.Cursor(connection.connection) as cursor:
+    with _django_cursor(psycopg.Cursor(connection.connection)) as cursor:
         cursor.execute(sql, params)
+
+
+def copy_rows(sql: str, text: str) -> None:
+    """`COPY … FROM STDIN` of `text` (lines of COPY's text format, each field through
+    `copy_text`). Counted like a statement by the query-count tests; Django's cursor
+    does not see COPY, so it is logged here."""
+    with connection.cursor() as cursor:
+        start = time.monotonic()
+        with cursor.copy(sql) as copy:
+            copy.write(text)
+        if connection.queries_logged:
+            connection.queries_log.append({"sql": sql, "time": f"{time.monotonic() - start:.3f}"})

@@ -12,7 +12,7 @@ Rules kept by every function in this module:
 Lock order, whenever more than one kind is held: program → vouchers (ascending id) →
 compute's redemptions (ascending id; usage ingestion's fast path updates a batch's
 redemptions in one statement, which cannot deadlock because it holds their vouchers
-first: see `compute.usage._redemptions_take`).
+first: see `compute.ingest.apply._redemptions_take`).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from portal.audit import audit_record
-from portal.db import copy_text, new_ids, sql_list
+from portal.db import copy_rows, copy_text, new_ids, sql_list
 from portal.errors import DomainError
 from portal.locks import retry_on_deadlock
 from portal.models import Role, User
@@ -422,12 +422,12 @@ def ledger_charge_many(
             f"{entry_id}\t{voucher_id}\tcharge\t-{amount}\t{balance}\t{label}\t"
             f"{record_id}\t{escape(memo)}\n"
         )
+    copy_rows(
+        "COPY vouchers_ledgerentry (id, voucher_id, kind, amount, balance_after,"
+        " actor_label, usage_record_id, memo) FROM STDIN",  # created_at: its default
+        "".join(lines),
+    )
     with connection.cursor() as cursor:
-        with cursor.copy(
-            "COPY vouchers_ledgerentry (id, voucher_id, kind, amount, balance_after,"
-            " actor_label, usage_record_id, memo) FROM STDIN"  # created_at: its default
-        ) as copy:
-            copy.write("".join(lines))
         charged = [v for v in left if left[v] != balances[v]]
         cursor.execute(
             """

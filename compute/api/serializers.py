@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from rest_framework import serializers
 
-from compute.usage import MAX_RECORDS
+from compute.ingest import MAX_RECORDS
 
 
 class MoneyField(serializers.DecimalField):
@@ -96,7 +96,7 @@ class ReasonIn(serializers.Serializer):
 
 
 class UsageRecordIn(serializers.Serializer):
-    """For the schema only: records are validated by `compute.usage.record_parse`."""
+    """For the schema only: records are validated by `compute.ingest.check.record_parse`."""
 
     record_id = serializers.RegexField(r"^[A-Za-z0-9._:-]{1,64}$")
     voucher = serializers.CharField(max_length=24)

@@ -22,7 +22,7 @@ from compute.api.base import (
     DataCenterThrottle,
     IsDataCenter,
 )
-from compute.usage import MAX_BODY_BYTES, BatchBody, usage_batch_receive
+from compute.ingest import MAX_BODY_BYTES, BatchBody, usage_batch_receive
 from portal.inputs import InputRefused, json_loads_bounded
 
 ERRORS = {

@@ -8,7 +8,7 @@ Run after `make bench` (it reuses that database, `<name>_bench`, with its 1,000 
 
 Batches are stored directly (no HTTP) and applied in this process, one after another;
 the figures are milliseconds per batch for each statement and for the Python steps of
-`compute.usage` marked "(Python)", which include the statements they run (`_charge` is
+`compute.ingest` marked "(Python)", which include the statements they run (`_charge` is
 everything under the locks, `_write_records` includes the records' COPY); the last line
 is what the top-level steps leave (reads before them, commit, Django). With
 PROFILE_EXPLAIN, the first statement containing each given text runs under EXPLAIN
@@ -44,8 +44,8 @@ def main() -> None:
     django.setup()
     from django.db import connection
 
+    from compute.ingest import usage_batch_apply
     from compute.models import DataCenter, UsageBatch
-    from compute.usage import usage_batch_apply
     from tests.bench.bench_ingestion import bench_records
     from vouchers.models import Voucher
 
@@ -79,7 +79,7 @@ def main() -> None:
             spent[" ".join(sql.split())[:72]] += time.perf_counter() - start
 
     # The Python steps of applying, timed like the statements.
-    from compute import usage
+    from compute.ingest import apply as usage  # the names `_apply` calls, patched there
 
     def python_step(name, function):
         def wrapper(*args, **kwargs):
@@ -93,13 +93,13 @@ def main() -> None:
 
     for name in (
         "body_records",
-        "_stage",
-        "_plan",
+        "stage",
+        "plan",
         "_write_records",
         "_vouchers_stand",
         "_redemptions_take",
-        "_settle",
-        "_results",
+        "settle",
+        "results",
         "_charge",
         "ledger_charge_many",
     ):

@@ -8,9 +8,9 @@ from decimal import Decimal
 import pytest
 from rest_framework.test import APIClient
 
+from compute.ingest import MAX_BODY_BYTES
 from compute.models import ApiKey, Redemption, RedemptionStatus, UsageBatch
 from compute.services import api_key_revoke
-from compute.usage import MAX_BODY_BYTES
 from tests.compute.conftest import api_client, record
 
 BATCHES = "/api/v1/usage/batches"

@@ -12,7 +12,7 @@ import pytest
 
 from compute.api.base import STATUS_OF_CODE
 from compute.api.serializers import RecordError
-from compute.usage import _rejection_messages
+from compute.ingest import rejection_messages as _rejection_messages
 
 ROOT = Path(__file__).resolve().parents[2]
 API_DOC = ROOT / "docs" / "api.md"

@@ -16,8 +16,8 @@ from portal.errors import DomainError
 def test_simulated_usage_is_realistic():
     import random
 
+    from compute.ingest import record_parse
     from compute.simulation import usage_records
-    from compute.usage import record_parse
 
     records = usage_records(
         rng=random.Random(1), prefix="guian", vouchers=["SH-26-AAAA-AAAA"], count=200

@@ -13,10 +13,11 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from compute import batches as batch_lifecycle
-from compute import usage
 from compute.batches import MAX_ATTEMPTS, usage_batch_retry, usage_batches_sweep
+from compute.ingest import apply as ingest_apply
 from compute.models import BatchStatus, UsageBatch, UsageRecord
 from portal.celery import app as celery_app
+from portal.errors import DomainError
 from portal.models import AuditEvent
 from tests.compute.conftest import record
 from tests.compute.test_usage_rules import BATCHES, push, push_raw, raw_record, results
@@ -72,7 +73,7 @@ def _always_failing(monkeypatch, calls: list[int]):
         calls.append(batch.pk)
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(usage, "_apply", broken)
+    monkeypatch.setattr(ingest_apply, "_apply", broken)
 
 
 def _failed_batch(w, calls: list[int]) -> UsageBatch:
@@ -195,7 +196,7 @@ def test_a_failed_batch_retried_by_its_operator_is_applied_once(
     assert (batch.status, batch.accepted, batch.failure_reason) == (BatchStatus.DONE, 1, "")
     assert AuditEvent.objects.filter(action="usage_batch.retry", actor=operator).exists()
     # Only a failed batch can be retried; a done one is refused with a reason.
-    with pytest.raises(usage.DomainError) as refused:
+    with pytest.raises(DomainError) as refused:
         usage_batch_retry(batch=batch, actor=operator)
     assert refused.value.code == "conflict"
     assert UsageRecord.objects.count() == 1

@@ -182,9 +182,9 @@ def test_a_repeat_within_a_batch_is_compared_by_value(
 def _meanwhile(monkeypatch, change):
     """Run `change` after the batch was planned and its records written, just before
     the vouchers are locked: what a concurrent transaction may do."""
-    from compute import usage
+    from compute.ingest import apply
 
-    charge = usage._charge
+    charge = apply._charge
     pending = [change]
 
     def changed_then_charge(*args, **kwargs):
@@ -192,7 +192,7 @@ def _meanwhile(monkeypatch, change):
             pending.pop()()
         return charge(*args, **kwargs)
 
-    monkeypatch.setattr(usage, "_charge", changed_then_charge)
+    monkeypatch.setattr(apply, "_charge", changed_then_charge)
 
 
 def test_a_voucher_suspended_meanwhile_is_not_charged(
@@ -438,7 +438,7 @@ def test_exactness_sum_of_covered_equals_the_ledger(
 
 
 def test_applying_a_batch_twice_charges_once(ledger_world, django_capture_on_commit_callbacks):
-    from compute.usage import usage_batch_apply
+    from compute.ingest import usage_batch_apply
 
     w = ledger_world
     response = push(w, [record(1, w.voucher.code)], django_capture_on_commit_callbacks)
@@ -611,7 +611,7 @@ VARIANTS = [
 def test_checking_all_records_at_once_agrees_with_one_by_one(overrides):
     """The common case is checked field by field over the whole batch; whatever it
     accepts, the record-by-record checks accept alike (and it leaves the rest to them)."""
-    from compute.usage import _stage_common, _stage_each
+    from compute.ingest.check import _stage_common, _stage_each
 
     records = [record(1, "SH-26-AAAA-AAAA"), {**record(2, "SH-26-BBBB-BBBB"), **overrides}]
     each = _stage_each(records)
@@ -624,25 +624,28 @@ def test_checking_all_records_at_once_agrees_with_one_by_one(overrides):
 
 
 def test_a_batch_of_common_records_with_a_repeated_record_id_is_checked_one_by_one():
-    from compute.usage import _stage, _stage_common
+    from compute.ingest.check import Repeat, _stage_common
+    from compute.ingest.check import stage as _stage
 
     records = [record(1, "SH-26-AAAA-AAAA"), record(1, "SH-26-AAAA-AAAA")]
     assert _stage_common(records) is None
-    assert _stage(records, timezone.now()).settled == {1: ("repeat", 0, True)}
+    assert _stage(records, timezone.now()).settled == {1: Repeat(first=0, same=True)}
 
 
 def test_results_of_an_all_accepted_batch_read_as_those_of_any_other():
     """All accepted is written out by a shortcut; it must say what the general path says."""
     import json
 
-    from compute.usage import _results, _stage
+    from compute.ingest.check import stage as _stage
+    from compute.ingest.plan import Outcome, Plan
+    from compute.ingest.results import results as _results
 
     shares = [Decimal("0.00"), Decimal("0.01"), Decimal("1234567.89")]
     records = [record(n, "SH-26-AAAA-AAAA") for n in range(1, 5)]
     staged = _stage(records, timezone.now())
-    accepted = [("accepted", share, 1, 1) for share in shares]
+    accepted = [Plan(Outcome.ACCEPTED, share, 1, 1) for share in shares]
     short, *counts = _results(_stage(records[:3], timezone.now()), accepted)
-    general, *_ = _results(staged, [*accepted, ("unknown_voucher", None)])
+    general, *_ = _results(staged, [*accepted, Plan(Outcome.UNKNOWN_VOUCHER)])
     assert counts == [3, 0, 0]
     assert json.loads(short) == json.loads(general)[:3]
     assert short[1:-1] in general

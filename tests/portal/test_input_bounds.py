@@ -269,8 +269,8 @@ def test_usage_with_an_end_far_in_the_future_is_still_not_charged_later(
     ledger_world, django_capture_on_commit_callbacks
 ):
     """Re-applying a batch decides against its arrival time, not the time of applying."""
+    from compute.ingest import usage_batch_apply
     from compute.models import UsageBatch
-    from compute.usage import usage_batch_apply
     from tests.compute.conftest import record
 
     w = ledger_world

@@ -35,9 +35,12 @@ def test_expiry_waits_for_the_last_grace_day_in_shanghai(ledger_world):
 
 
 def test_reconciliation_records_and_resolves_discrepancies(ledger_world):
+    from compute.tasks import ledger_reconcile_task
+
     assert ledger_reconcile() == []
     Voucher.objects.filter(pk=ledger_world.voucher.pk).update(balance=Decimal("990.00"))
-    found = ledger_reconcile()
+    assert ledger_reconcile_task.apply().get() == 1  # the beat's task, in-process
+    found = list(Discrepancy.objects.filter(resolved_at__isnull=True))
     assert [d.kind for d in found] == ["ledger"]
     assert found[0].city_id == ledger_world.voucher.city_id
     assert ledger_reconcile() == []  # already recorded, not twice

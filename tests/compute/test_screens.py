@@ -135,6 +135,41 @@ def test_console_accepts_a_requested_redemption(console, ledger_world, startup_u
     assert console.get(f"/dc/guian/redemptions/{other.pk}/accept/").status_code == 404
 
 
+def test_console_lists_and_rejects_redemptions(console, ledger_world, startup_user):
+    w = ledger_world
+    Redemption.objects.filter(pk=w.redemption.pk).update(status=RedemptionStatus.CLOSED)
+    r = Redemption.objects.create(
+        voucher=w.voucher, data_center=w.dc, contract_ref="GA-9", requested_by=startup_user
+    )
+    page = console.get("/dc/guian/redemptions/?status=requested").content.decode()
+    assert "GA-9" in page and "GA-2026-001" not in page
+    assert "GA-2026-001" in console.get("/dc/guian/redemptions/?status=bogus").content.decode()
+    reject = f"/dc/guian/redemptions/{r.pk}/reject/"
+    assert console.get(reject).status_code == 200
+    assert console.post(reject, {"reason": " "}).status_code == 200  # the form says why
+    assert Redemption.objects.get(pk=r.pk).status == "requested"
+    assert console.post(reject, {"reason": "合同未签"}).status_code == 302
+    assert (Redemption.objects.get(pk=r.pk).status, r.voucher.code) == ("rejected", w.voucher.code)
+    other = Redemption.objects.filter(data_center=w.other_dc).first()
+    assert (
+        console.post(f"/dc/guian/redemptions/{other.pk}/reject/", {"reason": "x"}).status_code
+        == 404
+    )
+    assert Redemption.objects.get(pk=other.pk).status == "active"
+
+
+def test_the_console_index_leads_to_each_operators_data_centers(
+    client, ledger_world, operator, outsider
+):
+    client.force_login(operator)
+    assert client.get("/dc/").url == "/dc/guian/"  # one: straight to it
+    ledger_world.other_dc.operators.add(operator)
+    page = client.get("/dc/").content.decode()
+    assert "/dc/guian/" in page and "/dc/zhongwei/" in page
+    client.force_login(outsider)
+    assert client.get("/dc/").status_code == 404
+
+
 def test_console_shows_rejected_records_of_a_batch(
     console, ledger_world, eager_tasks, django_capture_on_commit_callbacks
 ):

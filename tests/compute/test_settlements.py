@@ -177,6 +177,11 @@ def test_screens_and_downloads(
     client.post(f"/dc/guian/settlements/{s.pk}/", {"step": "confirm"})
     s.refresh_from_db()
     assert s.status == "confirmed"
+    # The console offers one step; another is not there, and confirming twice is refused.
+    assert client.post(f"/dc/guian/settlements/{s.pk}/", {"step": "mark_paid"}).status_code == 404
+    again = client.post(f"/dc/guian/settlements/{s.pk}/", {"step": "confirm"}, follow=True)
+    assert [m.level_tag for m in again.context["messages"]] == ["error"]
+    assert Settlement.objects.get(pk=s.pk).status == "confirmed"
     client.force_login(shenzhen.manager)
     assert client.get(f"/shanghai/staff/settlements/{s.pk}/").status_code == 404
     assert client.get("/shanghai/staff/settlements/").status_code == 404

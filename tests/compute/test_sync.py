@@ -213,6 +213,29 @@ def test_the_simulator_also_pushes_like_a_client(ledger_world, live_server):
     assert result["body"]["received"] == 5
 
 
+def test_the_simulator_learns_its_redemptions_from_the_portal(
+    ledger_world, live_server, startup_user
+):
+    """run_datacenter_sim's loop: holds the vouchers of active redemptions (from their
+    validity) and answers requested ones, as a real billing system would."""
+    from compute.management.commands.run_datacenter_sim import Command
+    from compute.models import Redemption
+
+    w = ledger_world
+    requested = Redemption.objects.create(
+        voucher=w.other_voucher, data_center=w.dc, contract_ref="GA-88", requested_by=startup_user
+    )
+    sim = DataCenterSimulator(slug="guian", token="t", seed=5)
+    Command()._learn(sim, live_server.url, w.key)
+    assert sim.vouchers == [w.voucher.code]
+    assert sim.valid_from[w.voucher.code].date() == w.voucher.valid_from
+    assert sim.redemption_changes == [
+        {"id": requested.pk, "status": "active", "contract_ref": "GA-88"}
+    ]
+    Command()._learn(sim, live_server.url, "wrong-key")  # refused: learns nothing more
+    assert len(sim.redemption_changes) == 1
+
+
 def test_pulled_numbers_keep_their_exact_digits(ledger_world, django_capture_on_commit_callbacks):
     # A feed that writes amounts as JSON numbers, served over real HTTP. Read as floats,
     # 100.000000000000001 would become 100.0 and be charged; it has more than two
@@ -258,3 +281,15 @@ def test_pulled_numbers_keep_their_exact_digits(ledger_world, django_capture_on_
     assert (bad["status"], bad["error"]["code"]) == ("rejected", "invalid")
     assert (good["status"], good["covered_amount"]) == ("accepted", "30.15")
     assert UsageRecord.objects.get().amount == Decimal("100.50")
+
+
+def test_the_beat_syncs_every_data_center_that_offers_a_feed(
+    ledger_world, feed, django_capture_on_commit_callbacks
+):
+    from compute.tasks import feed_sync_all
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert feed_sync_all.delay().get() == 1  # zhongwei offers no feed
+    run = SyncRun.objects.get()
+    assert (run.data_center, run.outcome, run.records) == (ledger_world.dc, "ok", 25)
+    assert_exact(ledger_world, feed)

@@ -111,3 +111,15 @@ def test_concurrent_writers_keep_one_unbroken_chain():
         range(1, 41)
     )
     assert audit_chain_verify() == []
+
+
+def test_the_nightly_task_logs_each_broken_link(chain, caplog):
+    from portal.tasks import audit_chain_verify as nightly
+
+    assert nightly.apply().get() == 0
+    _tamper("UPDATE portal_auditevent SET action = 'forged' WHERE id = %s", [chain[1].pk])
+    with caplog.at_level("ERROR", logger="portal.tasks"):
+        assert nightly.apply().get() == 1
+    assert [r.getMessage() for r in caplog.records if r.name == "portal.tasks"] == [
+        f"audit chain broken: {audit_chain_verify()[0].describe()}"
+    ]

@@ -51,3 +51,23 @@ def test_chinese_catalogue_translates_every_message():
     missing = [e.msgid for e in po if not e.obsolete and (not e.translated() or e.fuzzy)]
     assert missing == []
     assert len(po) > 50
+
+
+def test_compiletranslations_compiles_stale_catalogues_only(settings, tmp_path):
+    import io
+    import shutil
+
+    from django.core.management import call_command
+
+    source = next(Path(settings.LOCALE_PATHS[0]).glob("*/LC_MESSAGES/django.po"))
+    po = tmp_path / "zh_Hans" / "LC_MESSAGES" / "django.po"
+    po.parent.mkdir(parents=True)
+    shutil.copy(source, po)
+    settings.LOCALE_PATHS = [tmp_path]
+    out = io.StringIO()
+    call_command("compiletranslations", stdout=out)
+    assert out.getvalue().strip() == "Compiled 1 catalogue(s)."
+    mo = polib.mofile(str(po.with_suffix(".mo")))
+    assert len(mo.translated_entries()) == len(polib.pofile(str(po)).translated_entries())
+    call_command("compiletranslations", stdout=out)  # up to date: left alone
+    assert out.getvalue().strip().endswith("Compiled 0 catalogue(s).")

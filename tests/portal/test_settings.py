@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -49,3 +51,72 @@ def test_a_non_postgresql_database_url_is_refused():
     result = _manage("check", DATABASE_URL="sqlite:///tmp/x.db")
     assert result.returncode != 0
     assert "must point at PostgreSQL" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (None, True),
+        ("1", True),
+        (" Yes ", True),
+        ("on", True),
+        ("0", False),
+        ("off", False),
+        ("", False),
+    ],
+)
+def test_env_bool_reads_the_usual_spellings(monkeypatch, raw, expected):
+    from portal.env import env_bool
+
+    if raw is None:
+        monkeypatch.delenv("SUANLI_TEST_FLAG", raising=False)
+    else:
+        monkeypatch.setenv("SUANLI_TEST_FLAG", raw)
+    assert env_bool("SUANLI_TEST_FLAG", True) is expected
+
+
+def test_env_readers_name_the_variable_when_a_value_is_malformed(monkeypatch):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from portal.env import env_bool, env_int
+
+    monkeypatch.setenv("SUANLI_TEST_FLAG", "maybe")
+    with pytest.raises(ImproperlyConfigured, match="SUANLI_TEST_FLAG must be one of"):
+        env_bool("SUANLI_TEST_FLAG", False)
+    monkeypatch.setenv("SUANLI_TEST_COUNT", "12a")
+    with pytest.raises(ImproperlyConfigured, match="SUANLI_TEST_COUNT must be a whole number"):
+        env_int("SUANLI_TEST_COUNT", 3)
+
+
+def test_env_int_list_and_str_defaults(monkeypatch):
+    from portal.env import env_int, env_list, env_str
+
+    for name in ("SUANLI_TEST_COUNT", "SUANLI_TEST_HOSTS", "SUANLI_TEST_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    assert (env_int("SUANLI_TEST_COUNT", 3), env_list("SUANLI_TEST_HOSTS", ["a"])) == (3, ["a"])
+    assert env_str("SUANLI_TEST_NAME", "x") == "x"
+    monkeypatch.setenv("SUANLI_TEST_COUNT", " ")
+    monkeypatch.setenv("SUANLI_TEST_HOSTS", " a.example, ,b.example ")
+    monkeypatch.setenv("SUANLI_TEST_NAME", "")
+    assert env_int("SUANLI_TEST_COUNT", 3) == 3
+    assert env_list("SUANLI_TEST_HOSTS") == ["a.example", "b.example"]
+    assert env_str("SUANLI_TEST_NAME", "x") == ""  # set, even if empty
+    monkeypatch.setenv("SUANLI_TEST_COUNT", "-7")
+    assert env_int("SUANLI_TEST_COUNT", 3) == -7
+
+
+def test_the_wsgi_application_loads_the_urlconf_and_freezes_startup_objects():
+    import gc
+    import importlib
+
+    from django.core.handlers.wsgi import WSGIHandler
+
+    gc.unfreeze()
+    import portal.wsgi
+
+    try:
+        importlib.reload(portal.wsgi)
+        assert isinstance(portal.wsgi.application, WSGIHandler)
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()

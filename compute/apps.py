@@ -5,3 +5,8 @@ from django.utils.translation import gettext_lazy as _
 class ComputeConfig(AppConfig):
     name = "compute"
     verbose_name = _("Compute")
+
+    def ready(self) -> None:
+        from compute.links import links_register
+
+        links_register()

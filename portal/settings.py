@@ -87,7 +87,6 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "portal.context_processors.navigation",
-                "compute.context_processors.navigation",
             ],
         },
     },

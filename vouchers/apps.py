@@ -5,3 +5,8 @@ from django.utils.translation import gettext_lazy as _
 class VouchersConfig(AppConfig):
     name = "vouchers"
     verbose_name = _("Vouchers")
+
+    def ready(self) -> None:
+        from vouchers.links import links_register
+
+        links_register()

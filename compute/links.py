@@ -1,0 +1,56 @@
+"""The compute app's links on the pages of the portal and the vouchers app
+(portal.links), registered by `ComputeConfig.ready()`: neither of them may name a compute
+URL itself."""
+
+from __future__ import annotations
+
+from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+
+from portal.links import link_register
+
+
+def _my_vouchers(request) -> str | None:
+    from vouchers.selectors import voucher_list
+
+    return reverse("compute:my_vouchers") if voucher_list(user=request.user).exists() else None
+
+
+def _console(request) -> str | None:
+    from compute.selectors import data_center_list
+
+    user = request.user
+    operates = user.is_superuser or data_center_list(operator=user).exists()
+    return reverse("compute:console_list") if operates else None
+
+
+def links_register() -> None:
+    link_register(
+        "portal.user_nav", name="compute.my_vouchers", label=_("My vouchers"), url=_my_vouchers
+    )
+    link_register(
+        "portal.user_nav",
+        name="compute.console",
+        label=_("Data-center console"),
+        url=_console,
+    )
+    for name, label in (
+        ("staff_vouchers", _("Vouchers")),
+        ("staff_data_centers", _("Data centers")),
+        ("staff_settlements", _("Settlements")),
+        ("staff_sync", _("Sync and reconciliation")),
+    ):
+        link_register(
+            "portal.staff_nav",
+            name=f"compute.{name}",
+            label=label,
+            url=lambda city, name=name: reverse(f"compute:{name}", args=[city.slug]),
+        )
+    # The company's pages link a voucher's code to its page here: balance, ledger,
+    # redemptions and usage.
+    link_register(
+        "vouchers.voucher",
+        name="compute.my_voucher",
+        label=_("Voucher"),
+        url=lambda voucher: reverse("compute:my_voucher", args=[voucher.code]),
+    )

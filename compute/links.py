@@ -7,18 +7,16 @@ from __future__ import annotations
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
+from compute.selectors import data_center_list
 from portal.links import link_register
+from vouchers.selectors import voucher_list
 
 
 def _my_vouchers(request) -> str | None:
-    from vouchers.selectors import voucher_list
-
     return reverse("compute:my_vouchers") if voucher_list(user=request.user).exists() else None
 
 
 def _console(request) -> str | None:
-    from compute.selectors import data_center_list
-
     user = request.user
     operates = user.is_superuser or data_center_list(operator=user).exists()
     return reverse("compute:console_list") if operates else None

@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test e2e bench lint format venv clean
+.PHONY: demo test e2e bench load lint format venv clean
 
 $(STAMP): requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,12 @@ e2e: $(STAMP)
 # Prints figures (records/s end to end beside PostgreSQL COPY); asserts nothing.
 bench: $(STAMP)
 	$(PY) scripts/devservices.py run -- $(PY) tests/bench/bench_ingestion.py
+
+# 50 data-center clients for 60 s against gunicorn and Celery workers (LOAD_ARGS, e.g.
+# "--seconds 20 --clients 10"); fails unless the accounting balances to the cent and no
+# request got a 5xx (docs/performance.md, Load test).
+load: $(STAMP)
+	$(PY) scripts/devservices.py run -- $(PY) tests/bench/load_api.py $(LOAD_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

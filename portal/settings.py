@@ -244,7 +244,23 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 600)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 540)
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# Publishing must give up when Redis hangs (paused, failing over, a half-open
+# connection): without a socket timeout a publish waits for ever, and the API answers a
+# usage batch only once its task is published or given up (compute.batches; the sweeper
+# enqueues it later). With these a publish to a hung Redis fails in about 2 x 2 s, to a
+# dead one at once (tests/compute/test_faults.py). A worker's BRPOP waits 1 s at most
+# (kombu's brpop_timeout), well within the socket timeout.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": 3600,
+    "socket_timeout": 2,
+    "socket_connect_timeout": 2,
+}
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.2,
+}
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Default schedule; django-celery-beat copies it into the database, where staff edit it.

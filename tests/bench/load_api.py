@@ -41,6 +41,7 @@ import math
 import os
 import platform
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -799,6 +800,7 @@ class Report:
     cpu: dict[str, float] = field(default_factory=dict)
     load: tuple[float, float] = (0.0, 0.0)  # the machine's 1-minute load average
     logs: dict[str, str] = field(default_factory=dict)
+    log_dir: str = ""
 
     @property
     def server_errors(self) -> int:
@@ -888,6 +890,7 @@ class Report:
             for name, text in self.logs.items():
                 if text:
                     lines += ["", f"--- last lines of the {name} log ---", text]
+            lines.append(f"(the logs in full: {self.log_dir})")
         lines.append("RESULT: " + ("OK" if self.ok else "FAILED"))
         return "\n".join(lines)
 
@@ -951,7 +954,10 @@ def run_load(config: LoadConfig, *, database_url: str, redis_url: str) -> Report
             start_new_session=True,
         )
     try:
-        _wait_ready(port, seeded.data_centers[0][2], web, worker, queue, celery_app)
+        try:
+            _wait_ready(port, seeded.data_centers[0][2], web, worker, queue, celery_app)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc} (logs in {logs})") from exc
         clients = [
             Client(
                 i,
@@ -990,6 +996,7 @@ def run_load(config: LoadConfig, *, database_url: str, redis_url: str) -> Report
         _stop(web)
         _stop(worker)
     report.logs = {"gunicorn": _tail(web_log), "celery": _tail(worker_log)}
+    report.log_dir = str(logs)
     for c in clients:
         report.accepted += c.accepted
         report.batches += len(c.posted)
@@ -997,6 +1004,8 @@ def run_load(config: LoadConfig, *, database_url: str, redis_url: str) -> Report
         report.problems += c.problems
     report.records_sent = sum(report.sent_kinds.values())
     report.problems += check_accounting(clients, seeded)
+    if report.ok:  # a failed run keeps its logs, and says where
+        shutil.rmtree(logs, ignore_errors=True)
     return report
 
 

@@ -8,6 +8,11 @@ from django.utils.translation import gettext_lazy as _
 
 from portal.audit import audit_record
 from portal.models import AuditEvent, City, CityMembership, User
+from portal.signin import admin_login
+
+# One sign-in form for the whole site, allauth's, with its failed-login limits: the
+# admin's own form would be a second way in without them (portal/signin.py).
+admin.site.login = admin_login
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

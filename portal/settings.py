@@ -302,3 +302,14 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL") or "INFO"},
 }
+
+# --- Sign-in, sessions and headers (issue #15; portal/signin.py) ----------------------
+# Failed sign-ins, counted by allauth (also for /admin/, whose login page sends people
+# to allauth's). Per address: 10 a minute and 30 an hour, so a guesser from one address
+# gets 30 tries an hour, not 14,400 a day; per account: 5 in 15 minutes, whichever
+# address they come from (a lockout of that account for the rest of the window; a
+# success does not reset the count). LOGIN_FAILURE_LIMIT overrides it, in allauth's
+# syntax.
+ACCOUNT_RATE_LIMITS = {
+    "login_failed": env_str("LOGIN_FAILURE_LIMIT") or "10/m/ip,30/h/ip,5/15m/key",
+}

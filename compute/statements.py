@@ -5,11 +5,28 @@ Chinese without shipping a font file)."""
 from __future__ import annotations
 
 import csv
+import functools
 import io
+from collections.abc import Callable
 
-from compute.models import Settlement
+from compute.models import Settlement, SettlementStatus
+from portal.dbrouter import use_replica
 
 
+def _from_replica_once_issued(build: Callable[[Settlement], bytes]) -> Callable:
+    """Read an issued statement's lines from the replica, if there is one: from issue on
+    a statement never changes, so a lagging copy gives the same file. A draft may have
+    just been rebuilt on the primary, so it is read there."""
+
+    @functools.wraps(build)
+    def read(settlement: Settlement) -> bytes:
+        with use_replica(settlement.status != SettlementStatus.DRAFT):
+            return build(settlement)
+
+    return read
+
+
+@_from_replica_once_issued
 def statement_csv(settlement: Settlement) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out)
@@ -46,6 +63,7 @@ def statement_csv(settlement: Settlement) -> bytes:
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 
+@_from_replica_once_issued
 def statement_pdf(settlement: Settlement) -> bytes:
     from reportlab.lib.pagesizes import A4
     from reportlab.pdfbase import pdfmetrics

@@ -104,6 +104,43 @@ if not DATABASES["default"]["ENGINE"].endswith("postgresql"):
     from django.core.exceptions import ImproperlyConfigured
 
     raise ImproperlyConfigured("DATABASE_URL must point at PostgreSQL (postgresql://...).")
+# libpq waits for ever for a server that does not answer; a request (and /healthz) should not.
+DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+    "connect_timeout", env_int("DATABASE_CONNECT_TIMEOUT", 5)
+)
+# DATABASE_POOL=1: a psycopg connection pool per process (Django's "pool" option) instead
+# of a connection per thread kept for DATABASE_CONN_MAX_AGE; Django wants CONN_MAX_AGE 0
+# with it. Behind PgBouncer in transaction mode leave it off and set DATABASE_PGBOUNCER=1
+# (docs/deploy.md, Connection pooling).
+if env_bool("DATABASE_POOL", False):
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"]["pool"] = {
+        "min_size": env_int("DATABASE_POOL_MIN_SIZE", 2),
+        "max_size": env_int("DATABASE_POOL_MAX_SIZE", 10),
+        "timeout": env_int("DATABASE_POOL_TIMEOUT", 10),
+    }
+# PgBouncer in transaction mode hands each transaction any server connection: a cursor
+# declared WITH HOLD outside a transaction would be lost (Django's .iterator()).
+# Prepared statements are off already (Django's default prepare_threshold for psycopg 3).
+if env_bool("DATABASE_PGBOUNCER", False):
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+# DATABASE_REPLICA_URL: reads of reports and exports in a `portal.dbrouter.use_replica()`
+# block go to this copy; everything else to the primary. Tests mirror the default.
+if env_str("DATABASE_REPLICA_URL"):
+    DATABASES["replica"] = dj_database_url.parse(
+        env_str("DATABASE_REPLICA_URL"),
+        conn_max_age=DATABASES["default"]["CONN_MAX_AGE"],
+        conn_health_checks=True,
+    )
+    DATABASES["replica"].setdefault("OPTIONS", {}).update(
+        {
+            k: v
+            for k, v in DATABASES["default"]["OPTIONS"].items()
+            if k in ("connect_timeout", "pool")
+        }
+    )
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+    DATABASE_ROUTERS = ["portal.dbrouter.ReplicaRouter"]
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "portal.User"

@@ -8,5 +8,7 @@ class ComputeConfig(AppConfig):
 
     def ready(self) -> None:
         from compute.links import links_register
+        from compute.security import security_register
 
         links_register()
+        security_register()

@@ -7,6 +7,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from portal import views
+from portal.signin import sessions_page
 
 city_patterns = [
     path("", views.city_home, name="city_home"),
@@ -19,6 +20,7 @@ portal_patterns = [
     path("", views.landing, name="landing"),
     path("i18n/setlang/", views.set_language, name="set_language"),
     path("accounts/profile/", views.profile, name="profile"),
+    path("accounts/sessions/", sessions_page, name="sessions"),
     path("<slug:city_slug>/", include(city_patterns)),
 ]
 

@@ -66,6 +66,16 @@ class Program(models.Model):
     validity_months = models.PositiveSmallIntegerField(_("voucher validity (months)"), default=12)
     grace_days = models.PositiveSmallIntegerField(_("grace days for late usage"), default=30)
     reviews_required = models.PositiveSmallIntegerField(_("reviews required"), default=0)
+    # Blind review (vouchers.workflow.reviews_visible_filter): a reviewer never sees the
+    # other reviews before submitting their own; with this set, not afterwards either.
+    reviews_blind = models.BooleanField(
+        _("keep reviews blind to reviewers"),
+        default=False,
+        help_text=_(
+            "Reviewers never see the other reviews, even after submitting their own. "
+            "Program managers, approvers and auditors always see them."
+        ),
+    )
     rubric = models.JSONField(_("scoring rubric"), default=list, blank=True)
     notice_days = models.PositiveSmallIntegerField(_("public-notice days"), default=0)
     required_documents = models.JSONField(_("required document types"), default=list, blank=True)
@@ -335,6 +345,10 @@ class ApplicationState(models.TextChoices):
     WITHDRAWN = "withdrawn", _("Withdrawn")
 
 
+# The states in which reviewers score an application.
+REVIEW_STATES = frozenset({ApplicationState.IN_REVIEW})
+
+
 class Application(models.Model):
     """A company's request for a voucher from one program."""
 
@@ -570,6 +584,15 @@ class StateChange(models.Model):
     @property
     def to_state_label(self) -> str:
         return ApplicationState(self.to_state).label
+
+    @property
+    def tells_review_outcome(self) -> bool:
+        """Whether the change's note tells how the reviews went (the tally, a tie-break's
+        reason): hidden from staff who may not see the reviews (blind review)."""
+        return self.from_state in REVIEW_STATES and self.to_state not in (
+            ApplicationState.INFO_REQUESTED,
+            ApplicationState.WITHDRAWN,
+        )
 
 
 class ReminderSent(models.Model):

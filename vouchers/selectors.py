@@ -4,7 +4,24 @@ simply not there (a 404 by construction). Names and scopes as in `portal.selecto
 
 from __future__ import annotations
 
-from django.db.models import Avg, Count, F, Prefetch, Q, QuerySet
+from django.db.models import (
+    Avg,
+    BooleanField,
+    Case,
+    Count,
+    DecimalField,
+    ExpressionWrapper,
+    F,
+    IntegerField,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
@@ -23,6 +40,7 @@ from vouchers.models import (
     Review,
     Voucher,
 )
+from vouchers.workflow import reviews_visible, reviews_visible_filter
 
 # --- companies ---------------------------------------------------------------------------
 
@@ -93,17 +111,41 @@ def application_get(*, pk: int, user: User | None = None, city: City | None = No
     return get_object_or_404(application_list(user=user, city=city), pk=pk)
 
 
-def application_queue_list(*, city: City, filters: dict) -> QuerySet[Application]:
+def _submitted_reviews() -> QuerySet[Review]:
+    return Review.objects.filter(
+        application=OuterRef("pk"), submitted_at__isnull=False, conflict=False
+    )
+
+
+def _review_count() -> Coalesce:
+    """Reviews in (submitted, no conflict), per application: a subquery, not a join, so
+    that it combines with other annotations without multiplying rows."""
+    counted = _submitted_reviews().values("application").annotate(n=Count("pk")).values("n")
+    return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))
+
+
+def _scores_for(user: User, city: City) -> dict:
+    """The average score and whether the user may see it (blind review): the average is
+    NULL where they may not, so no page can show or sort by it."""
+    visible = reviews_visible_filter(user, city)
+    averaged = _submitted_reviews().values("application").annotate(a=Avg("total")).values("a")
+    return {
+        "scores_visible": ExpressionWrapper(visible, output_field=BooleanField()),
+        "average": Case(
+            When(visible, then=Subquery(averaged)),
+            default=None,
+            output_field=DecimalField(max_digits=12, decimal_places=6),
+        ),
+    }
+
+
+def application_queue_list(*, city: City, user: User, filters: dict) -> QuerySet[Application]:
     """The staff queue: the city's applications with their review counts, average scores
-    and assignments, filtered and sorted as the queue's form asks."""
+    (only where `user` may see them: blind review) and assignments, filtered and sorted
+    as the queue's form asks."""
     apps = (
         application_list(city=city)
-        .annotate(
-            review_count=Count(
-                "reviews", filter=Q(reviews__submitted_at__isnull=False), distinct=True
-            ),
-            average=Avg("reviews__total", filter=Q(reviews__submitted_at__isnull=False)),
-        )
+        .annotate(review_count=_review_count(), **_scores_for(user, city))
         .prefetch_related(
             Prefetch(
                 "reviews", queryset=Review.objects.select_related("reviewer"), to_attr="assignments"
@@ -118,26 +160,26 @@ def application_queue_list(*, city: City, filters: dict) -> QuerySet[Application
     if filters.get("state"):
         apps = apps.filter(state=filters["state"])
     if filters.get("assignee"):
-        apps = apps.filter(reviews__reviewer=filters["assignee"])
+        apps = apps.filter(
+            pk__in=Review.objects.filter(reviewer=filters["assignee"]).values("application")
+        )
     if filters.get("eligibility"):
         apps = apps.filter(eligibility=filters["eligibility"])
     sort = filters.get("sort") or "-submitted_at"
-    if sort == "-average":  # unscored applications last, not first as PostgreSQL would
+    if sort == "-average":  # unscored (or hidden) applications last, not first
         return apps.order_by(F("average").desc(nulls_last=True), "-id")
     return apps.order_by(sort, "-id")
 
 
-def application_ranking_list(*, program: Program) -> QuerySet[Application]:
-    """Applications of a program by their average review score, best first."""
+def application_ranking_list(*, program: Program, user: User) -> QuerySet[Application]:
+    """Applications of a program by their average review score, best first (scores
+    only where `user` may see them)."""
     return (
         Application.objects.filter(program=program)
         .exclude(state__in=[ApplicationState.DRAFT, ApplicationState.WITHDRAWN])
         .select_related("company")
-        .annotate(
-            average=Avg("reviews__total", filter=Q(reviews__submitted_at__isnull=False)),
-            review_count=Count("reviews", filter=Q(reviews__submitted_at__isnull=False)),
-        )
-        .order_by("-average", "submitted_at")
+        .annotate(review_count=_review_count(), **_scores_for(user, program.city))
+        .order_by(F("average").desc(nulls_last=True), "submitted_at")
     )
 
 
@@ -173,8 +215,11 @@ def reviewer_list(*, city: City) -> QuerySet[User]:
     return User.objects.filter(memberships__city=city, memberships__role=Role.REVIEWER).distinct()
 
 
-def review_list(*, application: Application) -> QuerySet[Review]:
-    return application.reviews.select_related("reviewer")
+def review_list(*, application: Application, user: User) -> QuerySet[Review]:
+    """The application's reviews the user may see: all of them, or (blind review,
+    `workflow.reviews_visible_filter`) only their own."""
+    reviews = application.reviews.select_related("reviewer").order_by("assigned_at", "pk")
+    return reviews if reviews_visible(application, user) else reviews.filter(reviewer=user)
 
 
 def objection_list(*, application: Application) -> QuerySet[Objection]:

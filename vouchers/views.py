@@ -388,7 +388,10 @@ def queue(request: HttpRequest, city_slug: str) -> HttpResponse:
             "city": request.city,
             "form": form,
             "page": page_of(
-                request, selectors.application_queue_list(city=request.city, filters=filters)
+                request,
+                selectors.application_queue_list(
+                    city=request.city, user=request.user, filters=filters
+                ),
             ),
             "reviewers": reviewers,
             "can_assign": can_assign,
@@ -403,7 +406,8 @@ def _city_application(request: HttpRequest, pk: int) -> Application:
 @staff_required()
 def staff_application(request: HttpRequest, city_slug: str, pk: int) -> HttpResponse:
     app = _city_application(request, pk)
-    reviews = list(selectors.review_list(application=app))
+    reviews = list(selectors.review_list(application=app, user=request.user))
+    hidden = workflow.reviews_hidden_reason(app, request.user)
     return render(
         request,
         "vouchers/staff_application.html",
@@ -413,6 +417,7 @@ def staff_application(request: HttpRequest, city_slug: str, pk: int) -> HttpResp
             "actions": workflow.application_actions(app, request.user),
             "roles": roles_in_city(request.user, request.city),
             "reviews": reviews,
+            "reviews_hidden": hidden,
             "own_review": next((r for r in reviews if r.reviewer_id == request.user.pk), None),
             "conflict_form": ConflictForm(),
             "score_form": ScoreForm(rubric=app.program.rubric),
@@ -563,6 +568,8 @@ def staff_ranking(request: HttpRequest, city_slug: str, slug: str) -> HttpRespon
         {
             "city": request.city,
             "program": program,
-            "page": page_of(request, selectors.application_ranking_list(program=program)),
+            "page": page_of(
+                request, selectors.application_ranking_list(program=program, user=request.user)
+            ),
         },
     )

@@ -13,17 +13,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from portal.models import User
+from portal.models import City, User
 from portal.tenancy import roles_in_city
-from vouchers.models import Application, document_type_label
+from vouchers.models import Application, CompanyMember, Review, document_type_label
 from vouchers.models import ApplicationState as S
 
 MEMBER = "member"
 SYSTEM = "system"
 REVIEWER, APPROVER, MANAGER = "reviewer", "approver", "program_manager"
+AUDITOR = "auditor"
 
 
 @dataclass(frozen=True)
@@ -169,3 +171,69 @@ def application_problems(application: Application) -> dict[str, list[str]]:
         names = ", ".join(document_type_label(t) for t in missing)
         errors["documents"] = [_("Missing documents: %(types)s.") % {"types": names}]
     return errors
+
+
+# --- blind review ---------------------------------------------------------------------------
+#
+# The one rule for who sees the reviews of an application (the others' scores, totals,
+# recommendations, comments, the average and the tally): every page, list and export
+# that shows any of them filters through `reviews_visible_filter`, in SQL, so a list
+# cannot even be sorted by what the reader may not see.
+
+# Roles that see every review once they are not reviewing the application themselves:
+# those who decide (approver), run the program (program manager) or audit it (auditor).
+SEE_ALL_REVIEWS = frozenset({APPROVER, MANAGER, AUDITOR})
+
+
+def reviews_visible_filter(user: User, city: City) -> Q:
+    """The applications of `city` whose reviews `user` may see, as a filter on
+    applications:
+
+    - nobody sees the reviews of an application of a company they belong to;
+    - an assigned reviewer sees no other review until they have submitted their own
+      (a declared conflict ends their part: they never see them), whatever other roles
+      they hold;
+    - program managers, approvers and auditors see all the others;
+    - a reviewer sees them after submitting their own, unless the program keeps reviews
+      blind (`Program.reviews_blind`); a reviewer not on the application sees nothing.
+    """
+    roles = roles_in_city(user, city)
+    if not roles:
+        return Q(pk__in=[])
+    mine = Review.objects.filter(application=OuterRef("pk"), reviewer=user)
+    own = Exists(mine)
+    submitted = Exists(mine.filter(submitted_at__isnull=False, conflict=False))
+    member = Exists(CompanyMember.objects.filter(company=OuterRef("company"), user=user))
+    if roles & SEE_ALL_REVIEWS:
+        visible = ~Q(own) | Q(submitted)
+    elif REVIEWER in roles:
+        visible = Q(submitted) & Q(program__reviews_blind=False)
+    else:
+        return Q(pk__in=[])
+    return visible & ~Q(member)
+
+
+def reviews_visible(application: Application, user: User) -> bool:
+    """`reviews_visible_filter` for one application (one query)."""
+    return (
+        Application.objects.filter(pk=application.pk)
+        .filter(reviews_visible_filter(user, application.city))
+        .exists()
+    )
+
+
+def reviews_hidden_reason(application: Application, user: User) -> str | None:
+    """Why the user sees only their own review of the application, or None if they see
+    them all: said on the page so that an empty table is not mistaken for no reviews."""
+    if reviews_visible(application, user):
+        return None
+    own = application.reviews.filter(reviewer=user).first()
+    if application.company.members.filter(pk=user.pk).exists():
+        return _("You belong to the applicant company, so its reviews are not shown to you.")
+    if own is not None and own.conflict:
+        return _("You declared a conflict of interest, so the other reviews are not shown.")
+    if own is not None and own.submitted_at is None:
+        return _("Blind review: the other reviews are shown once you have submitted your own.")
+    if own is not None and application.program.reviews_blind:
+        return _("This program keeps reviews blind to reviewers: only your own is shown.")
+    return _("Reviews are shown to the reviewers of the application once they have submitted.")

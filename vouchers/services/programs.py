@@ -33,6 +33,7 @@ PROGRAM_FIELDS = [
     "validity_months",
     "grace_days",
     "reviews_required",
+    "reviews_blind",
     "rubric",
     "notice_days",
     "required_documents",

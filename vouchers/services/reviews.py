@@ -123,13 +123,6 @@ def review_submit(
         review.scores, review.total, review.comment = clean, total, (comment or "").strip()
         review.recommend, review.submitted_at = bool(recommend), timezone.now()
         review.save()
-        audit_record(
-            action="review.submit",
-            city=application.city,
-            actor=actor,
-            target=application,
-            data={"total": str(total), "recommend": review.recommend},
-        )
         done = list(application.reviews.filter(submitted_at__isnull=False, conflict=False))
         if len(done) >= application.program.reviews_required:
             yes = sum(1 for r in done if r.recommend)
@@ -146,4 +139,12 @@ def review_submit(
                     note=note,
                     notify="not_recommended",
                 )
+        # Last: nothing is locked or written after the audit lock (portal/locks.py).
+        audit_record(
+            action="review.submit",
+            city=application.city,
+            actor=actor,
+            target=application,
+            data={"total": str(total), "recommend": review.recommend},
+        )
     return review

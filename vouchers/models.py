@@ -128,6 +128,20 @@ class Program(models.Model):
     def budget_remaining(self) -> Decimal:
         return self.budget - self.allocated
 
+    @property
+    def rubric_rows(self) -> list[dict]:
+        """The rubric's criteria with each one's most points, weight × maximum."""
+        return [
+            {**c, "most": Decimal(str(c["weight"])) * c["max"]}
+            for c in self.rubric or []
+            if isinstance(c, dict) and {"name", "weight", "max"} <= c.keys()
+        ]
+
+    @property
+    def rubric_max_total(self) -> Decimal:
+        """The highest total a review can give: Σ weight × maximum."""
+        return sum((row["most"] for row in self.rubric_rows), Decimal("0"))
+
 
 class Company(models.Model):
     """An applicant legal entity, identified by its unified social credit code."""

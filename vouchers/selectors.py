@@ -20,8 +20,9 @@ from django.db.models import (
     Subquery,
     Value,
     When,
+    Window,
 )
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Rank, Round
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
@@ -171,15 +172,60 @@ def application_queue_list(*, city: City, user: User, filters: dict) -> QuerySet
     return apps.order_by(sort, "-id")
 
 
-def application_ranking_list(*, program: Program, user: User) -> QuerySet[Application]:
-    """Applications of a program by their average review score, best first (scores
-    only where `user` may see them)."""
+def _ranking_candidates(program: Program) -> QuerySet[Application]:
     return (
         Application.objects.filter(program=program)
         .exclude(state__in=[ApplicationState.DRAFT, ApplicationState.WITHDRAWN])
         .select_related("company")
-        .annotate(review_count=_review_count(), **_scores_for(user, program.city))
-        .order_by(F("average").desc(nulls_last=True), "submitted_at")
+        .annotate(review_count=_review_count())
+    )
+
+
+def application_ranking_list(*, program: Program, user: User) -> QuerySet[Application]:
+    """The program's ranking: the applications with every required review in (and whose
+    reviews `user` may see: blind review), by score, best first, each with its `rank`.
+
+    An application's score (`average`) is the mean over its reviews of each review's
+    total, Σ weight × points over the rubric's criteria (`review_submit`), to two
+    decimals; equal scores share a rank and the next rank skips (1, 2, 2, 4: SQL's
+    RANK()). A program without reviews ranks nothing."""
+    if program.reviews_required == 0:
+        return Application.objects.none()
+    averaged = _submitted_reviews().values("application").annotate(a=Avg("total")).values("a")
+    return (
+        _ranking_candidates(program)
+        .filter(review_count__gte=program.reviews_required)
+        .filter(reviews_visible_filter(user, program.city))
+        .annotate(average=Round(Subquery(averaged), 2))
+        .annotate(rank=Window(Rank(), order_by=F("average").desc()))
+        .order_by("rank", "submitted_at", "pk")
+    )
+
+
+def application_unscored_list(*, program: Program) -> QuerySet[Application]:
+    """The program's applications still missing some of the required reviews, each with
+    how many (`missing`), fewest missing first: listed apart from the ranking, never
+    ranked as if they had scored."""
+    if program.reviews_required == 0:
+        return Application.objects.none()
+    required = program.reviews_required
+    return (
+        _ranking_candidates(program)
+        .filter(review_count__lt=required)
+        .annotate(missing=Value(required) - F("review_count"))
+        .order_by("missing", "submitted_at", "pk")
+    )
+
+
+def application_ranking_hidden_count(*, program: Program, user: User) -> int:
+    """How many scored applications the ranking leaves out for `user` (blind review)."""
+    if program.reviews_required == 0:
+        return 0
+    return (
+        _ranking_candidates(program)
+        .filter(review_count__gte=program.reviews_required)
+        .exclude(reviews_visible_filter(user, program.city))
+        .count()
     )
 
 

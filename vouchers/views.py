@@ -562,14 +562,20 @@ def staff_program_edit(
 @staff_required()
 def staff_ranking(request: HttpRequest, city_slug: str, slug: str) -> HttpResponse:
     program = selectors.program_get(city=request.city, slug=slug)
+    page = page_of(request, selectors.application_ranking_list(program=program, user=request.user))
+    most = program.rubric_max_total
+    for app in page:
+        app.share = app.average * 100 / most if most else None
     return render(
         request,
         "vouchers/staff_ranking.html",
         {
             "city": request.city,
             "program": program,
-            "page": page_of(
-                request, selectors.application_ranking_list(program=program, user=request.user)
+            "page": page,
+            "unscored": selectors.application_unscored_list(program=program),
+            "hidden": selectors.application_ranking_hidden_count(
+                program=program, user=request.user
             ),
         },
     )

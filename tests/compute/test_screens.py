@@ -320,3 +320,36 @@ def test_run_datacenter_sim_needs_a_token():
 
     with pytest.raises(CommandError):
         call_command("run_datacenter_sim", "--port", "0")
+
+
+@pytest.mark.parametrize(
+    ("args", "options", "message"),
+    [
+        ((), {}, "Name a data center slug or pass --all."),
+        (("guian",), {"all": True}, "Either a slug or --all, not both."),
+        (("guian",), {"records": 0}, "--records must be between 1 and 5000."),
+        (("nowhere",), {}, "No data center 'nowhere'."),
+        ((), {"all": True, "key": "sk_x"}, "--key fits one data center only."),
+    ],
+)
+def test_simulate_push_refuses_what_it_cannot_do(ledger_world, args, options, message):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError) as err:
+        call_command("simulate_push", *args, **options)
+    assert str(err.value) == message
+    assert not ApiKey.objects.filter(name="simulate_push").exists()
+
+
+def test_simulate_push_reports_a_portal_it_cannot_use(ledger_world, live_server, capsys):
+    from django.core.management import call_command
+
+    call_command("simulate_push", "guian", url="http://127.0.0.1:9", key="sk_x")
+    assert "guian: cannot reach http://127.0.0.1:9" in capsys.readouterr().err
+    call_command("simulate_push", "guian", url=live_server.url, key="sk_wrong")
+    assert capsys.readouterr().err.startswith("guian: 401 ")
+    Redemption.objects.update(status=RedemptionStatus.CLOSED)
+    call_command("simulate_push", "guian", url=live_server.url, key=ledger_world.key)
+    assert "guian: no active redemptions; nothing to bill." in capsys.readouterr().out
+    assert not UsageBatch.objects.exists()

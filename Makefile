@@ -18,7 +18,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) manage.py compiletranslations
-	$(PY) scripts/devservices.py run -- $(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) scripts/devservices.py run -- $(PY) -m pytest --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
 
 # End-to-end tests in Debian's Chromium (apt-get install chromium); CI runs them too.
 e2e: $(STAMP)

@@ -8,7 +8,9 @@ class ComputeConfig(AppConfig):
 
     def ready(self) -> None:
         from compute.links import links_register
+        from compute.metrics import metrics_register
         from compute.security import security_register
 
         links_register()
+        metrics_register()
         security_register()

@@ -23,6 +23,7 @@ from django.utils import timezone
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 
+from compute.metrics import batch_failed
 from compute.models import BATCH_PENDING, BatchStatus, DataCenter, UsageBatch
 from portal.audit import audit_record
 from portal.errors import DomainError
@@ -96,6 +97,7 @@ def usage_batch_fail(*, batch_id: int, reason: str) -> bool:
             target=batch,
             data={"attempts": batch.attempts, "reason": reason},
         )
+    batch_failed()
     log.error("usage batch %s failed after %s attempts: %s", batch_id, batch.attempts, reason)
     return True
 

@@ -9,6 +9,7 @@ from celery import shared_task
 
 from compute import batches
 from compute.ingest import usage_batch_apply
+from compute.metrics import sync_run_ended
 from compute.models import BatchStatus
 
 log = logging.getLogger(__name__)
@@ -30,13 +31,22 @@ def usage_batch_apply_task(self, batch_id: int) -> str:
     if attempts is None:
         return "skipped"
     try:
-        return usage_batch_apply(batch_id=batch_id).status
+        batch = usage_batch_apply(batch_id=batch_id)
     except Exception as error:
         if self.request.retries >= self.max_retries or attempts >= batches.MAX_ATTEMPTS:
             log.exception("usage batch %s: giving up", batch_id)
             batches.usage_batch_fail(batch_id=batch_id, reason=f"{type(error).__name__}: {error}")
             return BatchStatus.FAILED
         raise self.retry(exc=error, countdown=min(2 ** (self.request.retries + 1), 300)) from error
+    log.info(
+        "usage batch %s %s: %s accepted, %s duplicate, %s rejected",
+        batch_id,
+        batch.status,
+        batch.accepted,
+        batch.duplicate,
+        batch.rejected,
+    )
+    return batch.status
 
 
 @shared_task(acks_late=True, time_limit=120, soft_time_limit=110)
@@ -52,7 +62,9 @@ def feed_sync_task(data_center_id: int) -> str:
     """One sync run; the run itself retries pages, so the task does not retry."""
     from compute.sync import feed_sync
 
-    return feed_sync(data_center_id=data_center_id).outcome
+    outcome = feed_sync(data_center_id=data_center_id).outcome
+    sync_run_ended(outcome)
+    return outcome
 
 
 @shared_task(acks_late=True, time_limit=60, soft_time_limit=50)

@@ -75,6 +75,7 @@ class User(AbstractBaseUser, PermissionsMixin):
 # First path segments the site itself uses; a city with one of these slugs would be unreachable.
 RESERVED_SLUGS = frozenset(
     {"admin", "accounts", "api", "static", "media", "i18n", "staff", "company", "my", "dc"}
+    | {"healthz", "metrics"}
 )
 
 

@@ -58,6 +58,10 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: bodies over MAX_REQUEST_BYTES and NUL characters never reach anything else.
     "portal.inputs.InputGuardMiddleware",
+    # The request id (X-Request-ID, logs, tasks) and the latency by view: around
+    # everything else, so what they measure and log is the whole request.
+    "portal.logging.RequestIdMiddleware",
+    "portal.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -272,8 +276,42 @@ SPECTACULAR_SETTINGS = {
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or REDIS_URL
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_SERIALIZER = "json"
-# Tests run their worker on a queue of their own, so a demo worker never takes their tasks.
+# Queues by kind of work, so that one kind cannot hold up another (a month's settlements
+# behind a usage batch) and each can have its own workers (docs/deploy.md). Tasks not
+# named here go to the default queue, `celery`. portal.celery.route_task reads this.
+TASK_QUEUES = {
+    "ingest": ["compute.tasks.usage_batch_apply_task", "compute.tasks.usage_batches_sweep"],
+    "sync": ["compute.tasks.feed_sync_all", "compute.tasks.feed_sync_task"],
+    "notifications": [
+        "vouchers.tasks.application_notify",
+        "vouchers.tasks.review_assigned_notify",
+        "vouchers.tasks.invitation_send",
+        "vouchers.tasks.reminders_send_task",
+    ],
+    "reports": [
+        "compute.tasks.settlements_monthly",
+        "compute.tasks.ledger_reconcile_task",
+        "vouchers.tasks.vouchers_expire_due_task",
+        "portal.tasks.audit_chain_verify",
+    ],
+}
+# CELERY_QUEUE puts every task on that one queue instead (tests and benchmarks run their
+# worker on a queue of their own, so a demo worker never takes their tasks).
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE") or "celery"
+CELERY_TASK_ROUTES = ("portal.celery.route_task",)
+# What a worker consumes when it serves everything (`make demo`), what /healthz expects
+# a heartbeat for, and what /metrics reports the length of.
+WORKER_QUEUES = (
+    [CELERY_TASK_DEFAULT_QUEUE]
+    if CELERY_TASK_DEFAULT_QUEUE != "celery"
+    else ["celery", *TASK_QUEUES]
+)
+HEALTH_QUEUES = env_list("HEALTH_QUEUES", WORKER_QUEUES)
+# Heartbeats of workers and beat (portal.heartbeat): written every HEARTBEAT_INTERVAL
+# seconds, older than HEARTBEAT_MAX_AGE they fail /healthz.
+HEARTBEAT_INTERVAL = env_int("HEARTBEAT_INTERVAL", 10)
+HEARTBEAT_MAX_AGE = env_int("HEARTBEAT_MAX_AGE", 60)
+HEARTBEAT_KEY_PREFIX = f"{CACHES['default']['KEY_PREFIX']}:heartbeat"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
@@ -299,7 +337,8 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "interval_max": 0.2,
 }
 CELERY_TIMEZONE = TIME_ZONE
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# django-celery-beat's scheduler with a heartbeat for /healthz.
+CELERY_BEAT_SCHEDULER = "portal.beat:HeartbeatScheduler"
 # Default schedule; django-celery-beat copies it into the database, where staff edit it.
 CELERY_BEAT_SCHEDULE = {
     "verify-audit-chain-nightly": {
@@ -332,11 +371,38 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# Metrics (/metrics, portal.metrics) for these addresses or networks only.
+METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", ["127.0.0.1", "::1"])
+# The worker's main process serves its pool's metrics on this port (0: not at all).
+CELERY_METRICS_PORT = env_int("CELERY_METRICS_PORT", 0)
+if not DEBUG:
+    # Load balancers and Prometheus ask over plain HTTP inside the network.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
+
+# Logs: one JSON object per line in production (portal/logging.py), with the request
+# id on every line; plain text in development. LOG_FORMAT chooses either.
+LOG_FORMAT = env_str("LOG_FORMAT") or ("plain" if DEBUG else "json")
+if LOG_FORMAT not in ("plain", "json"):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json; got {LOG_FORMAT!r}")
+# A line per request (portal.request), the access log; runserver prints its own.
+LOG_REQUESTS = env_bool("LOG_REQUESTS", LOG_FORMAT == "json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "portal.logging.RequestIdFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "portal.logging.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL") or "INFO"},
 }
 
@@ -366,16 +432,3 @@ MIDDLEWARE.insert(
     MIDDLEWARE.index("django.contrib.messages.middleware.MessageMiddleware") + 1,
     "portal.signin.SessionTimeoutMiddleware",
 )
-# Headers on every response (portal/headers.py; Referrer-Policy is SECURE_REFERRER_POLICY
-# above). No inline script or style anywhere: templates load static files only. The
-# API's Swagger UI adds the origin it loads its bundle from (compute/api/urls.py).
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "frame-ancestors 'none'; form-action 'self'; base-uri 'self'"
-)
-PERMISSIONS_POLICY = (
-    "camera=(), microphone=(), geolocation=(), payment=(), usb=(), serial=(), "
-    "bluetooth=(), hid=(), midi=(), magnetometer=(), gyroscope=(), accelerometer=(), "
-    "display-capture=()"
-)
-MIDDLEWARE.insert(0, "portal.headers.SecurityHeadersMiddleware")

@@ -6,7 +6,7 @@ City slugs may not take the names of the site-wide prefixes (see `RESERVED_SLUGS
 from django.contrib import admin
 from django.urls import include, path
 
-from portal import views
+from portal import health, metrics, views
 from portal.signin import sessions_page
 
 city_patterns = [
@@ -25,6 +25,9 @@ portal_patterns = [
 ]
 
 urlpatterns = [
+    # For load balancers, container healthchecks and Prometheus (docs/operations.md).
+    path("healthz", health.healthz, name="healthz"),
+    path("metrics", metrics.metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("api/", include("compute.api.urls")),

@@ -123,7 +123,18 @@ def demo() -> int:
         celery = [PY, "-m", "celery", "-A", "portal"]
         commands = {
             "web": [*manage, "runserver", f"127.0.0.1:{port}", "--noreload"],
-            "worker": [*celery, "worker", "--loglevel", "INFO", "--concurrency", "2"],
+            # One worker for every queue (settings.TASK_QUEUES; production gives each
+            # kind of work its own, docs/deploy.md).
+            "worker": [
+                *celery,
+                "worker",
+                "-Q",
+                "celery,ingest,sync,notifications,reports",
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                "2",
+            ],
             "beat": [*celery, "beat", "--loglevel", "INFO", "--schedule", str(VAR / "celerybeat")],
             # The demo data centers: their feeds (pulled by the sync every minute) ...
             "datacenters": [

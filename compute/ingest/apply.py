@@ -4,6 +4,7 @@ write the records before any lock, then charge under the vouchers' locks."""
 from __future__ import annotations
 
 import itertools
+import time
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import NamedTuple
@@ -25,6 +26,7 @@ from compute.ingest.plan import (
     stored_records,
 )
 from compute.ingest.results import Results, results
+from compute.metrics import batch_applied
 from compute.models import BatchStatus, UsageBatch
 from portal.db import copy_lines_plain, copy_rows, copy_text, execute_bound, new_ids, sql_list
 from vouchers.ledger import ledger_charge_many, voucher_charge_terms, vouchers_lock
@@ -66,6 +68,7 @@ def usage_batch_apply(*, batch_id: int) -> UsageBatch:
     """Apply a stored batch. Safe to call any number of times: the batch row is locked
     first, so two workers never apply one batch at once, and its status is committed
     with the charges, so a batch applied again finds itself done and changes nothing."""
+    start = time.perf_counter()
     with transaction.atomic():
         # Results are read only when asked for (deferred): 600 kB for a full batch.
         batch = UsageBatch.objects.select_for_update().defer("results_json").get(pk=batch_id)
@@ -73,6 +76,8 @@ def usage_batch_apply(*, batch_id: int) -> UsageBatch:
             return batch
         _apply(batch)
         batch.refresh_from_db(fields=["status", "accepted", "duplicate", "rejected", "finished_at"])
+    # Committed: counted once, however often the batch's task runs.
+    batch_applied(batch, seconds=time.perf_counter() - start)
     return batch
 
 

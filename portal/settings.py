@@ -432,3 +432,16 @@ MIDDLEWARE.insert(
     MIDDLEWARE.index("django.contrib.messages.middleware.MessageMiddleware") + 1,
     "portal.signin.SessionTimeoutMiddleware",
 )
+# Headers on every response (portal/headers.py; Referrer-Policy is SECURE_REFERRER_POLICY
+# above). No inline script or style anywhere: templates load static files only. The
+# API's Swagger UI adds the origin it loads its bundle from (compute/api/urls.py).
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "frame-ancestors 'none'; form-action 'self'; base-uri 'self'"
+)
+PERMISSIONS_POLICY = (
+    "camera=(), microphone=(), geolocation=(), payment=(), usb=(), serial=(), "
+    "bluetooth=(), hid=(), midi=(), magnetometer=(), gyroscope=(), accelerometer=(), "
+    "display-capture=()"
+)
+MIDDLEWARE.insert(0, "portal.headers.SecurityHeadersMiddleware")

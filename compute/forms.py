@@ -52,6 +52,15 @@ class ApiKeyForm(forms.Form):
         required=False,
         help_text=_("To tell keys apart, e.g. 'billing system 2026'."),
     )
+    expires_on = forms.DateField(
+        label=_("Valid until"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text=_(
+            "Optional: the key works through this day (Asia/Shanghai) and is refused after "
+            "it; your operators are reminded by e-mail before."
+        ),
+    )
 
 
 class RegistrationForm(forms.Form):

@@ -7,6 +7,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Now
+from django.utils import timezone
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
@@ -127,6 +128,10 @@ class ApiKey(models.Model):
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
     last_used_at = models.DateTimeField(_("last used at"), null=True, blank=True)
+    # Optional: a key with an expiry is refused from then on (401, saying so), and its
+    # data center's operators are reminded before (compute.services).
+    expires_at = models.DateTimeField(_("expires at"), null=True, blank=True)
+    expiry_reminded_at = models.DateTimeField(_("expiry reminder sent"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("API key")
@@ -135,6 +140,10 @@ class ApiKey(models.Model):
 
     def __str__(self) -> str:
         return self.prefix
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
 
 
 class RedemptionStatus(models.TextChoices):

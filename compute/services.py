@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import date
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
+from django.conf import settings
+from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import F
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from compute.models import (
@@ -51,12 +53,31 @@ def is_operator(user: User, data_center: DataCenter) -> bool:
 # --- API keys ---------------------------------------------------------------------------
 
 
+def api_key_expiry(expires_on: date | None) -> datetime | None:
+    """A key valid through `expires_on` stops working at the next midnight, Shanghai time."""
+    if expires_on is None:
+        return None
+    return datetime.combine(
+        expires_on + timedelta(days=1), time(), tzinfo=timezone.get_default_timezone()
+    )
+
+
 def api_key_issue(
-    *, data_center: DataCenter, actor: User | None, name: str = ""
+    *,
+    data_center: DataCenter,
+    actor: User | None,
+    name: str = "",
+    expires_on: date | None = None,
 ) -> tuple[ApiKey, str]:
-    """Create a key and return it with the raw secret, which is shown once and never stored."""
+    """Create a key and return it with the raw secret, which is shown once and never
+    stored nor logged (only its SHA-256 and prefix are kept; the audit event names the
+    prefix). With `expires_on` the key works through that day (Asia/Shanghai)."""
     if actor is not None and not is_operator(actor, data_center):
         raise DomainError(_("Only the data center's operators may issue keys."), code="forbidden")
+    if expires_on is not None and expires_on < timezone.localdate():
+        message = _("The expiry date cannot be in the past.")
+        raise DomainError(message, code="invalid", fields={"expires_on": [message]})
+    expires_at = api_key_expiry(expires_on)
     public = secrets.token_hex(4)
     raw = f"{KEY_PREFIX}{public}_{secrets.token_urlsafe(32)}"
     with transaction.atomic():
@@ -66,13 +87,18 @@ def api_key_issue(
             prefix=f"{KEY_PREFIX}{public}",
             key_hash=key_hash(raw),
             created_by=actor,
+            expires_at=expires_at,
         )
         audit_record(
             action="api_key.issue",
             actor=actor,
             actor_label="" if actor else "manage.py issue_api_key",
             target=key,
-            data={"data_center": data_center.slug, "prefix": key.prefix},
+            data={
+                "data_center": data_center.slug,
+                "prefix": key.prefix,
+                "expires_at": expires_at.isoformat() if expires_at else None,
+            },
         )
     return key, raw
 
@@ -95,9 +121,18 @@ def api_key_revoke(*, key: ApiKey, actor: User) -> ApiKey:
     return locked
 
 
+class ApiKeyExpired(Exception):
+    """A known key past its expiry: refused, and the client is told why."""
+
+    def __init__(self, key: ApiKey) -> None:
+        super().__init__(key.prefix)
+        self.key = key
+
+
 def api_key_authenticate(raw: str) -> ApiKey | None:
-    """The active key for a raw secret, or None. Records use at most once a minute so
-    a busy client does not turn every request into a write."""
+    """The active key for a raw secret, or None; `ApiKeyExpired` for a key past its
+    expiry. Records use at most once a minute so a busy client does not turn every
+    request into a write."""
     if not raw.startswith(KEY_PREFIX) or len(raw) > 120:
         return None
     key = (
@@ -108,10 +143,65 @@ def api_key_authenticate(raw: str) -> ApiKey | None:
     if key is None:
         return None
     now = timezone.now()
+    if key.expires_at is not None and key.expires_at <= now:
+        raise ApiKeyExpired(key)
     if key.last_used_at is None or (now - key.last_used_at).total_seconds() > 60:
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
         key.last_used_at = now
     return key
+
+
+def api_keys_expiry_remind(*, now: datetime | None = None) -> int:
+    """E-mail the operators of each data center whose live keys expire within
+    `API_KEY_EXPIRY_REMINDER_DAYS`, once per key, in each operator's language; return
+    how many e-mails went out. Run daily by beat (compute.tasks)."""
+    now = now or timezone.now()
+    horizon = now + timedelta(days=settings.API_KEY_EXPIRY_REMINDER_DAYS)
+    sent = 0
+    due = ApiKey.objects.filter(
+        revoked_at__isnull=True,
+        expiry_reminded_at__isnull=True,
+        expires_at__gt=now,
+        expires_at__lte=horizon,
+    ).select_related("data_center")
+    for key in due:
+        sent += _api_key_remind(key, now)
+    return sent
+
+
+def _api_key_remind(key: ApiKey, now: datetime) -> int:
+    sent = 0
+    # Claimed before sending, so that two runs never send one reminder twice; a mail
+    # that fails rolls the claim back, and tomorrow's run tries again.
+    with transaction.atomic():
+        claimed = ApiKey.objects.filter(pk=key.pk, expiry_reminded_at__isnull=True).update(
+            expiry_reminded_at=now
+        )
+        if not claimed:
+            return 0
+        for user in key.data_center.operators.filter(is_active=True):
+            with translation.override(user.preferred_language):
+                when = timezone.localtime(key.expires_at).strftime("%Y-%m-%d %H:%M")
+                send_mail(
+                    _("[Suanli] API key %(prefix)s… of %(dc)s expires on %(when)s")
+                    % {"prefix": key.prefix, "dc": key.data_center.name, "when": when},
+                    _(
+                        "The API key %(prefix)s… (%(name)s) of %(dc)s stops working on "
+                        "%(when)s (Asia/Shanghai). Issue a new key in the console "
+                        "(%(url)s), switch your clients to it, then revoke the old one."
+                    )
+                    % {
+                        "prefix": key.prefix,
+                        "name": key.name or "—",
+                        "dc": key.data_center.name,
+                        "when": when,
+                        "url": f"{settings.SITE_URL}/dc/{key.data_center.slug}/keys/",
+                    },
+                    settings.DEFAULT_FROM_EMAIL,
+                    [user.email],
+                )
+            sent += 1
+    return sent
 
 
 # --- registrations ----------------------------------------------------------------------

@@ -11,6 +11,7 @@ from compute import batches
 from compute.ingest import usage_batch_apply
 from compute.metrics import sync_run_ended
 from compute.models import BatchStatus
+from compute.services import api_keys_expiry_remind
 
 log = logging.getLogger(__name__)
 
@@ -93,3 +94,9 @@ def settlements_monthly(period: str = "") -> int:
 
     month = parse_period(period) if period else previous_month()
     return len(settlements_build_month(period=month))
+
+
+@shared_task(acks_late=True, time_limit=600, soft_time_limit=540)
+def api_keys_expiry_remind_task() -> int:
+    """Beat, daily: remind operators of API keys about to expire, once per key."""
+    return api_keys_expiry_remind()

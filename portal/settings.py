@@ -445,3 +445,11 @@ PERMISSIONS_POLICY = (
     "display-capture=()"
 )
 MIDDLEWARE.insert(0, "portal.headers.SecurityHeadersMiddleware")
+# API keys that expire: their data center's operators are e-mailed this many days before
+# (compute.services.api_keys_expiry_remind, daily).
+API_KEY_EXPIRY_REMINDER_DAYS = env_int("API_KEY_EXPIRY_REMINDER_DAYS", 14)
+CELERY_BEAT_SCHEDULE["remind-expiring-api-keys"] = {
+    "task": "compute.tasks.api_keys_expiry_remind_task",
+    "schedule": crontab(hour=9, minute=15),
+}
+TASK_QUEUES["notifications"].append("compute.tasks.api_keys_expiry_remind_task")

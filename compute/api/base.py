@@ -21,6 +21,7 @@ from django.core.exceptions import (
 from django.db import connection
 from django.db.models.constants import LOOKUP_SEP
 from django.http import Http404
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions, status
@@ -33,7 +34,7 @@ from rest_framework.throttling import BaseThrottle
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from compute.models import ApiKey, DataCenter
-from compute.services import api_key_authenticate
+from compute.services import ApiKeyExpired, api_key_authenticate
 from portal import ratelimit
 from portal.errors import DomainError, error_body
 
@@ -91,7 +92,19 @@ class BearerKeyAuthentication(BaseAuthentication):
         scheme, _sep, raw = header.partition(" ")
         key = None
         if scheme.lower() == "bearer" and raw.strip():
-            key = api_key_authenticate(raw.strip())
+            try:
+                key = api_key_authenticate(raw.strip())
+            except ApiKeyExpired as expired:
+                if limiter is not None:
+                    limiter.count(address)
+                when = timezone.localtime(expired.key.expires_at).strftime("%Y-%m-%d %H:%M")
+                raise exceptions.AuthenticationFailed(
+                    _(
+                        "This API key expired on %(when)s (Asia/Shanghai); issue a new one "
+                        "in the data center's console."
+                    )
+                    % {"when": when}
+                ) from None
         if key is None:
             if limiter is not None:
                 limiter.count(address)

@@ -14,6 +14,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.cache import patch_cache_control
 from django.utils.translation import gettext as _
 
 from compute import selectors, services
@@ -201,12 +202,15 @@ def console_keys(request: HttpRequest, slug: str) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             _key, new_key = services.api_key_issue(
-                data_center=dc, actor=request.user, name=form.cleaned_data["name"]
+                data_center=dc,
+                actor=request.user,
+                name=form.cleaned_data["name"],
+                expires_on=form.cleaned_data["expires_on"],
             )
+            form = ApiKeyForm()
         except DomainError as error:
             apply_domain_error(form, error)
-        form = ApiKeyForm()
-    return render(
+    response = render(
         request,
         "compute/console_keys.html",
         {
@@ -216,6 +220,10 @@ def console_keys(request: HttpRequest, slug: str) -> HttpResponse:
             "keys": selectors.api_key_list(data_center=dc),
         },
     )
+    if new_key:
+        # The key is in this page, once: no browser or proxy may keep a copy of it.
+        patch_cache_control(response, no_store=True, private=True)
+    return response
 
 
 @login_required

@@ -15,6 +15,7 @@ EXPECTED = {
     "vouchers.tasks.review_assigned_notify": "notifications",
     "vouchers.tasks.invitation_send": "notifications",
     "vouchers.tasks.reminders_send_task": "notifications",
+    "compute.tasks.api_keys_expiry_remind_task": "notifications",
     "compute.tasks.settlements_monthly": "reports",
     "compute.tasks.ledger_reconcile_task": "reports",
     "vouchers.tasks.vouchers_expire_due_task": "reports",

@@ -16,6 +16,13 @@ Slots, and the object each link's `url` is given:
   company's pages link the voucher code to the first one.
 
 Links are listed in registration order, i.e. the order of `INSTALLED_APPS`.
+
+A slot may also hold *groups*: a title and a list of links worked out for the page's
+object (`link_group_register`, `{% link_groups "slot" obj as groups %}`); a group with
+no links is left out. Group slots:
+
+- `portal.staff_home` (the request, in a city): what waits for the city's staff, listed
+  on the staff home (vouchers: applications no approver may approve, tie-breaks).
 """
 
 from __future__ import annotations
@@ -58,3 +65,35 @@ def link_list(slot: str, obj: Any = None) -> list[Link]:
         if url:
             links.append(Link(label=str(entry.label), url=url))
     return links
+
+
+@dataclass(frozen=True)
+class LinkGroup:
+    title: str
+    links: list[Link]
+
+
+@dataclass(frozen=True)
+class _Group:
+    title: str | Promise
+    links: Callable[[Any], list[Link]]
+
+
+_groups: dict[str, dict[str, _Group]] = {}
+
+
+def link_group_register(
+    slot: str, *, name: str, title: str | Promise, links: Callable[[Any], list[Link]]
+) -> None:
+    """Offer a group of links in `slot`: `links(obj)` lists them for the page's object.
+    Registering a `name` again replaces the group."""
+    _groups.setdefault(slot, {})[name] = _Group(title=title, links=links)
+
+
+def link_group_list(slot: str, obj: Any = None) -> list[LinkGroup]:
+    groups = []
+    for entry in _groups.get(slot, {}).values():
+        links = entry.links(obj)
+        if links:
+            groups.append(LinkGroup(title=str(entry.title), links=links))
+    return groups

@@ -168,6 +168,18 @@ class ScoreForm(forms.Form):
         return {c["name"]: self.cleaned_data[f"score_{i}"] for i, c in enumerate(self.rubric)}
 
 
+class TieBreakForm(forms.Form):
+    recommend = forms.TypedChoiceField(
+        label=_("Recommendation"),
+        choices=[("yes", _("Recommend")), ("no", _("Do not recommend"))],
+        coerce=lambda v: v == "yes",
+        widget=forms.RadioSelect,
+    )
+    reason = forms.CharField(
+        label=_("Reason"), widget=forms.Textarea(attrs={"rows": 3}), max_length=2000
+    )
+
+
 class AssignForm(forms.Form):
     reviewer = forms.ModelChoiceField(label=_("Reviewer"), queryset=None)
 

@@ -19,7 +19,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
 from vouchers.ledger import voucher_expire
-from vouchers.models import ApplicationState, ReminderSent, Review, Voucher, VoucherStatus
+from vouchers.models import REVIEW_STATES, ReminderSent, Review, Voucher, VoucherStatus
 
 
 def vouchers_expire_due(*, today: date | None = None) -> list[str]:
@@ -113,7 +113,7 @@ def _remind_reviewers() -> int:
         Review.objects.filter(
             assigned_at__lt=cutoff,
             submitted_at__isnull=True,
-            application__state=ApplicationState.IN_REVIEW,
+            application__state__in=REVIEW_STATES,
         )
         .exclude(conflict=True)
         .select_related("reviewer", "application")

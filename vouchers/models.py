@@ -350,6 +350,8 @@ class ApplicationState(models.TextChoices):
     SUBMITTED = "submitted", _("Submitted")
     SCREENING = "screening", _("Screening")
     IN_REVIEW = "in_review", _("In review")
+    # The reviews are evenly split: the program manager adds a reviewer or decides.
+    TIE_BREAK = "tie_break", _("Tie-break")
     INFO_REQUESTED = "info_requested", _("Information requested")
     RECOMMENDED = "recommended", _("Recommended")
     NOT_RECOMMENDED = "not_recommended", _("Not recommended")
@@ -360,7 +362,7 @@ class ApplicationState(models.TextChoices):
 
 
 # The states in which reviewers score an application.
-REVIEW_STATES = frozenset({ApplicationState.IN_REVIEW})
+REVIEW_STATES = frozenset({ApplicationState.IN_REVIEW, ApplicationState.TIE_BREAK})
 
 
 class Application(models.Model):

@@ -41,7 +41,11 @@ from vouchers.models import (
     Review,
     Voucher,
 )
-from vouchers.workflow import reviews_visible, reviews_visible_filter
+from vouchers.workflow import (
+    no_eligible_approver_filter,
+    reviews_visible,
+    reviews_visible_filter,
+)
 
 # --- companies ---------------------------------------------------------------------------
 
@@ -138,6 +142,12 @@ def _scores_for(user: User, city: City) -> dict:
             output_field=DecimalField(max_digits=12, decimal_places=6),
         ),
     }
+
+
+def application_without_approver_list(*, city: City) -> QuerySet[Application]:
+    """The city's applications waiting for a decision that no approver of the city may
+    approve (`workflow.no_eligible_approver_filter`)."""
+    return application_list(city=city).filter(no_eligible_approver_filter()).order_by("pk")
 
 
 def application_queue_list(*, city: City, user: User, filters: dict) -> QuerySet[Application]:

@@ -11,9 +11,10 @@ from django.urls import reverse
 from django.utils import translation
 from django.utils.translation import gettext as _
 
-from portal.models import User
+from portal.models import Role, User
 from vouchers.jobs import reminders_send, vouchers_expire_due
 from vouchers.models import (
+    REVIEW_STATES,
     Application,
     ApplicationState,
     CompanyInvitation,
@@ -57,7 +58,18 @@ def _texts(event: str) -> tuple[str, str]:
             _("[Suanli] Not approved: %(title)s"),
             _("Your application to %(program)s was not approved: %(reason)s"),
         ),
+        "tie_break": (
+            _("[Suanli] Tie-break needed: %(title)s"),
+            _(
+                "The reviews of application %(id)s to %(program)s are evenly split "
+                "(%(reason)s). Add a reviewer or decide the recommendation, with a reason."
+            ),
+        ),
     }[event]
+
+
+# Events for the city's staff rather than the company: the role told.
+STAFF_EVENTS = {"tie_break": Role.PROGRAM_MANAGER}
 
 
 @shared_task(acks_late=True, time_limit=120, soft_time_limit=110)
@@ -85,7 +97,11 @@ def application_notify(application_id: int, event: str, change_id: int | None = 
     # Not recommended by the reviews: the tally, in each member's language (the stored
     # note is in the language of the reviewer who happened to submit last).
     reviews_tally = None
-    if change and change["from_state"] == ApplicationState.IN_REVIEW and event == "not_recommended":
+    if (
+        change
+        and change["from_state"] in REVIEW_STATES
+        and event in ("not_recommended", "tie_break")
+    ):
         done = application.reviews.filter(submitted_at__isnull=False, conflict=False)
         reviews_tally = {"yes": done.filter(recommend=True).count(), "n": done.count()}
     question = (
@@ -101,7 +117,15 @@ def application_notify(application_id: int, event: str, change_id: int | None = 
         else application.decision_reason
     )
     sent = 0
-    for user in application.company.members.filter(is_active=True):
+    if event in STAFF_EVENTS:
+        recipients = User.objects.filter(
+            is_active=True,
+            memberships__city_id=application.city_id,
+            memberships__role=STAFF_EVENTS[event],
+        ).distinct()
+    else:
+        recipients = application.company.members.filter(is_active=True)
+    for user in recipients:
         with translation.override(user.preferred_language):
             subject, body = _texts(event)
             if failed_rules:
@@ -109,6 +133,7 @@ def application_notify(application_id: int, event: str, change_id: int | None = 
             elif reviews_tally:
                 reason = _("%(yes)s of %(n)s reviews recommend.") % reviews_tally
             values = {
+                "id": application.pk,
                 "title": application.title,
                 "program": application.program.name,
                 "question": question or "",

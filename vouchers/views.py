@@ -42,6 +42,7 @@ from vouchers.forms import (
     ReasonForm,
     ResolveForm,
     ScoreForm,
+    TieBreakForm,
 )
 from vouchers.models import Application, Document
 
@@ -267,6 +268,7 @@ def application(request: HttpRequest, pk: int) -> HttpResponse:
             "editable": editable,
             "problems": workflow.application_problems(app) if editable else {},
             "actions": workflow.application_actions(app, request.user),
+            "notes": workflow.action_notes(app, request.user),
             "answer_form": AnswerForm(),
             **forms,
         },
@@ -415,6 +417,7 @@ def staff_application(request: HttpRequest, city_slug: str, pk: int) -> HttpResp
             "city": request.city,
             "app": app,
             "actions": workflow.application_actions(app, request.user),
+            "notes": workflow.action_notes(app, request.user),
             "roles": roles_in_city(request.user, request.city),
             "reviews": reviews,
             "reviews_hidden": hidden,
@@ -424,6 +427,7 @@ def staff_application(request: HttpRequest, city_slug: str, pk: int) -> HttpResp
             "assign_form": AssignForm(reviewers=selectors.reviewer_list(city=request.city)),
             "approve_form": ApproveForm(initial={"amount": app.requested_amount}),
             "reason_form": ReasonForm(),
+            "tie_form": TieBreakForm(),
             "question_form": QuestionForm(),
             "resolve_form": ResolveForm(),
             "objections": selectors.objection_list(application=app),
@@ -442,6 +446,7 @@ def staff_action(request: HttpRequest, city_slug: str, pk: int, action: str) -> 
         "start_screening": None,
         "fail_screening": ReasonForm(post),
         "reject": ReasonForm(post),
+        "break_tie": TieBreakForm(post),
         "request_info": QuestionForm(post),
         "approve": ApproveForm(post),
         "assign": AssignForm(post, reviewers=selectors.reviewer_list(city=request.city)),
@@ -470,6 +475,9 @@ def staff_action(request: HttpRequest, city_slug: str, pk: int, action: str) -> 
         ),
         "reject": lambda: services.application_reject(
             application=app, actor=user, reason=data["reason"]
+        ),
+        "break_tie": lambda: services.application_break_tie(
+            application=app, actor=user, recommend=data["recommend"], reason=data["reason"]
         ),
         "request_info": lambda: services.application_request_info(
             application=app, actor=user, question=data["question"]

@@ -2,7 +2,9 @@
 it) and by the templates (which show only the actions it allows).
 
     draft → submitted → screening → in_review ⇄ info_requested → recommended |
-    not_recommended → in_notice → approved | rejected, and withdrawn before a decision.
+    not_recommended | tie_break → in_notice → approved | rejected, and withdrawn before a
+    decision. An even split of the reviews (no majority) goes to tie_break, where the
+    program manager adds a reviewer (whose review concludes again) or decides.
 
 `who` names the party that may act: the applicant company's members, staff roles of the
 application's city, or the system (transitions the services take on their own, such as
@@ -16,16 +18,29 @@ from dataclasses import dataclass
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop, ngettext
 
-from portal.models import City, User
+from portal.citytime import city_datetime
+from portal.models import City, CityMembership, User
+from portal.templatetags.money import format_yuan
 from portal.tenancy import roles_in_city
-from vouchers.models import Application, CompanyMember, Review, document_type_label
+from vouchers.models import (
+    REVIEW_STATES,
+    Application,
+    CompanyMember,
+    Review,
+    document_type_label,
+)
 from vouchers.models import ApplicationState as S
 
 MEMBER = "member"
 SYSTEM = "system"
 REVIEWER, APPROVER, MANAGER = "reviewer", "approver", "program_manager"
 AUDITOR = "auditor"
+
+MEMBER_STAFF_MESSAGE = gettext_noop(
+    "You belong to the applicant company; another staff member must act."
+)
 
 
 @dataclass(frozen=True)
@@ -44,6 +59,7 @@ BEFORE_DECISION = {
     S.SUBMITTED,
     S.SCREENING,
     S.IN_REVIEW,
+    S.TIE_BREAK,
     S.INFO_REQUESTED,
     S.RECOMMENDED,
     S.NOT_RECOMMENDED,
@@ -63,9 +79,15 @@ TRANSITIONS: dict[str, Transition] = {
     "fail_screening": _t({S.SCREENING}, {S.NOT_RECOMMENDED}, {REVIEWER, MANAGER}),
     "request_info": _t({S.SCREENING, S.IN_REVIEW}, {S.INFO_REQUESTED}, {REVIEWER, MANAGER}),
     "answer_info": _t({S.INFO_REQUESTED}, {S.SCREENING, S.IN_REVIEW}, {MEMBER}),
+    # Most reviews recommend → recommended (or in notice); most do not → not
+    # recommended; an even split → tie_break, and from there again once a reviewer the
+    # program manager added has submitted.
     "conclude_reviews": _t(
-        {S.IN_REVIEW}, {S.RECOMMENDED, S.NOT_RECOMMENDED, S.IN_NOTICE}, {SYSTEM}
+        {S.IN_REVIEW, S.TIE_BREAK},
+        {S.RECOMMENDED, S.NOT_RECOMMENDED, S.IN_NOTICE, S.TIE_BREAK},
+        {SYSTEM},
     ),
+    "break_tie": _t({S.TIE_BREAK}, {S.RECOMMENDED, S.NOT_RECOMMENDED, S.IN_NOTICE}, {MANAGER}),
     "approve": _t({S.RECOMMENDED, S.IN_NOTICE}, {S.APPROVED}, {APPROVER}),
     "reject": _t({S.RECOMMENDED, S.IN_NOTICE, S.NOT_RECOMMENDED}, {S.REJECTED}, {APPROVER}),
 }
@@ -73,10 +95,10 @@ TRANSITIONS: dict[str, Transition] = {
 # Staff actions that are not state changes but are allowed only in some states.
 STAFF_ACTIONS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "assign": (
-        frozenset({S.SUBMITTED, S.SCREENING, S.IN_REVIEW, S.INFO_REQUESTED}),
+        frozenset({S.SUBMITTED, S.SCREENING, S.IN_REVIEW, S.TIE_BREAK, S.INFO_REQUESTED}),
         frozenset({MANAGER}),
     ),
-    "review": (frozenset({S.IN_REVIEW}), frozenset({REVIEWER})),
+    "review": (frozenset({S.IN_REVIEW, S.TIE_BREAK}), frozenset({REVIEWER})),
     "resolve_objection": (frozenset({S.IN_NOTICE}), frozenset({MANAGER, APPROVER})),
 }
 
@@ -115,27 +137,188 @@ def parties(application: Application, user: User) -> set[str]:
 def application_actions(application: Application, user: User) -> list[str]:
     """What the user may do now, for the templates: the transition table's actions for
     their parties, less staff steps on their own company's application and approving
-    an application they reviewed (separation of duties, which the services enforce)."""
+    when something stands in the way (`approval_blockers`, which the service enforces
+    too). What is left out and why, the page says (`action_notes`)."""
     found = parties(application, user)
     actions = allowed_actions(application.state, found)
     if MEMBER in found:
         actions = [a for a in actions if MEMBER in parties_of(a)]
-    if "approve" in actions and (
-        application.reviews.filter(reviewer=user).exists() or notice_blocks(application)
-    ):
+    if "approve" in actions and approval_blockers(application, user):
         actions.remove("approve")
     return actions
 
 
-def notice_blocks(application: Application) -> str | None:
-    """Why the public notice still stands in the way of approval, or None."""
-    if application.state != S.IN_NOTICE:
-        return None
-    if application.notice_ends_at and timezone.now() < application.notice_ends_at:
-        return _("The public notice has not ended yet.")
-    if application.objections.filter(resolved_at__isnull=True).exists():
-        return _("Resolve the open objections first.")
-    return None
+@dataclass(frozen=True)
+class Blocker:
+    """Why a step cannot be taken now: a message saying why and until when, and the
+    `DomainError` code the service refuses it with."""
+
+    message: str
+    code: str
+
+
+def approval_blockers(application: Application, user: User) -> list[Blocker]:
+    """What stands in the way of `user` approving the application (its state and their
+    role aside, which the table decides): separation of duties, the public notice and
+    its objections, the program's budget. The approval service refuses with the first;
+    the page shows them all."""
+    found = []
+    if application.reviews.filter(reviewer=user).exists():
+        found.append(
+            Blocker(
+                _(
+                    "You reviewed this application, so you may not decide it (separation "
+                    "of duties): another approver must."
+                ),
+                "forbidden",
+            )
+        )
+    if application.state == S.IN_NOTICE:
+        ends = application.notice_ends_at
+        if ends and timezone.now() < ends:
+            found.append(
+                Blocker(
+                    _(
+                        "The public notice has not ended yet: it ends at %(when)s. Approval "
+                        "is possible after that, once every objection is resolved."
+                    )
+                    % {"when": city_datetime(ends, application.city)},
+                    "conflict",
+                )
+            )
+        n = application.objections.filter(resolved_at__isnull=True).count()
+        if n:
+            found.append(
+                Blocker(
+                    ngettext(
+                        "Resolve the open objections first: %(n)s is open.",
+                        "Resolve the open objections first: %(n)s are open.",
+                        n,
+                    )
+                    % {"n": n},
+                    "conflict",
+                )
+            )
+    program = application.program
+    if program.budget_remaining < program.award_min:
+        found.append(
+            Blocker(
+                _(
+                    "The program's budget has %(left)s left, less than its minimum award of "
+                    "%(low)s: no award can be made until budget is returned or added."
+                )
+                % {
+                    "left": format_yuan(program.budget_remaining),
+                    "low": format_yuan(program.award_min),
+                },
+                "conflict",
+            )
+        )
+    return found
+
+
+def no_eligible_approver_filter() -> Q:
+    """Applications waiting for a decision that no approver of their city may approve:
+    every approver (active user) reviewed it or belongs to the applicant company. The
+    city can give the approver role to someone else (/<city>/staff/members/)."""
+    eligible = CityMembership.objects.filter(
+        city=OuterRef("city"), role=APPROVER, user__is_active=True
+    ).filter(
+        ~Exists(
+            Review.objects.filter(application=OuterRef(OuterRef("pk")), reviewer=OuterRef("user"))
+        ),
+        ~Exists(
+            CompanyMember.objects.filter(
+                company=OuterRef(OuterRef("company")), user=OuterRef("user")
+            )
+        ),
+    )
+    return Q(state__in=TRANSITIONS["approve"].sources) & ~Q(Exists(eligible))
+
+
+def has_no_eligible_approver(application: Application) -> bool:
+    return (
+        Application.objects.filter(pk=application.pk).filter(no_eligible_approver_filter()).exists()
+    )
+
+
+def action_notes(application: Application, user: User) -> list[str]:
+    """What the page says about the steps the user might expect but cannot take now, each
+    with why and until when (or who can), so that no page is a silent dead end."""
+    found = parties(application, user)
+    roles = found - {MEMBER}
+    state = application.state
+    notes: list[str] = []
+    if MEMBER in found and roles:
+        return [_(MEMBER_STAFF_MESSAGE)]
+    if MEMBER in found:
+        if state == S.IN_NOTICE and application.notice_ends_at:
+            notes.append(
+                _(
+                    "Your application is in public notice until %(when)s. The city decides "
+                    "after the notice has ended and every objection is resolved."
+                )
+                % {"when": city_datetime(application.notice_ends_at, application.city)}
+            )
+        elif state == S.TIE_BREAK:
+            notes.append(
+                _(
+                    "The reviews are evenly split. The city's program manager adds a "
+                    "reviewer or decides the recommendation."
+                )
+            )
+        return notes
+    if state == S.TIE_BREAK:
+        notes.append(
+            _(
+                "The reviews are evenly split, with no majority. A program manager adds a "
+                "reviewer (whose review decides) or decides the recommendation, with a "
+                "reason."
+            )
+        )
+    if MANAGER in roles and state in REVIEW_STATES:
+        required = application.program.reviews_required
+        able = application.reviews.exclude(conflict=True).count()
+        if able < required:
+            notes.append(
+                _(
+                    "%(required)s reviews are required but only %(able)s assigned reviewers "
+                    "have no conflict of interest: assign %(more)s more for the reviews to "
+                    "conclude."
+                )
+                % {"required": required, "able": able, "more": required - able}
+            )
+    if state in TRANSITIONS["approve"].sources:
+        if APPROVER in roles:
+            notes.extend(b.message for b in approval_blockers(application, user))
+        if has_no_eligible_approver(application):
+            notes.append(
+                _(
+                    "No approver of %(city)s may approve this application: every approver "
+                    "reviewed it or belongs to the applicant company. A program manager can "
+                    "give the approver role to another staff member (Staff members)."
+                )
+                % {"city": application.city.name}
+            )
+    if REVIEWER in roles:
+        own = application.reviews.filter(reviewer=user).first()
+        if own is not None and own.submitted_at is None and not own.conflict:
+            if state == S.INFO_REQUESTED:
+                notes.append(
+                    _(
+                        "Your review waits: the city asked the company for information, and "
+                        "reviews resume once it has answered."
+                    )
+                )
+            elif state not in REVIEW_STATES:
+                notes.append(
+                    _(
+                        "Your review is no longer needed: the required reviews were in "
+                        "before yours, and the application is now %(state)s."
+                    )
+                    % {"state": application.get_state_display()}
+                )
+    return notes
 
 
 def application_problems(application: Application) -> dict[str, list[str]]:

@@ -27,6 +27,7 @@ STAFF_BUTTONS = [
     "declare",
     "approve",
     "reject",
+    "break_tie",
 ]
 SCREENING = {"pass_screening", "fail_screening", "request_info"}
 STAFF_SHOWN = {
@@ -45,6 +46,7 @@ STAFF_SHOWN = {
         "reviewer2": {"request_info"},
         "manager": {"request_info", "assign"},
     },
+    "tie_break": {"reviewer": {"declare"}, "manager": {"assign", "break_tie"}},
     "info_requested": {"manager": {"assign"}},
     "recommended": {"approver": {"approve", "reject"}},
     "not_recommended": {"approver": {"reject"}},
@@ -57,6 +59,7 @@ BEFORE_DECISION = [
     "submitted",
     "screening",
     "in_review",
+    "tie_break",
     "info_requested",
     "recommended",
     "not_recommended",

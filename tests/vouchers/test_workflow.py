@@ -128,12 +128,14 @@ WHO_MAY = {
     "approve": {APPROVER},
     "reject": {APPROVER},
     "resolve_objection": {MANAGER, APPROVER},
+    "break_tie": {MANAGER},
 }
 POSSIBLE_IN = {
     "draft": {"submit", "withdraw"},
     "submitted": {"withdraw", "start_screening", "assign"},
     "screening": {"withdraw", "pass_screening", "fail_screening", "request_info", "assign"},
     "in_review": {"withdraw", "request_info", "assign"},
+    "tie_break": {"withdraw", "assign", "break_tie"},
     "info_requested": {"withdraw", "answer_info", "assign"},
     "recommended": {"withdraw", "approve", "reject"},
     "not_recommended": {"withdraw", "reject"},
@@ -156,6 +158,7 @@ LEADS_TO = {
     "approve": "approved",
     "reject": "rejected",
     "resolve_objection": None,
+    "break_tie": "recommended",
 }
 
 
@@ -188,6 +191,9 @@ def _steps(shanghai, outsider):
         ),
         "reject": lambda a, u: services.application_reject(application=a, actor=u, reason="x"),
         "resolve_objection": resolve,
+        "break_tie": lambda a, u: services.application_break_tie(
+            application=a, actor=u, recommend=True, reason="x"
+        ),
     }
 
 
@@ -247,7 +253,7 @@ def test_every_illegal_transition_is_refused_and_changes_nothing(
                 name,
             )
             assert _footprint(app) == before, (state, name, "outsider")
-    assert refused == 11 * 11 * 5 - 31
+    assert refused == 12 * 12 * 5 - 34
 
 
 def test_every_legal_transition_is_taken(sh_program, company, startup_user, shanghai, outsider):
@@ -268,7 +274,7 @@ def test_every_legal_transition_is_taken(sh_program, company, startup_user, shan
                 landed = Application.objects.get(pk=app.pk).state
                 assert landed == (LEADS_TO[name] or state), (state, name, role)
                 taken += 1
-    assert taken == 31
+    assert taken == 34
 
 
 def test_submit_needs_a_complete_application(sh_program, company, startup_user):

@@ -46,7 +46,12 @@ from vouchers.services.programs import (
     program_validate,
     rubric_problem,
 )
-from vouchers.services.reviews import review_assign, review_declare, review_submit
+from vouchers.services.reviews import (
+    application_break_tie,
+    review_assign,
+    review_declare,
+    review_submit,
+)
 
 # Reads that used to live here; they belong to the workflow table now.
 from vouchers.workflow import EDITABLE, application_actions, application_problems, parties
@@ -61,6 +66,7 @@ __all__ = [
     "application_actions",
     "application_answer_info",
     "application_approve",
+    "application_break_tie",
     "application_create",
     "application_fail_screening",
     "application_pass_screening",

@@ -7,7 +7,6 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_noop
 
 from portal.audit import audit_record
 from portal.errors import DomainError
@@ -15,10 +14,9 @@ from portal.models import User
 from vouchers import workflow
 from vouchers.models import Application, ApplicationState, StateChange
 from vouchers.tasks import application_notify
+from vouchers.workflow import MEMBER_STAFF_MESSAGE
 
-MEMBER_STAFF_MESSAGE = gettext_noop(
-    "You belong to the applicant company; another staff member must act."
-)
+__all__ = ["MEMBER_STAFF_MESSAGE", "invalid", "locked", "require", "step", "to_recommended"]
 
 
 def invalid(field: str, message: str) -> DomainError:

@@ -321,14 +321,10 @@ def application_approve(*, application: Application, actor: User, amount: Decima
     with transaction.atomic():
         application = locked(application)
         require(application, actor, "approve")
-        if application.reviews.filter(reviewer=actor).exists():
-            raise DomainError(
-                _("You reviewed this application; another approver must decide."), code="forbidden"
-            )
+        blockers = workflow.approval_blockers(application, actor)
+        if blockers:
+            raise DomainError(blockers[0].message, code=blockers[0].code)
         program = application.program
-        blocked = workflow.notice_blocks(application)
-        if blocked:
-            raise DomainError(blocked, code="conflict")
         amount = Decimal(amount).quantize(Decimal("0.01"))
         if not program.award_min <= amount <= program.award_max:
             raise invalid(

@@ -85,6 +85,40 @@ def review_declare(
     return review
 
 
+def _conclude(application: Application) -> None:
+    """Once the required reviews are in: most recommend → recommended (or in notice),
+    most do not → not recommended, an even split → tie_break (the program manager adds
+    a reviewer or decides). In tie_break each further review concludes again; a split
+    that stays even leaves it there."""
+    done = list(application.reviews.filter(submitted_at__isnull=False, conflict=False))
+    if len(done) < application.program.reviews_required:
+        return
+    yes = sum(1 for r in done if r.recommend)
+    note = _("%(yes)s of %(n)s reviews recommend.") % {"yes": yes, "n": len(done)}
+    if yes * 2 > len(done):
+        to_recommended(application, action="conclude_reviews", actor=None, note=note)
+    elif yes * 2 == len(done):
+        if application.state != ApplicationState.TIE_BREAK:
+            step(
+                application,
+                action="conclude_reviews",
+                actor=None,
+                target=ApplicationState.TIE_BREAK,
+                note=note,
+                notify="tie_break",
+            )
+    else:
+        application.decision_reason = note
+        step(
+            application,
+            action="conclude_reviews",
+            actor=None,
+            target=ApplicationState.NOT_RECOMMENDED,
+            note=note,
+            notify="not_recommended",
+        )
+
+
 def review_submit(
     *,
     application: Application,
@@ -123,22 +157,7 @@ def review_submit(
         review.scores, review.total, review.comment = clean, total, (comment or "").strip()
         review.recommend, review.submitted_at = bool(recommend), timezone.now()
         review.save()
-        done = list(application.reviews.filter(submitted_at__isnull=False, conflict=False))
-        if len(done) >= application.program.reviews_required:
-            yes = sum(1 for r in done if r.recommend)
-            note = _("%(yes)s of %(n)s reviews recommend.") % {"yes": yes, "n": len(done)}
-            if yes * 2 > len(done):
-                to_recommended(application, action="conclude_reviews", actor=None, note=note)
-            else:
-                application.decision_reason = note
-                step(
-                    application,
-                    action="conclude_reviews",
-                    actor=None,
-                    target=ApplicationState.NOT_RECOMMENDED,
-                    note=note,
-                    notify="not_recommended",
-                )
+        _conclude(application)
         # Last: nothing is locked or written after the audit lock (portal/locks.py).
         audit_record(
             action="review.submit",
@@ -148,3 +167,27 @@ def review_submit(
             data={"total": str(total), "recommend": review.recommend},
         )
     return review
+
+
+def application_break_tie(
+    *, application: Application, actor: User, recommend: bool, reason: str
+) -> Application:
+    """The program manager decides an evenly split application's recommendation, with a
+    reason (the other way out of tie_break is assigning another reviewer)."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise invalid("reason", _("Give a reason."))
+    with transaction.atomic():
+        application = locked(application)
+        require(application, actor, "break_tie")
+        if recommend:
+            return to_recommended(application, action="break_tie", actor=actor, note=reason)
+        application.decision_reason = reason
+        return step(
+            application,
+            action="break_tie",
+            actor=actor,
+            target=ApplicationState.NOT_RECOMMENDED,
+            note=reason,
+            notify="not_recommended",
+        )

@@ -1,11 +1,13 @@
 """Small helpers shared by the apps' views: reading posted ids (anything but a plain
-positive number is a 404, never a ValueError from the ORM) and paging lists."""
+positive number is a 404, never a ValueError from the ORM), paging lists, and absolute
+links for e-mails."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import TypeVar
 
+from django.conf import settings
 from django.core.paginator import Page, Paginator
 from django.db.models import Model, QuerySet
 from django.http import Http404, HttpRequest
@@ -40,3 +42,10 @@ PAGE_SIZE = 50
 def page_of(request: HttpRequest, items, size: int = PAGE_SIZE) -> Page:
     """The page the request asks for (`?page=`); out-of-range or garbage gives a valid page."""
     return Paginator(items, size).get_page(request.GET.get("page"))
+
+
+def absolute_url(path: str) -> str:
+    """The address of a page of this site for an e-mail, from `settings.SITE_URL` (the
+    running server's own address: `make demo` sets it to its host and port). Read at
+    each call, so a worker sends what the settings say now."""
+    return settings.SITE_URL.rstrip("/") + path

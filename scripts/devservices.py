@@ -117,6 +117,9 @@ def demo() -> int:
     port = os.environ.get("PORT", "8000")
     manage = [PY, str(ROOT / "manage.py")]
     with Services() as services:
+        # E-mails link to this server (settings.SITE_URL), not to the default port; an
+        # address set outside (a proxy's) wins.
+        services.env.setdefault("SITE_URL", f"http://127.0.0.1:{port}")
         for step in (["compiletranslations"], ["migrate", "--noinput"], ["seed_demo"]):
             if services.call(*manage, *step) != 0:
                 return 1

@@ -15,9 +15,13 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
+from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
+from portal.citytime import city_date, city_datetime
+from portal.http import absolute_url
+from portal.links import link_list
 from vouchers.ledger import voucher_expire
 from vouchers.models import REVIEW_STATES, ReminderSent, Review, Voucher, VoucherStatus
 
@@ -53,18 +57,32 @@ def _remind_once(kind: str, key: str) -> bool:
     return True
 
 
+def _voucher_path(voucher: Voucher) -> str:
+    """The voucher's own page where an app registered one (portal.links: compute's), else
+    the company's home, which lists the company's vouchers."""
+    links = link_list("vouchers.voucher", voucher)
+    return links[0].url if links else reverse("vouchers:company_home")
+
+
+def _on_the_portal(body: str, path: str) -> str:
+    return body + "\n\n" + str(_("On the portal: %(link)s")) % {"link": absolute_url(path)}
+
+
 def _mail_company(voucher: Voucher, subject: str, body: str) -> int:
     sent = 0
     for user in voucher.company.members.filter(is_active=True):
         with translation.override(user.preferred_language):
             send_mail(
                 str(subject) % {"code": voucher.code},
-                str(body)
-                % {
-                    "code": voucher.code,
-                    "balance": f"{voucher.balance:,.2f}",
-                    "until": voucher.valid_until.isoformat(),
-                },
+                _on_the_portal(
+                    str(body)
+                    % {
+                        "code": voucher.code,
+                        "balance": f"{voucher.balance:,.2f}",
+                        "until": city_date(voucher.valid_until, voucher.city),
+                    },
+                    _voucher_path(voucher),
+                ),
                 settings.DEFAULT_FROM_EMAIL,
                 [user.email],
             )
@@ -78,7 +96,7 @@ def reminders_send(*, today: date | None = None) -> int:
     per voucher or review (`ReminderSent`)."""
     today = today or timezone.localdate()
     sent = 0
-    live = Voucher.objects.filter(status=VoucherStatus.ACTIVE).select_related("company")
+    live = Voucher.objects.filter(status=VoucherStatus.ACTIVE).select_related("company", "city")
     for voucher in live.filter(balance__lte=F("face_value") * Decimal("0.2")):
         if _remind_once("voucher_80_percent", voucher.code):
             sent += _mail_company(
@@ -116,18 +134,26 @@ def _remind_reviewers() -> int:
             application__state__in=REVIEW_STATES,
         )
         .exclude(conflict=True)
-        .select_related("reviewer", "application")
+        .select_related("reviewer", "application__city")
     )
     sent = 0
     for review in pending:
         if not _remind_once("review_pending", str(review.pk)):
             continue
         with translation.override(review.reviewer.preferred_language):
+            application = review.application
             send_mail(
-                str(_("[Suanli] A review is waiting: %(title)s"))
-                % {"title": review.application.title},
-                str(_("Application %(id)s has waited for your review since %(since)s."))
-                % {"id": review.application_id, "since": review.assigned_at.date().isoformat()},
+                str(_("[Suanli] A review is waiting: %(title)s")) % {"title": application.title},
+                _on_the_portal(
+                    str(_("Application %(id)s has waited for your review since %(since)s."))
+                    % {
+                        "id": application.pk,
+                        "since": city_datetime(review.assigned_at, application.city),
+                    },
+                    reverse(
+                        "vouchers:staff_application", args=[application.city.slug, application.pk]
+                    ),
+                ),
                 settings.DEFAULT_FROM_EMAIL,
                 [review.reviewer.email],
             )

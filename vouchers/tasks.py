@@ -11,6 +11,8 @@ from django.urls import reverse
 from django.utils import translation
 from django.utils.translation import gettext as _
 
+from portal.citytime import city_date, city_datetime
+from portal.http import absolute_url
 from portal.models import Role, User
 from vouchers.jobs import reminders_send, vouchers_expire_due
 from vouchers.models import (
@@ -19,6 +21,7 @@ from vouchers.models import (
     ApplicationState,
     CompanyInvitation,
     EligibilityResult,
+    Objection,
     Review,
     StateChange,
 )
@@ -65,7 +68,19 @@ def _texts(event: str) -> tuple[str, str]:
                 "(%(reason)s). Add a reviewer or decide the recommendation, with a reason."
             ),
         ),
+        "objection_resolved": (
+            _("[Suanli] Your objection was answered: %(title)s"),
+            _(
+                "Your objection of %(raised)s to the application of %(company)s to "
+                "%(program)s was resolved by the city at %(resolved)s:\n\n%(resolution)s"
+            ),
+        ),
     }[event]
+
+
+def _with_link(body: str, path: str) -> str:
+    """Every e-mail ends with the absolute link to the page to act on (or read)."""
+    return body + "\n\n" + _("On the portal: %(link)s") % {"link": absolute_url(path)}
 
 
 # Events for the city's staff rather than the company: the role told.
@@ -73,15 +88,26 @@ STAFF_EVENTS = {"tie_break": Role.PROGRAM_MANAGER}
 
 
 @shared_task(acks_late=True, time_limit=120, soft_time_limit=110)
-def application_notify(application_id: int, event: str, change_id: int | None = None) -> int:
-    """Tell the company's members about a state change, each in their language. The
+def application_notify(
+    application_id: int,
+    event: str,
+    change_id: int | None = None,
+    objection_id: int | None = None,
+) -> int:
+    """Tell the parties of an application about an event, each in their language: the
+    company's members about its state changes, the city's program managers about a
+    tie-break, an objector about their objection's resolution (`objection_id`). The
     reason or question comes from the change itself (`change_id`), so a later step
-    cannot leak into this message."""
-    application = Application.objects.select_related("program", "company").get(pk=application_id)
+    cannot leak into this message. Dates and times are the city's, the zone named, and
+    every message links to the page to act on."""
+    application = Application.objects.select_related("program", "company", "city").get(
+        pk=application_id
+    )
+    city = application.city
     voucher = getattr(application, "voucher", None) if event == "approved" else None
     change = (
         StateChange.objects.filter(pk=change_id, application=application)
-        .values("note", "from_state")
+        .values("note", "from_state", "actor_label")
         .first()
         if change_id
         else None
@@ -94,12 +120,14 @@ def application_notify(application_id: int, event: str, change_id: int | None = 
         if change and change["from_state"] == ApplicationState.DRAFT
         else []
     )
-    # Not recommended by the reviews: the tally, in each member's language (the stored
-    # note is in the language of the reviewer who happened to submit last).
+    # Concluded by the reviews (not recommended, or split): the tally, in each reader's
+    # language (the stored note is in the language of the reviewer who happened to
+    # submit last). A program manager's tie-break decision keeps its own reason.
     reviews_tally = None
     if (
         change
         and change["from_state"] in REVIEW_STATES
+        and change["actor_label"] == "system"
         and event in ("not_recommended", "tie_break")
     ):
         done = application.reviews.filter(submitted_at__isnull=False, conflict=False)
@@ -116,15 +144,24 @@ def application_notify(application_id: int, event: str, change_id: int | None = 
         if note is not None and event in ("not_recommended", "rejected")
         else application.decision_reason
     )
-    sent = 0
+    objection = None
+    path = reverse("vouchers:application", args=[application.pk])
     if event in STAFF_EVENTS:
         recipients = User.objects.filter(
             is_active=True,
             memberships__city_id=application.city_id,
             memberships__role=STAFF_EVENTS[event],
         ).distinct()
+        path = reverse("vouchers:staff_application", args=[city.slug, application.pk])
+    elif event == "objection_resolved":
+        objection = Objection.objects.select_related("raised_by").get(
+            pk=objection_id, application=application
+        )
+        recipients = [objection.raised_by] if objection.raised_by.is_active else []
+        path = reverse("vouchers:notice", args=[city.slug, application.program.slug])
     else:
         recipients = application.company.members.filter(is_active=True)
+    sent = 0
     for user in recipients:
         with translation.override(user.preferred_language):
             subject, body = _texts(event)
@@ -136,28 +173,41 @@ def application_notify(application_id: int, event: str, change_id: int | None = 
                 "id": application.pk,
                 "title": application.title,
                 "program": application.program.name,
+                "company": application.company.legal_name,
                 "question": question or "",
                 "reason": reason,
-                "until": application.notice_ends_at.date().isoformat()
-                if application.notice_ends_at
-                else "",
+                "until": city_datetime(application.notice_ends_at, city),
                 "voucher": voucher.code if voucher else "",
                 "amount": f"{application.awarded_amount or 0:,.2f}",
-                "valid_until": voucher.valid_until.isoformat() if voucher else "",
+                "valid_until": city_date(voucher.valid_until, city) if voucher else "",
+                "raised": city_datetime(objection.raised_at, city) if objection else "",
+                "resolved": city_datetime(objection.resolved_at, city) if objection else "",
+                "resolution": objection.resolution if objection else "",
             }
-            send_mail(subject % values, body % values, settings.DEFAULT_FROM_EMAIL, [user.email])
+            send_mail(
+                subject % values,
+                _with_link(body % values, path),
+                settings.DEFAULT_FROM_EMAIL,
+                [user.email],
+            )
         sent += 1
     return sent
 
 
 @shared_task(acks_late=True, time_limit=120, soft_time_limit=110)
 def review_assigned_notify(review_id: int) -> None:
-    review = Review.objects.select_related("application__program", "reviewer").get(pk=review_id)
+    review = Review.objects.select_related(
+        "application__program", "application__city", "reviewer"
+    ).get(pk=review_id)
+    application = review.application
     with translation.override(review.reviewer.preferred_language):
         send_mail(
-            _("[Suanli] Please review: %(title)s") % {"title": review.application.title},
-            _("You are assigned to review application %(id)s in %(program)s.")
-            % {"id": review.application_id, "program": review.application.program.name},
+            _("[Suanli] Please review: %(title)s") % {"title": application.title},
+            _with_link(
+                _("You are assigned to review application %(id)s in %(program)s.")
+                % {"id": application.pk, "program": application.program.name},
+                reverse("vouchers:staff_application", args=[application.city.slug, application.pk]),
+            ),
             settings.DEFAULT_FROM_EMAIL,
             [review.reviewer.email],
         )
@@ -178,10 +228,7 @@ def _invitation_mail(invitation: CompanyInvitation) -> None:
         _("[Suanli] You are invited to join %(company)s")
         % {"company": invitation.company.legal_name},
         _("Sign in or register with this address, then open %(link)s")
-        % {
-            "link": settings.SITE_URL.rstrip("/")
-            + reverse("vouchers:invitation", args=[invitation.token])
-        },
+        % {"link": absolute_url(reverse("vouchers:invitation", args=[invitation.token]))},
         settings.DEFAULT_FROM_EMAIL,
         [invitation.email],
     )

@@ -79,3 +79,21 @@ def test_reminders_go_out_once_in_the_users_language(ledger_world, startup_user)
     with time_machine.travel(datetime(2027, 10, 10, 9, 0, tzinfo=SHANGHAI), tick=False):
         reminders_send()
     assert any("ends soon" in m.subject for m in mail.outbox)
+
+
+def test_voucher_reminders_give_the_citys_date_and_link_the_vouchers_page(
+    ledger_world, startup_user, settings
+):
+    """The voucher's last day is the city's date, the zone named; the link is the
+    voucher's own page (compute's, through portal.links) at SITE_URL."""
+    settings.SITE_URL = "http://demo.test:8123"
+    w = ledger_world
+    startup_user.preferred_language = "en"
+    startup_user.save()
+    Voucher.objects.filter(pk=w.voucher.pk).update(balance=Decimal("150.00"))
+    with time_machine.travel(datetime(2026, 12, 1, 9, 0, tzinfo=SHANGHAI), tick=False):
+        reminders_send()
+    (body,) = [m.body for m in mail.outbox if "80% used" in m.subject]
+    voucher = Voucher.objects.get(pk=w.voucher.pk)
+    assert f"valid until {voucher.valid_until.isoformat()} (Asia/Shanghai)." in body
+    assert body.endswith(f"http://demo.test:8123/my/vouchers/{voucher.code}/")

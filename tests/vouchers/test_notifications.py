@@ -3,9 +3,11 @@ sent by Celery tasks enqueued after commit (run eagerly here, workflow unit test
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+import time_machine
 from django.core import mail
 from django.db import transaction
 from django.utils import timezone
@@ -183,4 +185,199 @@ def test_a_review_refusal_gives_the_tally_in_each_members_language(
     app.refresh_from_db()
     assert app.state == "not_recommended"
     (body,) = [m.body for m in mail.outbox if m.to == [startup_user.email]]
-    assert body.endswith("0 of 2 reviews recommend.")
+    text, link = body.split("\n\n")
+    assert text.endswith("0 of 2 reviews recommend.")
+    assert link.endswith(f"/company/applications/{app.pk}/")
+
+
+# --- Notifications that do not mislead (issue #13 item 4) -------------------------------
+
+
+@time_machine.travel(datetime(2026, 11, 30, 22, 43, tzinfo=UTC), tick=False)
+def test_the_notice_email_gives_the_end_in_the_citys_time_across_midnight_utc(
+    sz_program, shenzhen, company, startup_user, django_capture_on_commit_callbacks
+):
+    """Recommended at 22:43 UTC on 30 November with five days of notice: the notice ends
+    at 22:43 UTC on 5 December, which is 06:43 on 6 December in Shenzhen. The e-mail
+    used to say "2026-12-05", the UTC date."""
+    startup_user.preferred_language = "en"
+    startup_user.save(update_fields=["preferred_language"])
+    app = complete_draft(sz_program, company, startup_user)
+    into_review(app, user=startup_user, manager=shenzhen.manager)
+    with django_capture_on_commit_callbacks(execute=True):
+        review_by(
+            app,
+            manager=shenzhen.manager,
+            reviewers=(shenzhen.reviewer, shenzhen.reviewer2),
+            scores={"team": 8, "plan": 8},
+        )
+    app.refresh_from_db()
+    assert app.notice_ends_at == datetime(2026, 12, 5, 22, 43, tzinfo=UTC)
+    (body,) = [
+        m.body for m in mail.outbox if m.to == [startup_user.email] and "notice" in m.subject
+    ]
+    assert "until 2026-12-06 06:43 (Asia/Shanghai)." in body
+    assert "2026-12-05" not in body
+
+
+@time_machine.travel(datetime(2026, 11, 30, 22, 43, tzinfo=UTC), tick=False)
+def test_the_chinese_notice_email_names_the_time_zone_too(
+    sz_program, shenzhen, company, startup_user, django_capture_on_commit_callbacks
+):
+    app = complete_draft(sz_program, company, startup_user)
+    into_review(app, user=startup_user, manager=shenzhen.manager)
+    with django_capture_on_commit_callbacks(execute=True):
+        review_by(
+            app,
+            manager=shenzhen.manager,
+            reviewers=(shenzhen.reviewer, shenzhen.reviewer2),
+            scores={"team": 8, "plan": 8},
+        )
+    (body,) = [m.body for m in mail.outbox if m.to == [startup_user.email] and "公示" in m.subject]
+    assert "2026-12-06 06:43 (Asia/Shanghai)" in body
+
+
+def test_every_email_links_to_the_page_to_act_on_at_site_url(
+    settings,
+    sz_program,
+    shenzhen,
+    company,
+    startup_user,
+    outsider,
+    django_capture_on_commit_callbacks,
+):
+    settings.SITE_URL = "https://suanli.example.cn:8443/"
+    app = complete_draft(sz_program, company, startup_user)
+    base = "https://suanli.example.cn:8443"
+    with django_capture_on_commit_callbacks(execute=True):
+        into_review(app, user=startup_user, manager=shenzhen.manager)
+        review_by(
+            app,
+            manager=shenzhen.manager,
+            reviewers=(shenzhen.reviewer, shenzhen.reviewer2),
+            scores={"team": 8, "plan": 8},
+        )
+        objection = services.objection_raise(
+            application=Application.objects.get(pk=app.pk), user=outsider, text="与供应商有关联"
+        )
+    Application.objects.filter(pk=app.pk).update(notice_ends_at=timezone.now())
+    with django_capture_on_commit_callbacks(execute=True):
+        services.objection_resolve(
+            objection=objection, actor=shenzhen.manager, resolution="核查无关联"
+        )
+        services.application_approve(
+            application=Application.objects.get(pk=app.pk),
+            actor=shenzhen.approver,
+            amount=Decimal("300000"),
+        )
+    company_page = f"{base}/company/applications/{app.pk}/"
+    staff_page = f"{base}/shenzhen/staff/applications/{app.pk}/"
+    by_recipient: dict[str, list[str]] = {}
+    for message in mail.outbox:
+        by_recipient.setdefault(message.to[0], []).append(message.body)
+    assert len(by_recipient[startup_user.email]) == 3  # received, in notice, approved
+    assert all(company_page in body for body in by_recipient[startup_user.email])
+    for reviewer in (shenzhen.reviewer, shenzhen.reviewer2):
+        (body,) = by_recipient[reviewer.email]
+        assert staff_page in body
+    (body,) = by_recipient[outsider.email]
+    assert f"{base}/shenzhen/programs/{sz_program.slug}/notice/" in body
+    assert all("127.0.0.1" not in m.body for m in mail.outbox)
+
+
+def test_the_objector_is_told_the_outcome_in_their_language_with_the_citys_time(
+    sz_program, shenzhen, company, startup_user, django_capture_on_commit_callbacks
+):
+    objector = UserFactory(email="citizen@example.cn", preferred_language="en")
+    app = complete_draft(sz_program, company, startup_user)
+    into_review(app, user=startup_user, manager=shenzhen.manager)
+    review_by(
+        app,
+        manager=shenzhen.manager,
+        reviewers=(shenzhen.reviewer, shenzhen.reviewer2),
+        scores={"team": 8, "plan": 8},
+    )
+    with time_machine.travel(datetime(2026, 12, 1, 17, 5, tzinfo=UTC), tick=False):
+        objection = services.objection_raise(
+            application=Application.objects.get(pk=app.pk), user=objector, text="关联交易"
+        )
+    mail.outbox.clear()
+    with (
+        time_machine.travel(datetime(2026, 12, 1, 16, 30, tzinfo=UTC) + timedelta(hours=1)),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        services.objection_resolve(
+            objection=objection, actor=shenzhen.approver, resolution="经核查，不存在关联交易。"
+        )
+    (message,) = mail.outbox
+    assert message.to == [objector.email]
+    assert message.subject == "[Suanli] Your objection was answered: 多模态大模型训练"
+    assert "经核查，不存在关联交易。" in message.body
+    # 17:05 UTC on 1 December is 01:05 on the 2nd in Shenzhen.
+    assert "of 2026-12-02 01:05 (Asia/Shanghai)" in message.body
+    assert "at 2026-12-02 01:30 (Asia/Shanghai)" in message.body
+
+
+def test_reminders_give_city_dates_and_links(settings, sz_program, shenzhen, company, startup_user):
+    from vouchers.jobs import reminders_send
+
+    settings.SITE_URL = "http://demo.test:8765"
+    shenzhen.reviewer.preferred_language = "en"
+    shenzhen.reviewer.save(update_fields=["preferred_language"])
+    app = complete_draft(sz_program, company, startup_user)
+    into_review(app, user=startup_user, manager=shenzhen.manager)
+    services.review_assign(application=app, actor=shenzhen.manager, reviewer=shenzhen.reviewer)
+    app.reviews.update(assigned_at=datetime(2026, 11, 20, 20, 0, tzinfo=UTC))
+    mail.outbox.clear()
+    with time_machine.travel(datetime(2026, 12, 1, 1, 0, tzinfo=UTC), tick=False):
+        reminders_send()
+    (body,) = [m.body for m in mail.outbox if m.to == [shenzhen.reviewer.email]]
+    assert "since 2026-11-21 04:00 (Asia/Shanghai)" in body
+    assert f"http://demo.test:8765/shenzhen/staff/applications/{app.pk}/" in body
+
+
+def test_make_demo_sets_site_url_to_its_own_port(monkeypatch):
+    """`make demo` runs scripts/devservices.py demo: every process it starts has SITE_URL
+    pointing at the port it serves on, unless SITE_URL was set."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "devservices.py"
+    spec = importlib.util.spec_from_file_location("devservices_under_test", path)
+    devservices = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(devservices)
+    started: list[dict] = []
+
+    class FakeServices:
+        def __init__(self):
+            self.env = {"PATH": "/usr/bin"}
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return None
+
+        def call(self, *args):
+            started.append(dict(self.env))
+            return 0
+
+    class FakeProcess:
+        returncode = 0
+        pid = 0
+
+        def __init__(self, cmd, env, **kwargs):
+            started.append(dict(env))
+
+        def poll(self):
+            return 0
+
+        def wait(self, timeout=None):
+            return 0
+
+    monkeypatch.setattr(devservices, "Services", FakeServices)
+    monkeypatch.setattr(devservices.subprocess, "Popen", FakeProcess)
+    monkeypatch.setattr(devservices.signal, "signal", lambda *a: None)
+    monkeypatch.setenv("PORT", "8123")
+    devservices.demo()
+    assert started and all(env["SITE_URL"] == "http://127.0.0.1:8123" for env in started)

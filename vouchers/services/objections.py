@@ -1,5 +1,5 @@
 """Objections to an application during its public notice, and their resolution by the
-city (each open objection blocks approval)."""
+city (each open objection blocks approval; the objector is told the outcome)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from portal.locks import retry_on_deadlock
 from portal.models import User
 from vouchers.models import Application, ApplicationState, Objection
 from vouchers.services._steps import invalid, locked, require
+from vouchers.tasks import application_notify
 
 # Floods: objections per person and application.
 MAX_OBJECTIONS_PER_PERSON = 3
@@ -68,5 +69,12 @@ def objection_resolve(*, objection: Objection, actor: User, resolution: str) -> 
         objection.save()
         audit_record(
             action="objection.resolve", city=application.city, actor=actor, target=application
+        )
+        # The objector is told the outcome (ids only: the worker reads the committed row).
+        application_id, objection_id = application.pk, objection.pk
+        transaction.on_commit(
+            lambda: application_notify.delay(
+                application_id, "objection_resolved", objection_id=objection_id
+            )
         )
     return objection

@@ -1,7 +1,9 @@
-"""Platform admins manage data centers, their city registrations and operators here.
+"""Platform admins manage data centers, their city registrations and operators here,
+through the services (`data_center_save`, `registration_set`), which audit each change.
 Money never moves from the admin: redemptions, batches, records and keys are read-only."""
 
 from django.contrib import admin
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from compute.batches import usage_batch_retry
@@ -13,17 +15,24 @@ from compute.models import (
     Registration,
     UsageBatch,
 )
-from portal.admin import ReadOnlyAdmin
+from compute.services import data_center_save, registration_set
+from portal.admin import ReadOnlyAdmin, ServiceAdmin, client_ip
+from portal.errors import DomainError
 
 
 class RegistrationInline(admin.TabularInline):
+    """Each added or changed row is `registration_set` (its status as asked; the end
+    date follows the status). Registrations end, they are not deleted."""
+
     model = Registration
     extra = 0
     fields = ["city", "status", "starts_on", "ends_on"]
+    readonly_fields = ["ends_on"]
+    can_delete = False
 
 
 @admin.register(DataCenter)
-class DataCenterAdmin(admin.ModelAdmin):
+class DataCenterAdmin(ServiceAdmin):
     list_display = [
         "slug",
         "name_zh",
@@ -38,6 +47,44 @@ class DataCenterAdmin(admin.ModelAdmin):
     search_fields = ["slug", "name_zh", "name_en", "operator"]
     filter_horizontal = ["programs", "operators"]
     inlines = [RegistrationInline]
+    # The feed sync's state: written by the sync, never by people.
+    readonly_fields = ["feed_cursor", "feed_healthy", "feed_error", "feed_checked_at"]
+
+    def save_model(self, request, obj, form, change):
+        data_center_save(
+            actor=request.user,
+            data_center=obj,
+            changed=form.changed_data,
+            programs=form.cleaned_data.get("programs"),
+            operators=form.cleaned_data.get("operators"),
+            ip=client_ip(request),
+        )
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not Registration:
+            return super().save_formset(request, form, formset, change)
+        saved, changed = [], []
+        for row in formset.forms:
+            if not row.has_changed():
+                continue
+            if row.instance.pk and "city" in row.changed_data:
+                raise DomainError(
+                    gettext("A registration's city cannot change; add one for the other city."),
+                    code="conflict",
+                )
+            registration = registration_set(
+                city=row.cleaned_data["city"],
+                data_center=form.instance,
+                status=row.cleaned_data["status"],
+                actor=request.user,
+                starts_on=row.cleaned_data.get("starts_on"),
+                ip=client_ip(request),
+            )
+            if row.instance.pk:
+                changed.append((registration, row.changed_data))
+            else:
+                saved.append(registration)
+        self.formset_saved(formset, saved, changed)
 
 
 @admin.register(ApiKey)

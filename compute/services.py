@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
@@ -34,7 +35,7 @@ from portal.locks import retry_on_deadlock
 from portal.models import City, Role, User
 from portal.tenancy import has_role
 from vouchers.ledger import ledger_reverse
-from vouchers.models import Company, Voucher, VoucherStatus
+from vouchers.models import Company, Program, Voucher, VoucherStatus
 
 KEY_PREFIX = "sk_live_"
 
@@ -204,6 +205,84 @@ def _api_key_remind(key: ApiKey, now: datetime) -> int:
     return sent
 
 
+# --- data centers -----------------------------------------------------------------------
+
+# Kept out of the audit trail: it is the data center's secret, not ours to copy around.
+DATA_CENTER_SECRET_FIELDS = frozenset({"feed_token"})
+# Written by the feed sync, never by people.
+DATA_CENTER_SYNC_FIELDS = frozenset(
+    {"feed_cursor", "feed_healthy", "feed_error", "feed_checked_at"}
+)
+
+
+def data_center_save(
+    *,
+    actor: User,
+    data_center: DataCenter,
+    changed: Iterable[str],
+    programs: Iterable[Program] | None = None,
+    operators: Iterable[User] | None = None,
+    ip: str | None = None,
+) -> DataCenter:
+    """Create a data center or save the fields named in `changed`, and set the programs
+    whose vouchers it accepts and its operator users (platform admins, the admin site).
+
+    Audited: `data_center.create/update` (the changed fields and their new values, the
+    outbound token only as changed), and one `data_center.operator_grant/revoke` per
+    operator added or removed, and `data_center.programs` when those change."""
+    created = data_center.pk is None
+    perm = "compute.add_datacenter" if created else "compute.change_datacenter"
+    if not actor.has_perm(perm):
+        raise DomainError(_("Only platform admins manage data centers."), code="forbidden")
+    changed = sorted(set(changed) - {"programs", "operators"})
+    with transaction.atomic():
+        data_center.save()
+        events: list[tuple[str, dict]] = []
+        if created or changed:
+            events.append(
+                (
+                    "data_center.create" if created else "data_center.update",
+                    {
+                        "changed": changed,
+                        "values": {
+                            f: getattr(data_center, f)
+                            for f in changed
+                            if f not in DATA_CENTER_SECRET_FIELDS
+                        },
+                    },
+                )
+            )
+        if programs is not None:
+            before = set(data_center.programs.values_list("pk", flat=True))
+            data_center.programs.set(programs)
+            after = set(data_center.programs.values_list("pk", flat=True))
+            if before != after:
+                events.append(
+                    (
+                        "data_center.programs",
+                        {"added": sorted(after - before), "removed": sorted(before - after)},
+                    )
+                )
+        if operators is not None:
+            before_users = {u.pk: u.email for u in data_center.operators.all()}
+            data_center.operators.set(operators)
+            after_users = {u.pk: u.email for u in data_center.operators.all()}
+            for pk in sorted(after_users.keys() - before_users.keys()):
+                events.append(("data_center.operator_grant", {"user": after_users[pk]}))
+            for pk in sorted(before_users.keys() - after_users.keys()):
+                events.append(("data_center.operator_revoke", {"user": before_users[pk]}))
+        # The events last, after every row written (portal/locks.py).
+        for action, data in events:
+            audit_record(
+                action=action,
+                actor=actor,
+                target=data_center,
+                data={"data_center": data_center.slug, **data},
+                ip=ip,
+            )
+    return data_center
+
+
 # --- registrations ----------------------------------------------------------------------
 
 
@@ -214,6 +293,7 @@ def registration_set(
     status: str,
     actor: User,
     starts_on: date | None = None,
+    ip: str | None = None,
 ) -> Registration:
     """Register a data center for a city, or change the registration's status.
     Platform admins and the city's program managers may do this."""
@@ -242,6 +322,7 @@ def registration_set(
             actor=actor,
             target=registration,
             data={"data_center": data_center.slug, "status": status},
+            ip=ip,
         )
     return registration
 

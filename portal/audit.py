@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
@@ -50,6 +52,10 @@ def event_hash(event: AuditEvent) -> str:
     return hashlib.sha256(_canonical(payload).encode()).hexdigest()
 
 
+# Events held by `audit_deferred`, written when its block ends (None: write at once).
+_deferred: ContextVar[list[dict[str, Any]] | None] = ContextVar("audit_deferred", default=None)
+
+
 def audit_record(
     *,
     action: str,
@@ -59,8 +65,32 @@ def audit_record(
     target: Model | None = None,
     data: dict[str, Any] | None = None,
     ip: str | None = None,
-) -> AuditEvent:
-    """Append one event to the city's chain (or the platform chain when city is None)."""
+) -> AuditEvent | None:
+    """Append one event to the city's chain (or the platform chain when city is None).
+    Inside `audit_deferred` the event is held and written when that block ends (and
+    None is returned)."""
+    if actor is not None and actor.is_authenticated and not actor_label:
+        actor_label = actor.email
+    fields = {
+        "city": city,
+        "actor": actor if actor is not None and actor.is_authenticated else None,
+        "actor_label": actor_label or "system",
+        "action": action,
+        # The target as it is now (a deleted row keeps the id it had).
+        "target_type": target._meta.label_lower if target is not None else "",
+        "target_id": str(target.pk) if target is not None else "",
+        "data": json.loads(_canonical(data or {})),
+        "ip": ip,
+    }
+    pending = _deferred.get()
+    if pending is not None:
+        pending.append(fields)
+        return None
+    return _append(fields)
+
+
+def _append(fields: dict[str, Any]) -> AuditEvent:
+    city = fields["city"]
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute(
@@ -70,24 +100,36 @@ def audit_record(
             AuditEvent.objects.filter(city=city).order_by("-seq").values_list("seq", "hash").first()
         )
         seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS)
-        if actor is not None and actor.is_authenticated and not actor_label:
-            actor_label = actor.email
-        event = AuditEvent(
-            city=city,
-            seq=seq,
-            actor=actor if actor is not None and actor.is_authenticated else None,
-            actor_label=actor_label or "system",
-            action=action,
-            target_type=target._meta.label_lower if target is not None else "",
-            target_id=str(target.pk) if target is not None else "",
-            data=json.loads(_canonical(data or {})),
-            ip=ip,
-            created_at=timezone.now(),
-            prev_hash=prev_hash,
-        )
+        event = AuditEvent(**fields, seq=seq, created_at=timezone.now(), prev_hash=prev_hash)
         event.hash = event_hash(event)
         event.save(force_insert=True)
         return event
+
+
+@contextmanager
+def audit_deferred() -> Iterator[None]:
+    """Hold the audit events of everything called inside the block and write them when
+    it ends, in the same transaction, after every row those calls locked.
+
+    For a caller that runs several services in one transaction (the admin saving an
+    object with its inlines: each service writes its event last, but the next service
+    would lock rows after it, and nothing may be locked after the audit lock,
+    portal/locks.py). The chains are written in ascending order, the platform's first,
+    each chain's events in the order they were recorded, so two such callers never wait
+    for each other's chains crosswise. If the block raises, nothing is written. Nested
+    blocks leave the writing to the outermost."""
+    if _deferred.get() is not None:
+        yield
+        return
+    assert connection.in_atomic_block, "audit events are written inside the transaction"
+    pending: list[dict[str, Any]] = []
+    token = _deferred.set(pending)
+    try:
+        yield
+    finally:
+        _deferred.reset(token)
+    for fields in sorted(pending, key=lambda f: f["city"].pk if f["city"] else 0):
+        _append(fields)
 
 
 @dataclass(frozen=True)

@@ -260,6 +260,11 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "DESCRIPTION": "The contract data centers write clients against (docs: api.md).",
     "COMPONENT_SPLIT_REQUEST": True,
+    # The default hook first; then links between operations (followed by schemathesis).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "compute.api.schema_links.add_links",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "VoucherStatusEnum": ["active", "suspended", "expired", "exhausted", "revoked"],
         "RedemptionStatusEnum": ["requested", "active", "rejected", "cancelled", "closed"],

@@ -48,8 +48,9 @@ from compute.models import (
 )
 from compute.services import redemption_accept, redemption_close, redemption_reject
 from portal.errors import DomainError
+from portal.locks import FEED_SYNC
 
-_LOCK_NAMESPACE = 0x5A3
+_LOCK_NAMESPACE = FEED_SYNC  # registered in portal.locks
 
 
 class FeedError(Exception):
@@ -276,9 +277,16 @@ def _apply_redemption_changes(dc: DataCenter, changes: list[Any]) -> None:
 
 
 def _store_page(dc: DataCenter, page: dict) -> int:
-    """Store one page and advance the cursor, atomically."""
+    """Store one page and advance the cursor.
+
+    Each redemption change commits on its own first: its transition writes its city's
+    audit event, after which nothing may be locked in that transaction (portal/locks.py;
+    one transaction for the page took redemption → audit lock → the next redemption,
+    of another city perhaps, → … → the data center row). Changes are idempotent (one
+    already applied is skipped), so a page fetched again after a crash applies only
+    what is missing; its records and the cursor then go in together, atomically."""
+    _apply_redemption_changes(dc, page.get("redemptions", []))
     with transaction.atomic():
-        _apply_redemption_changes(dc, page.get("redemptions", []))
         records = page.get("records", [])
         if records:
             # Records seen before (a page fetched again, a record both pushed and

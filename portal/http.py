@@ -19,7 +19,8 @@ _MAX_ID = 2**63 - 1
 
 def parse_id(value: object) -> int | None:
     text = str(value or "").strip()
-    if not text.isascii() or not text.isdigit():
+    # A bigint has at most 19 digits; int() of thousands raises (or takes long).
+    if not text.isascii() or not text.isdigit() or len(text) > 19:
         return None
     number = int(text)
     return number if 0 < number <= _MAX_ID else None

@@ -30,7 +30,8 @@ def _lock_order_checked(request):
         return
     from django.db import connection
 
-    with connection.execute_wrapper(LockOrderGuard()):
+    request.getfixturevalue("_django_db_helper")  # the test's own transaction first
+    with connection.execute_wrapper(LockOrderGuard(base_depth=len(connection.atomic_blocks))):
         yield
 
 

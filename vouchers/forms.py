@@ -31,7 +31,9 @@ class CompanyForm(forms.Form):
     founded_on = forms.DateField(
         label=_("Founding date"), required=False, widget=forms.DateInput(attrs={"type": "date"})
     )
-    headcount = forms.IntegerField(label=_("Headcount"), min_value=0, required=False)
+    headcount = forms.IntegerField(
+        label=_("Headcount"), min_value=0, max_value=10_000_000, required=False
+    )
     revenue_last_year = forms.DecimalField(
         label=_("Revenue last year (yuan)"),
         min_value=0,

@@ -94,7 +94,7 @@ def test_suspending_a_voucher_while_its_data_center_voids_never_deadlocks(
 
 
 def test_the_guard_refuses_a_row_lock_after_the_audit_lock(shanghai):
-    with connection.execute_wrapper(LockOrderGuard()):
+    with connection.execute_wrapper(LockOrderGuard(len(connection.atomic_blocks))):
         with pytest.raises(LockOrderViolation), transaction.atomic():
             audit_record(action="test.event", city=shanghai.city)
             list(Voucher.objects.select_for_update().filter(pk=0))
@@ -106,7 +106,7 @@ def test_the_guard_refuses_a_row_lock_after_the_audit_lock(shanghai):
 
 
 def test_the_guard_refuses_locking_joined_rows(shanghai):
-    with connection.execute_wrapper(LockOrderGuard()):
+    with connection.execute_wrapper(LockOrderGuard(len(connection.atomic_blocks))):
         with pytest.raises(LockOrderViolation, match="joined"), transaction.atomic():
             list(Voucher.objects.select_for_update().select_related("city").filter(pk=0))
         with transaction.atomic():
@@ -150,7 +150,7 @@ def test_revoking_a_staff_role_is_audited_and_keeps_the_lock_order(shanghai):
 
     membership = CityMembership.objects.get(user=shanghai.reviewer, city=shanghai.city)
     pk = membership.pk
-    with connection.execute_wrapper(LockOrderGuard()):
+    with connection.execute_wrapper(LockOrderGuard(len(connection.atomic_blocks))):
         membership_revoke(actor=shanghai.manager, membership=membership)
     assert not CityMembership.objects.filter(pk=pk).exists()
     event = AuditEvent.objects.get(action="membership.revoke")

@@ -183,13 +183,17 @@ def _meanwhile(monkeypatch, change):
     """Run `change` after the batch was planned and its records written, just before
     the vouchers are locked: what a concurrent transaction may do."""
     from compute.ingest import apply
+    from portal.locks import single_writer
 
     charge = apply._charge
     pending = [change]
 
     def changed_then_charge(*args, **kwargs):
-        while pending:  # once: `change` may apply a batch itself
-            pending.pop()()
+        # Run inside the batch's transaction, standing in for another one: its locks
+        # are not this transaction's order (portal.locks.single_writer).
+        with single_writer():
+            while pending:  # once: `change` may apply a batch itself
+                pending.pop()()
         return charge(*args, **kwargs)
 
     monkeypatch.setattr(apply, "_charge", changed_then_charge)

@@ -44,7 +44,17 @@ def credit_code_message(code: str) -> str | None:
     }[problem]
 
 
+MAX_HEADCOUNT = 10_000_000  # the form's bound too; the column holds 2,147,483,647
+
+
+def _check_profile(fields: dict[str, Any]) -> None:
+    headcount = fields.get("headcount")
+    if headcount is not None and not 0 <= headcount <= MAX_HEADCOUNT:
+        raise invalid("headcount", _("A headcount from 0 to %(n)s.") % {"n": f"{MAX_HEADCOUNT:,}"})
+
+
 def company_create(*, actor: User, legal_name: str, credit_code: str, **fields: Any) -> Company:
+    _check_profile(fields)
     code = (credit_code or "").strip().upper()
     message = credit_code_message(code)
     if message:
@@ -76,6 +86,7 @@ def company_update(*, company: Company, actor: User, values: dict) -> Company:
     credit code identifies the company and never changes."""
     if not (values.get("legal_name") or company.legal_name or "").strip():
         raise invalid("legal_name", _("Give the company's legal name."))
+    _check_profile(values)
     with transaction.atomic():
         company = Company.objects.select_for_update().get(pk=company.pk)
         if not CompanyMember.objects.filter(company=company, user=actor).exists():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
@@ -79,6 +80,18 @@ def rubric_problem(rubric: object) -> str | None:
     return None
 
 
+# What a program's settings may be: real programs need no more, and each bound keeps a
+# value inside its column (a smallint holds 32,767) and every date inside the calendar.
+PROGRAM_NUMBER_BOUNDS = {
+    "validity_months": (1, 120),
+    "grace_days": (0, 365),
+    "reviews_required": (0, 20),
+    "notice_days": (0, 90),
+}
+EARLIEST_DATE = date(2000, 1, 1)
+LATEST_DATE = date(2100, 12, 31)
+
+
 def program_validate(values: dict) -> dict[str, list[str]]:
     errors: dict[str, list[str]] = {}
 
@@ -96,12 +109,27 @@ def program_validate(values: dict) -> dict[str, list[str]]:
         if rate is not None and not Decimal("0") <= rate <= Decimal("1"):
             add(field, _("A rate is between 0 and 1, e.g. 0.30 for 30%."))
     opens, closes = values.get("opens_at"), values.get("closes_at")
+    for field, moment in (("opens_at", opens), ("closes_at", closes)):
+        # Year 1 in Shanghai is before year 1 in UTC: PostgreSQL would store it BC and
+        # every later read of the program would fail.
+        if moment is not None and not EARLIEST_DATE.year <= moment.year <= LATEST_DATE.year:
+            add(
+                field,
+                _("Choose a date between %(low)s and %(high)s.")
+                % {"low": EARLIEST_DATE.year, "high": LATEST_DATE.year},
+            )
     if opens and closes and closes <= opens:
         add("closes_at", _("The program must close after it opens."))
-    if (values.get("reviews_required") or 0) > 0:
-        problem = rubric_problem(values.get("rubric") or [])
-        if problem or not values.get("rubric"):
-            add("rubric", problem or _("Programs with reviews need a scoring rubric."))
+    for field, (low, high) in PROGRAM_NUMBER_BOUNDS.items():
+        number = values.get(field)
+        if number is not None and not low <= number <= high:
+            add(field, _("A number from %(low)s to %(high)s.") % {"low": low, "high": high})
+    rubric = values.get("rubric") or []
+    # Checked whenever there is one (a malformed rubric broke the scoring form later),
+    # and required when reviews are.
+    problem = rubric_problem(rubric) if rubric else None
+    if problem or ((values.get("reviews_required") or 0) > 0 and not rubric):
+        add("rubric", problem or _("Programs with reviews need a scoring rubric."))
     problem = eligibility.rules_problem(values.get("eligibility_rules") or [])
     if problem:
         add("eligibility_rules", problem)

@@ -9,6 +9,7 @@ from django.db import transaction
 
 from compute.demo import operator_email, seed_compute, seed_compute_links
 from portal.demo import describe_logins, seed_portal
+from portal.locks import single_writer
 from vouchers.demo import seed_vouchers
 
 
@@ -16,7 +17,8 @@ class Command(BaseCommand):
     help = "Create the demo data (idempotent)."
 
     def handle(self, *args, **options):
-        with transaction.atomic():
+        # One transaction, before anything else writes (portal.locks.single_writer).
+        with transaction.atomic(), single_writer():
             cities = seed_portal()
             centers = seed_compute()
             applications = seed_vouchers()

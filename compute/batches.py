@@ -20,19 +20,16 @@ from datetime import timedelta
 
 from django.db import connection, transaction
 from django.utils import timezone
-from kombu.exceptions import KombuError
-from redis.exceptions import RedisError
 
 from compute.metrics import batch_failed
 from compute.models import BATCH_PENDING, BatchStatus, DataCenter, UsageBatch
 from portal.audit import audit_record
 from portal.errors import DomainError
 from portal.models import User
+from portal.queue import BROKER_ERRORS
 
 log = logging.getLogger(__name__)
 
-# What publishing a task raises when the broker is unreachable (kombu wraps most of it).
-BROKER_ERRORS = (KombuError, RedisError, OSError)
 
 # Starts of a batch's task (retries, redeliveries after a killed worker, the sweeper)
 # after which it is given up. Enough for a database restart or a deploy; a batch that

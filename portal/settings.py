@@ -152,9 +152,11 @@ AUTH_USER_MODEL = "portal.User"
 REDIS_URL = env_str("REDIS_URL") or "redis://127.0.0.1:6379/0"
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        # Fails open: Redis down is a cache miss, not a 500 (portal/cache.py).
+        "BACKEND": "portal.cache.ResilientRedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": env_str("CACHE_KEY_PREFIX") or "suanli",
+        "OPTIONS": {"socket_timeout": 1, "socket_connect_timeout": 1},
     }
 }
 

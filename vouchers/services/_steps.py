@@ -4,13 +4,13 @@ timeline, the audit event and the notification after commit)."""
 
 from __future__ import annotations
 
-from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from portal.audit import audit_record
 from portal.errors import DomainError
 from portal.models import User
+from portal.queue import publish_on_commit
 from vouchers import workflow
 from vouchers.models import Application, ApplicationState, StateChange
 from vouchers.tasks import application_notify
@@ -86,7 +86,7 @@ def step(
     if notify:
         # The change's id, not just the application's: the worker may run after a later
         # step has replaced the application's reason or question.
-        transaction.on_commit(lambda: application_notify.delay(application.pk, notify, change.pk))
+        publish_on_commit(application_notify, application.pk, notify, change.pk)
     return application
 
 

@@ -13,6 +13,7 @@ from django.utils.translation import gettext as _
 from portal.audit import audit_record
 from portal.errors import DomainError
 from portal.models import User
+from portal.queue import publish_on_commit
 from vouchers.credit_code import credit_code_problem
 from vouchers.models import Company, CompanyInvitation, CompanyMember
 from vouchers.services._steps import invalid
@@ -119,7 +120,7 @@ def company_invite(*, company: Company, actor: User, email: str) -> CompanyInvit
         company=company, email=email, token=secrets.token_urlsafe(32), invited_by=actor
     )
     audit_record(action="company.invite", actor=actor, target=company, data={"email": email})
-    transaction.on_commit(lambda: invitation_send.delay(invitation.pk))
+    publish_on_commit(invitation_send, invitation.pk)
     return invitation
 
 

@@ -11,6 +11,7 @@ from portal.audit import audit_record
 from portal.errors import DomainError
 from portal.locks import retry_on_deadlock
 from portal.models import User
+from portal.queue import publish_on_commit
 from vouchers.models import Application, ApplicationState, Objection
 from vouchers.services._steps import invalid, locked, require
 from vouchers.tasks import application_notify
@@ -72,9 +73,7 @@ def objection_resolve(*, objection: Objection, actor: User, resolution: str) -> 
         )
         # The objector is told the outcome (ids only: the worker reads the committed row).
         application_id, objection_id = application.pk, objection.pk
-        transaction.on_commit(
-            lambda: application_notify.delay(
-                application_id, "objection_resolved", objection_id=objection_id
-            )
+        publish_on_commit(
+            application_notify, application_id, "objection_resolved", objection_id=objection_id
         )
     return objection

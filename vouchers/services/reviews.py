@@ -12,6 +12,7 @@ from django.utils.translation import gettext as _
 from portal.audit import audit_record
 from portal.errors import DomainError
 from portal.models import Role, User
+from portal.queue import publish_on_commit
 from portal.tenancy import has_role
 from vouchers import workflow
 from vouchers.models import Application, ApplicationState, Review
@@ -50,7 +51,7 @@ def review_assign(*, application: Application, actor: User, reviewer: User) -> R
                 target=application,
                 data={"reviewer": reviewer.email},
             )
-            transaction.on_commit(lambda: review_assigned_notify.delay(review.pk))
+            publish_on_commit(review_assigned_notify, review.pk)
     return review
 
 

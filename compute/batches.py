@@ -145,8 +145,11 @@ def usage_batches_sweep(*, stale_after: timedelta) -> SweepOutcome:
                 outcome.failed.append(batch.pk)
             continue
         log.warning("usage batch %s is pending since %s; enqueueing it", batch.pk, batch.created_at)
-        if usage_batch_enqueue(batch.pk):
-            outcome.enqueued.append(batch.pk)
+        if not usage_batch_enqueue(batch.pk):
+            # The broker is down (each try may take seconds against a hung Redis): the
+            # next sweep, a minute on, tries again, oldest first.
+            break
+        outcome.enqueued.append(batch.pk)
     return outcome
 
 

@@ -18,7 +18,7 @@ from django.core.exceptions import (
     RequestDataTooBig,
     ValidationError,
 )
-from django.db import connection
+from django.db import OperationalError, connection
 from django.db.models.constants import LOOKUP_SEP
 from django.http import Http404
 from django.utils import timezone
@@ -51,6 +51,7 @@ STATUS_OF_CODE = {
     "too_large": 413,
     "unsupported_media_type": 415,
     "throttled": 429,
+    "unavailable": 503,
 }
 
 
@@ -264,6 +265,17 @@ def api_exception_handler(exc, context):
         return Response(
             error_body(exc.code, exc.message, exc.fields), status=STATUS_OF_CODE.get(exc.code, 400)
         )
+    if isinstance(exc, OperationalError):
+        # The database went away mid-request (a restart, a failover): nothing was kept,
+        # and the same request sent again will do (batches are idempotent by key).
+        response = Response(
+            error_body(
+                "unavailable", _("The service is briefly unavailable; send the request again.")
+            ),
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
+        response["Retry-After"] = "5"
+        return response
     if isinstance(exc, RequestDataTooBig):
         return Response(
             error_body("too_large", _("The body is larger than 10 MB.")),

@@ -286,8 +286,10 @@ def test_connection_cut_mid_push_stores_nothing_and_the_retried_push_is_stored_o
         victims = wait_for(lambda: waiting_on(holder), timeout=10)
         assert terminate(pids=[pid for pid, _name in victims])
         thread.join(timeout=30)
-    # A server error (not a 2xx: nothing was stored), so the client sends it again.
-    assert answers[0].status_code >= 500
+    # 503 with Retry-After (not a 2xx: nothing was stored), so the client sends it again.
+    assert answers[0].status_code == 503
+    assert answers[0].json()["error"]["code"] == "unavailable"
+    assert answers[0].headers["Retry-After"] == "5"
     assert not UsageBatch.objects.exists()
     with celery_worker(concurrency=1):
         push()

@@ -5,6 +5,7 @@ from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
 from portal.errors import DomainError
+from portal.models import Role
 
 
 class SignupForm(forms.Form):
@@ -19,6 +20,13 @@ class SignupForm(forms.Form):
         user.display_name = self.cleaned_data["display_name"]
         user.preferred_language = self.cleaned_data["preferred_language"]
         user.save()
+
+
+class StaffGrantForm(forms.Form):
+    """A program manager gives a staff role of the city to an e-mail address."""
+
+    email = forms.EmailField(label=_("E-mail address"), max_length=254)
+    role = forms.ChoiceField(label=_("Role"), choices=Role.choices)
 
 
 def apply_domain_error(form: forms.BaseForm, error: DomainError) -> None:

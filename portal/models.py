@@ -152,6 +152,30 @@ class CityMembership(models.Model):
         return f"{self.user} · {self.city.slug} · {self.role}"
 
 
+class StaffInvitation(models.Model):
+    """A program manager's invitation to a staff role, for an e-mail address with no
+    account yet: accepted by signing in with that address and opening its link
+    (`portal.services.staff_invitation_accept`), which grants the role."""
+
+    city = models.ForeignKey(City, on_delete=models.CASCADE, related_name="staff_invitations")
+    email = models.EmailField(_("email address"))
+    role = models.CharField(_("role"), max_length=20, choices=Role.choices)
+    token = models.CharField(max_length=64, unique=True)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(_("invited at"), default=timezone.now)
+    accepted_at = models.DateTimeField(_("accepted at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("staff invitation")
+        verbose_name_plural = _("staff invitations")
+        indexes = [models.Index(fields=["city", "email"], name="staffinvite_city_email")]
+
+    def __str__(self) -> str:
+        return f"{self.email} · {self.city_id} · {self.role}"
+
+
 class AuditEvent(models.Model):
     """An append-only record of something that changed.
 

@@ -10,8 +10,9 @@ another tenant's objects are simply not there; `_get` raises `Http404` for "miss
 from __future__ import annotations
 
 from django.db.models import Q, QuerySet
+from django.shortcuts import get_object_or_404
 
-from portal.models import AuditEvent, City, CityMembership, User
+from portal.models import AuditEvent, City, CityMembership, StaffInvitation, User
 
 
 def one_scope(**scopes: object) -> str:
@@ -37,6 +38,17 @@ def membership_list(
         CityMembership.objects.filter(city=city)
         .select_related("user")
         .order_by("user__email", "role")
+    )
+
+
+def membership_get(*, city: City, pk: int) -> CityMembership:
+    return get_object_or_404(membership_list(city=city), pk=pk)
+
+
+def staff_invitation_list(*, city: City) -> QuerySet[StaffInvitation]:
+    """The city's invitations not yet accepted, newest first."""
+    return StaffInvitation.objects.filter(city=city, accepted_at__isnull=True).order_by(
+        "-created_at"
     )
 
 

@@ -293,6 +293,7 @@ TASK_QUEUES = {
         "vouchers.tasks.application_notify",
         "vouchers.tasks.review_assigned_notify",
         "vouchers.tasks.invitation_send",
+        "portal.tasks.staff_invitation_send",
         "vouchers.tasks.reminders_send_task",
     ],
     "reports": [

@@ -13,6 +13,8 @@ city_patterns = [
     path("", views.city_home, name="city_home"),
     path("staff/", views.staff_home, name="staff_home"),
     path("staff/members/", views.staff_members, name="staff_members"),
+    path("staff/members/<int:pk>/revoke/", views.staff_member_revoke, name="staff_member_revoke"),
+    path("staff/join/<str:token>/", views.staff_join, name="staff_join"),
     path("staff/audit/", views.audit_log, name="audit_log"),
 ]
 

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
@@ -10,10 +11,16 @@ from django.views.i18n import set_language as django_set_language
 
 from portal import selectors
 from portal.errors import DomainError, error_body
+from portal.forms import StaffGrantForm, apply_domain_error
 from portal.http import page_of
-from portal.models import Role
-from portal.services import user_set_language
-from portal.tenancy import staff_required
+from portal.models import Role, StaffInvitation
+from portal.services import (
+    membership_invite,
+    membership_revoke,
+    staff_invitation_accept,
+    user_set_language,
+)
+from portal.tenancy import has_role, staff_required
 
 
 def landing(request: HttpRequest) -> HttpResponse:
@@ -29,10 +36,99 @@ def staff_home(request: HttpRequest, city_slug: str) -> HttpResponse:
     return render(request, "portal/staff_home.html", {"city": request.city})
 
 
+def _ip(request: HttpRequest) -> str | None:
+    return request.META.get("REMOTE_ADDR") or None
+
+
 @staff_required()
 def staff_members(request: HttpRequest, city_slug: str) -> HttpResponse:
-    page = page_of(request, selectors.membership_list(city=request.city))
-    return render(request, "portal/staff_members.html", {"city": request.city, "page": page})
+    """The city's staff and their roles. Program managers grant roles here (to an
+    account, or by invitation to an address without one) and revoke them."""
+    city = request.city
+    can_manage = has_role(request.user, city, Role.PROGRAM_MANAGER)
+    form = StaffGrantForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST":
+        if not can_manage:
+            raise PermissionDenied
+        if form.is_valid():
+            try:
+                result = membership_invite(
+                    actor=request.user,
+                    city=city,
+                    email=form.cleaned_data["email"],
+                    role=form.cleaned_data["role"],
+                    ip=_ip(request),
+                )
+            except DomainError as error:
+                apply_domain_error(form, error)
+            else:
+                role = Role(form.cleaned_data["role"]).label
+                if isinstance(result, StaffInvitation):
+                    message = _(
+                        "%(email)s has no account yet: an invitation to be %(role)s was sent."
+                    )
+                else:
+                    message = _("%(email)s is now %(role)s.")
+                messages.success(
+                    request, message % {"email": form.cleaned_data["email"], "role": role}
+                )
+                return redirect("portal:staff_members", city_slug=city.slug)
+    page = page_of(request, selectors.membership_list(city=city))
+    return render(
+        request,
+        "portal/staff_members.html",
+        {
+            "city": city,
+            "page": page,
+            "form": form,
+            "can_manage": can_manage,
+            "invitations": selectors.staff_invitation_list(city=city) if can_manage else [],
+        },
+    )
+
+
+@staff_required(Role.PROGRAM_MANAGER)
+def staff_member_revoke(request: HttpRequest, city_slug: str, pk: int) -> HttpResponse:
+    """The confirmation step, then the revocation (POST with confirm=yes)."""
+    membership = selectors.membership_get(city=request.city, pk=pk)
+    if request.method == "POST" and request.POST.get("confirm") == "yes":
+        try:
+            membership_revoke(actor=request.user, membership=membership, ip=_ip(request))
+        except DomainError as error:
+            messages.error(request, error.message)
+        else:
+            messages.success(
+                request,
+                _("%(email)s is no longer %(role)s.")
+                % {"email": membership.user.email, "role": membership.get_role_display()},
+            )
+        return redirect("portal:staff_members", city_slug=request.city.slug)
+    return render(
+        request,
+        "portal/staff_member_revoke.html",
+        {"city": request.city, "membership": membership},
+    )
+
+
+@login_required
+def staff_join(request: HttpRequest, city_slug: str, token: str) -> HttpResponse:
+    """An invitation's link. The page offers to accept whatever the token (as a company
+    invitation's does): the invitation is looked up only on acceptance, which is a 404
+    for any account but the invited address's and for a used or unknown link."""
+    if request.method == "POST":
+        try:
+            membership = staff_invitation_accept(
+                city=request.city, token=token, user=request.user, ip=_ip(request)
+            )
+        except DomainError:
+            raise Http404 from None
+        messages.success(
+            request,
+            _("You are now %(role)s of %(city)s.")
+            % {"role": membership.get_role_display(), "city": request.city.name},
+        )
+        return redirect("portal:staff_home", city_slug=request.city.slug)
+    return render(request, "portal/staff_join.html", {"city": request.city})
 
 
 @staff_required(Role.AUDITOR, Role.PROGRAM_MANAGER)

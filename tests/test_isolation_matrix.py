@@ -75,6 +75,8 @@ from compute.settlements import (
     settlement_build,
     settlement_issue,
 )
+from portal.models import CityMembership
+from portal.services import membership_invite
 from tests.compute.conftest import record
 from tests.factories import DataCenterFactory, UserFactory
 from tests.vouchers.conftest import (  # noqa: F401 - fixtures
@@ -171,6 +173,8 @@ ANSWERS_ANYONE: dict[str, str] = {
     "vouchers:notice": "public: the public notice (company B has nothing in notice)",
     "vouchers:invitation": "GET shows the accept button for whatever token; the POST "
     "looks it up (and is a 404 for anyone but the invitee)",
+    "portal:staff_join": "GET shows the accept button for whatever token (the city's name "
+    "is in the address); the POST looks it up (and is a 404 for anyone but the invitee)",
 }
 
 # Posted or queried fields that choose what a view does (`step=issue`, `form=profile`):
@@ -186,6 +190,7 @@ KIND_OF_SEGMENT = {
     "batches": "batch",
     "keys": "api_key",
     "settlements": "settlement",
+    "members": "membership",
 }
 
 FORM = "application/x-www-form-urlencoded"
@@ -316,6 +321,9 @@ def _build_world(shanghai, shenzhen, startup_user, company_a, program_a) -> Worl
     invitation = services.company_invite(
         company=company_b, actor=owner_b, email="invitee@zqx-private.test"
     )
+    staff_invitation = membership_invite(
+        actor=sz.manager, city=sz.city, email="staff-invitee@zqx-private.test", role="auditor"
+    )
 
     # Another company's application in public notice (its name is public by design), with
     # an objection (which is not).
@@ -408,6 +416,8 @@ def _build_world(shanghai, shenzhen, startup_user, company_a, program_a) -> Worl
         "objection": objection.text,
         "invitation e-mail": invitation.email,
         "invitation token": invitation.token,
+        "staff invitation e-mail": staff_invitation.email,
+        "staff invitation token": staff_invitation.token,
         "voucher code": voucher_b.code,
         "voucher code 2": voucher_b2.code,
         "contract ref": active.contract_ref,
@@ -447,6 +457,9 @@ def _build_world(shanghai, shenzhen, startup_user, company_a, program_a) -> Worl
         ),
         "program": [program_b.pk],
         "invitation": [invitation.pk],
+        "membership": list(
+            CityMembership.objects.filter(city=sz.city).values_list("pk", flat=True)
+        ),
     }
     web_body = {
         # One body for every form: each view reads the fields it knows. Every id in it
@@ -512,7 +525,7 @@ def _build_world(shanghai, shenzhen, startup_user, company_a, program_a) -> Worl
         program_slugs_b=[program_b.slug],
         ids=ids,
         voucher_codes=[voucher_b.code, voucher_b2.code],
-        tokens=[invitation.token],
+        tokens=[invitation.token, staff_invitation.token],
         record_ids=["zqx-rec-0001", "zqx-rec-0002"],
         markers=markers,
         web_body=web_body,

@@ -296,7 +296,7 @@ def action_notes(application: Application, user: User) -> list[str]:
                 _(
                     "No approver of %(city)s may approve this application: every approver "
                     "reviewed it or belongs to the applicant company. A program manager can "
-                    "give the approver role to another staff member (Staff members)."
+                    "give the approver role to another staff member on the Staff page."
                 )
                 % {"city": application.city.name}
             )

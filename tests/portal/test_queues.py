@@ -14,6 +14,7 @@ EXPECTED = {
     "vouchers.tasks.application_notify": "notifications",
     "vouchers.tasks.review_assigned_notify": "notifications",
     "vouchers.tasks.invitation_send": "notifications",
+    "portal.tasks.staff_invitation_send": "notifications",
     "vouchers.tasks.reminders_send_task": "notifications",
     "compute.tasks.api_keys_expiry_remind_task": "notifications",
     "compute.tasks.settlements_monthly": "reports",

@@ -253,3 +253,15 @@ def test_reminders_reach_a_reviewer_added_in_a_tie_break(split, shenzhen):
     mail.outbox.clear()
     reminders_send()
     assert [m.to for m in mail.outbox] == [[third.email]]
+
+
+@time_machine.travel(datetime(2026, 12, 1, 0, 0, tzinfo=UTC), tick=False)
+def test_the_public_notice_page_gives_the_end_in_the_citys_time(
+    client, sz_program, shenzhen, company, startup_user
+):
+    app = _into_notice(complete_draft(sz_program, company, startup_user), shenzhen)
+    Application.objects.filter(pk=app.pk).update(
+        notice_ends_at=datetime(2026, 12, 5, 22, 43, tzinfo=UTC)
+    )
+    page = client.get(f"/shenzhen/programs/{sz_program.slug}/notice/").content.decode()
+    assert "2026-12-06 06:43 (Asia/Shanghai)" in page

@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import NamedTuple
 
 from django.db import connection, transaction
-from django.db.models import Count, F, Max, Q, Sum
+from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -35,6 +34,11 @@ from portal.errors import DomainError
 from portal.locks import retry_on_deadlock
 from portal.models import Role, User
 from portal.tenancy import has_role
+
+# The checks live in vouchers.ledger_checks; their names stay importable from here.
+from vouchers.ledger_checks import LedgerMismatch as LedgerMismatch
+from vouchers.ledger_checks import ledger_check_register as ledger_check_register
+from vouchers.ledger_checks import ledger_verify as ledger_verify
 from vouchers.models import (
     ZERO,
     Company,
@@ -443,109 +447,3 @@ def ledger_charge_many(
             [sql_list(charged), sql_list(balances[v] - left[v] for v in charged)],
         )
     return now, ids
-
-
-# --- verification -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LedgerMismatch:
-    code: str
-    cached: Decimal
-    derived: Decimal
-    reason: str
-
-    def describe(self) -> str:
-        return f"{self.code}: {self.reason} (cached ¥{self.cached}, from entries ¥{self.derived})"
-
-
-def ledger_verify() -> list[LedgerMismatch]:
-    """Recompute every voucher's balance from its entries, in one aggregate query."""
-    problems: list[LedgerMismatch] = []
-    rows = Voucher.objects.annotate(
-        derived=Sum("entries__amount"),
-        entry_count=Count("entries"),
-        issued=Sum("entries__amount", filter=Q(entries__kind=EntryKind.ISSUE)),
-        last_id=Max("entries__id"),
-    ).values_list("code", "balance", "face_value", "derived", "issued", "last_id")
-    last_ids = [r[5] for r in rows if r[5] is not None]
-    last_balance = dict(
-        LedgerEntry.objects.filter(pk__in=last_ids).values_list("voucher__code", "balance_after")
-    )
-    for code, balance, face_value, derived, issued, _last in rows:
-        derived = derived if derived is not None else ZERO
-        if derived != balance:
-            problems.append(
-                LedgerMismatch(code, balance, derived, "balance differs from the sum of entries")
-            )
-        elif last_balance.get(code, ZERO) != balance:
-            problems.append(
-                LedgerMismatch(
-                    code, balance, derived, "last entry's balance_after differs from balance"
-                )
-            )
-        elif (issued or ZERO) != face_value:
-            problems.append(
-                LedgerMismatch(code, balance, derived, "issue entries differ from face value")
-            )
-    problems.extend(_programs_verify())
-    problems.extend(_orphans_verify())
-    return problems
-
-
-def _orphans_verify() -> list[LedgerMismatch]:
-    """Entries whose voucher or actor does not exist. Neither column carries a
-    foreign-key constraint (see LedgerEntry), so this is where such an entry would show
-    up."""
-    orphans = (
-        LedgerEntry.objects.exclude(voucher_id__in=Voucher.objects.values("pk"))
-        .values("voucher_id")
-        .annotate(total=Sum("amount"))
-        .order_by("voucher_id")
-    )
-    problems = [
-        LedgerMismatch(
-            f"#{row['voucher_id']}", ZERO, row["total"], "entries name a voucher that is missing"
-        )
-        for row in orphans
-    ]
-    without_actor = (
-        LedgerEntry.objects.filter(actor_id__isnull=False)
-        .exclude(actor_id__in=User.objects.values("pk"))
-        .values("voucher__code", "voucher__balance")
-        .annotate(total=Sum("amount"))
-        .order_by("voucher__code")
-    )
-    problems.extend(
-        LedgerMismatch(
-            row["voucher__code"] or "?",
-            row["voucher__balance"] or ZERO,
-            row["total"],
-            "entries name an actor (user) that is missing",
-        )
-        for row in without_actor
-    )
-    return problems
-
-
-def _programs_verify() -> list[LedgerMismatch]:
-    """A program's `allocated` is derived too: what its vouchers were issued, less what
-    revocation and expiry gave back (one aggregate query)."""
-    rows = Program.objects.annotate(
-        derived=Sum(
-            "vouchers__entries__amount",
-            filter=Q(
-                vouchers__entries__kind__in=[EntryKind.ISSUE, EntryKind.REVOKE, EntryKind.EXPIRE]
-            ),
-        )
-    ).values_list("city__slug", "slug", "allocated", "derived")
-    return [
-        LedgerMismatch(
-            f"program {city}/{slug}",
-            allocated,
-            derived or ZERO,
-            "allocated differs from issued less returned",
-        )
-        for city, slug, allocated, derived in rows
-        if (derived or ZERO) != allocated
-    ]

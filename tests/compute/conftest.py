@@ -5,7 +5,7 @@ active redemption at Shanghai's data center, and an API key per data center."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
@@ -126,3 +126,33 @@ def record(n: int, voucher: str, **overrides) -> dict:
     }
     body.update(overrides)
     return body
+
+
+def usage_records_for(voucher: Voucher, amounts: list[Decimal]) -> list[int]:
+    """Usage records covering `amounts` on `voucher` (accepted, at a data center of its
+    own, through a redemption), for tests that post the charges themselves with
+    `ledger_charge_many`: `verify_ledger` wants each charge to come from its record."""
+    from compute.models import UsageBatch, UsageRecord
+
+    dc = DataCenterFactory(slug=f"dc-for-{voucher.pk}")
+    redemption = Redemption.objects.create(
+        voucher=voucher, data_center=dc, contract_ref="T-1", status=RedemptionStatus.ACTIVE
+    )
+    batch = UsageBatch.objects.create(data_center=dc, body_hash="0" * 64, received=len(amounts))
+    return [
+        UsageRecord.objects.create(
+            data_center=dc,
+            record_id=f"r-{n}",
+            batch=batch,
+            voucher=voucher,
+            redemption=redemption,
+            started_at=datetime(2026, 11, 2, 8, tzinfo=UTC),
+            ended_at=datetime(2026, 11, 2, 20, tzinfo=UTC),
+            resource="Ascend 910B",
+            domestic=True,
+            quantity=Decimal("1.000"),
+            amount=amount,
+            covered_amount=amount,
+        ).pk
+        for n, amount in enumerate(amounts, start=1)
+    ]

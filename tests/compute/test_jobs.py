@@ -61,9 +61,11 @@ def test_reconciliation_compares_usage_with_the_ledger_per_data_center(
     assert ledger_reconcile() == []
     UsageRecord.objects.update(covered_amount=Decimal("31.00"))  # a record altered in place
     found = ledger_reconcile()
-    assert [d.kind for d in found] == ["data_center_totals"]
-    assert found[0].data_center_id == w.dc.pk
-    assert "31.00" in found[0].detail
+    # verify_ledger finds the charge no longer matching its record; the totals differ.
+    assert [d.kind for d in found] == ["ledger", "data_center_totals"]
+    assert "charge entry" in found[0].detail and found[0].voucher_id == w.voucher.pk
+    assert found[1].data_center_id == w.dc.pk
+    assert "31.00" in found[1].detail
 
 
 def test_reminders_go_out_once_in_the_users_language(ledger_world, startup_user):

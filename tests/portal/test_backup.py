@@ -27,6 +27,7 @@ from psycopg import sql
 
 from portal.backup import DUMP, MANIFEST, MEDIA, file_digest, libpq_params, manifest_read
 from portal.models import AuditEvent
+from tests.compute.conftest import usage_records_for
 from tests.vouchers.conftest import PDF, complete_draft, program_values
 from vouchers import services
 from vouchers.credit_code import credit_code_generate
@@ -85,13 +86,14 @@ def portal_data(world, startup_user, media_root) -> SimpleNamespace:
         actor=sz.approver,
         valid_from=date(2026, 11, 1),
     )
+    records = usage_records_for(voucher, [Decimal("120.50"), Decimal("79.50")])
     with transaction.atomic():
         balances = {vid: b for vid, (_status, b) in vouchers_lock([voucher.pk]).items()}
         ledger_charge_many(
             balances=balances,
             charges=[
-                (voucher.pk, Decimal("120.50"), 1, "r-1"),
-                (voucher.pk, Decimal("79.50"), 2, "r-2"),
+                (voucher.pk, Decimal("120.50"), records[0], "r-1"),
+                (voucher.pk, Decimal("79.50"), records[1], "r-2"),
             ],
             actor_label="data center #1",
         )

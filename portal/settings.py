@@ -461,3 +461,6 @@ CELERY_BEAT_SCHEDULE["remind-expiring-api-keys"] = {
     "schedule": crontab(hour=9, minute=15),
 }
 TASK_QUEUES["notifications"].append("compute.tasks.api_keys_expiry_remind_task")
+# Rotating DJANGO_SECRET_KEY (SECURITY.md): the former keys, comma-separated, still
+# verify what they signed (sessions, password-reset links) until those run out.
+SECRET_KEY_FALLBACKS = env_list("DJANGO_SECRET_KEY_FALLBACKS")

@@ -160,3 +160,41 @@ def test_sign_out_everywhere_ends_every_session(shanghai):
 def test_sessions_page_needs_a_signed_in_user(client, db):
     assert client.get("/accounts/sessions/")["Location"].startswith("/accounts/login/")
     assert client.post("/accounts/sessions/").status_code == 302
+
+
+def test_a_session_survives_a_key_rotation_while_the_old_key_is_a_fallback(
+    startup_user, shanghai, settings
+):
+    """SECURITY.md, rotating DJANGO_SECRET_KEY: with the former key as a fallback nobody
+    is signed out, and a session used meanwhile moves to the new key; one not used
+    before the fallback is removed ends."""
+    active, idle = _sign_in(startup_user), _sign_in(shanghai.reviewer)
+    old = settings.SECRET_KEY
+    settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS = "a-new-key-" + "x" * 50, [old]
+    assert _signed_in(active)
+    settings.SECRET_KEY_FALLBACKS = []
+    assert _signed_in(active)
+    assert not _signed_in(idle)
+
+
+def test_the_fallback_keys_come_from_the_environment():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    result = subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "shell",
+            "-c",
+            "from django.conf import settings; print(settings.SECRET_KEY_FALLBACKS)",
+        ],
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "DJANGO_SECRET_KEY_FALLBACKS": "old-key-1, old-key-2"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.stdout.strip().splitlines()[-1] == "['old-key-1', 'old-key-2']", result.stderr

@@ -23,6 +23,19 @@ from vouchers.models import Voucher
 pytestmark = pytest.mark.usefixtures("eager_tasks")
 
 
+def _deadlocks() -> int:
+    """Deadlocks PostgreSQL has detected in this database (its statistics, which a
+    backend reports within a second of its transaction): a service that retried one
+    would otherwise hide it."""
+    import time
+
+    time.sleep(1.2)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")
+        return cursor.fetchone()[0]
+
+
 def _second_voucher_with_records(w, shanghai, startup_user, n: int) -> Voucher:
     voucher = voucher_issue(
         program=w.program,
@@ -75,6 +88,7 @@ def test_suspending_a_voucher_while_its_data_center_voids_never_deadlocks(
     ids = list(
         UsageRecord.objects.filter(voucher=other).order_by("id").values_list("record_id", flat=True)
     )
+    deadlocks = _deadlocks()
     failures = []
     for i, record_id in enumerate(ids):
         change = voucher_suspend if i % 2 == 0 else voucher_resume
@@ -86,6 +100,7 @@ def test_suspending_a_voucher_while_its_data_center_voids_never_deadlocks(
         )
         failures += [o for o in outcomes if isinstance(o, BaseException)]
     assert failures == []
+    assert _deadlocks() == deadlocks  # none met, not only none shown
     assert UsageRecord.objects.filter(voucher=other, status="void").count() == rounds
     other.refresh_from_db()
     assert other.balance == other.face_value
@@ -155,4 +170,55 @@ def test_revoking_a_staff_role_is_audited_and_keeps_the_lock_order(shanghai):
     assert not CityMembership.objects.filter(pk=pk).exists()
     event = AuditEvent.objects.get(action="membership.revoke")
     assert (event.target_id, event.data["user"]) == (str(pk), shanghai.reviewer.email)
+    assert audit_chain_verify() == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_issuing_statements_while_the_data_center_voids_never_deadlocks(
+    ledger_world, shanghai, startup_user, monkeypatch
+):
+    """The second pair issue #16 named: a statement step locked its city and data-center
+    rows with it (select_related without of=), then waited for the city's audit lock,
+    held by a void whose audit event needed the city row."""
+    import time
+
+    from compute.settlements import settlement_build, settlement_issue
+    from portal import audit
+
+    original_hash = audit.event_hash
+
+    def slow_hash(event):
+        time.sleep(0.05)
+        return original_hash(event)
+
+    w = ledger_world
+    rounds = 6
+    other = _second_voucher_with_records(w, shanghai, startup_user, rounds)
+    ids = list(
+        UsageRecord.objects.filter(voucher=other).order_by("id").values_list("record_id", flat=True)
+    )
+    drafts = [
+        settlement_build(city=shanghai.city, data_center=w.dc, period=date(2025, month, 1))
+        for month in range(1, rounds + 1)
+    ]
+    monkeypatch.setattr(audit, "event_hash", slow_hash)
+
+    def late_issue(draft):
+        time.sleep(0.02)
+        return settlement_issue(settlement=draft, actor=shanghai.manager)
+
+    deadlocks = _deadlocks()
+    failures = []
+    for draft, record_id in zip(drafts, ids, strict=True):
+        outcomes = race(
+            lambda draft=draft: late_issue(draft),
+            lambda rid=record_id: usage_record_void(
+                data_center=w.dc, record_id=rid, reason="重复计费"
+            ),
+        )
+        failures += [o for o in outcomes if isinstance(o, BaseException)]
+    assert failures == []
+    assert _deadlocks() == deadlocks  # none met, not only none shown
+    assert all(d.__class__.objects.get(pk=d.pk).status == "issued" for d in drafts)
+    assert ledger_verify() == []
     assert audit_chain_verify() == []

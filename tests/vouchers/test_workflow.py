@@ -236,22 +236,14 @@ def test_every_illegal_transition_is_refused_and_changes_nothing(
                     step(Application.objects.get(pk=app.pk), user)
                 # The wrong party is refused as such in every state; the right party in
                 # the wrong state is told the state does not allow it.
-                expected = {"forbidden"} if role not in WHO_MAY[name] else {"conflict"}
-                if name == "resolve_objection" and role not in WHO_MAY[name]:
-                    # services._require says "forbidden" only for the wrong party of a
-                    # transition; for staff actions it says "conflict" (issue #18 report).
-                    expected.add("conflict")
-                assert err.value.code in expected, (state, name, role, err.value.message)
+                expected = "forbidden" if role not in WHO_MAY[name] else "conflict"
+                assert err.value.code == expected, (state, name, role, err.value.message)
                 assert _footprint(app) == before, (state, name, role)
                 refused += 1
             before = _footprint(app)
             with pytest.raises(DomainError) as err:
                 step(Application.objects.get(pk=app.pk), outsider)
-            # Assigning is reached only through staff pages (a 404 to outsiders already).
-            assert err.value.code == ("forbidden" if name == "assign" else "not_found"), (
-                state,
-                name,
-            )
+            assert err.value.code == "not_found", (state, name)
             assert _footprint(app) == before, (state, name, "outsider")
     assert refused == 12 * 12 * 5 - 34
 

@@ -40,7 +40,10 @@ def require(application: Application, actor: User, action: str) -> None:
         # on its application: screening, reviewing or deciding one's own case.
         raise DomainError(_(MEMBER_STAFF_MESSAGE), code="forbidden")
     if not workflow.allowed(action, application.state, who):
-        if workflow.TRANSITIONS.get(action) and not (workflow.TRANSITIONS[action].who & who):
+        # The wrong party is refused as such for transitions and staff actions alike
+        # (resolving an objection as a reviewer said "conflict", as if a later state
+        # could allow it).
+        if not (workflow.parties_of(action) & who):
             raise DomainError(_("Your role does not allow this step."), code="forbidden")
         raise DomainError(
             _("This application is %(state)s; that step is not possible now.")

@@ -30,6 +30,10 @@ from vouchers.tasks import review_assigned_notify
 def review_assign(*, application: Application, actor: User, reviewer: User) -> Review:
     with transaction.atomic():
         application = locked(application)
+        if not workflow.parties(application, actor):
+            # Someone with no part in the application's city finds it missing, as in
+            # every other step ("missing" and "not yours" look the same).
+            raise DomainError(_("Not found."), code="not_found")
         if not has_role(actor, application.city, Role.PROGRAM_MANAGER):
             raise DomainError(_("Only program managers assign reviewers."), code="forbidden")
         if not workflow.allowed("assign", application.state, {workflow.MANAGER}):

@@ -5,7 +5,7 @@ links for e-mails."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from django.conf import settings
 from django.core.paginator import Page, Paginator
@@ -13,7 +13,26 @@ from django.db.models import Model, QuerySet
 from django.http import Http404, HttpRequest
 from django.shortcuts import get_object_or_404
 
+if TYPE_CHECKING:
+    from portal.models import City, User
+
 M = TypeVar("M", bound=Model)
+
+
+class CityRequest(HttpRequest):
+    """A request under `/<city_slug>/`, for the type checker: TenancyMiddleware has set
+    `city` (an unknown city was a 404 before the view ran)."""
+
+    city: City
+
+
+class SignedInRequest(CityRequest):
+    """A request past `login_required` or `staff_required`: `user` is a real account.
+    `city` is set only under a city's addresses; the views that read it are there."""
+
+    user: User
+
+
 _MAX_ID = 2**63 - 1
 
 

@@ -43,6 +43,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from portal.audit import audit_record
+from portal.http import SignedInRequest
 from portal.models import CityMembership, SignIn, User
 
 # Kept in the session: when it signed in and when it was last seen (seconds since the
@@ -274,7 +275,7 @@ def sessions_end_all(*, user: User, ip: str | None = None) -> int:
 
 
 @login_required
-def sessions_page(request: HttpRequest) -> HttpResponse:
+def sessions_page(request: SignedInRequest) -> HttpResponse:
     """/accounts/sessions/: where the user is signed in, recent sign-ins, and a button
     that signs out everywhere."""
     if request.method == "POST":

@@ -12,7 +12,7 @@ from django.views.i18n import set_language as django_set_language
 from portal import selectors
 from portal.errors import DomainError, error_body
 from portal.forms import StaffGrantForm, apply_domain_error
-from portal.http import page_of
+from portal.http import CityRequest, SignedInRequest, page_of
 from portal.models import Role, StaffInvitation
 from portal.services import (
     membership_invite,
@@ -27,12 +27,12 @@ def landing(request: HttpRequest) -> HttpResponse:
     return render(request, "portal/landing.html", {"cities": selectors.city_list()})
 
 
-def city_home(request: HttpRequest, city_slug: str) -> HttpResponse:
+def city_home(request: CityRequest, city_slug: str) -> HttpResponse:
     return render(request, "portal/city_home.html", {"city": request.city})
 
 
 @staff_required()
-def staff_home(request: HttpRequest, city_slug: str) -> HttpResponse:
+def staff_home(request: SignedInRequest, city_slug: str) -> HttpResponse:
     return render(request, "portal/staff_home.html", {"city": request.city})
 
 
@@ -41,7 +41,7 @@ def _ip(request: HttpRequest) -> str | None:
 
 
 @staff_required()
-def staff_members(request: HttpRequest, city_slug: str) -> HttpResponse:
+def staff_members(request: SignedInRequest, city_slug: str) -> HttpResponse:
     """The city's staff and their roles. Program managers grant roles here (to an
     account, or by invitation to an address without one) and revoke them."""
     city = request.city
@@ -88,7 +88,7 @@ def staff_members(request: HttpRequest, city_slug: str) -> HttpResponse:
 
 
 @staff_required(Role.PROGRAM_MANAGER)
-def staff_member_revoke(request: HttpRequest, city_slug: str, pk: int) -> HttpResponse:
+def staff_member_revoke(request: SignedInRequest, city_slug: str, pk: int) -> HttpResponse:
     """The confirmation step, then the revocation (POST with confirm=yes)."""
     membership = selectors.membership_get(city=request.city, pk=pk)
     if request.method == "POST" and request.POST.get("confirm") == "yes":
@@ -111,7 +111,7 @@ def staff_member_revoke(request: HttpRequest, city_slug: str, pk: int) -> HttpRe
 
 
 @login_required
-def staff_join(request: HttpRequest, city_slug: str, token: str) -> HttpResponse:
+def staff_join(request: SignedInRequest, city_slug: str, token: str) -> HttpResponse:
     """An invitation's link. The page offers to accept whatever the token (as a company
     invitation's does): the invitation is looked up only on acceptance, which is a 404
     for any account but the invited address's and for a used or unknown link."""
@@ -132,7 +132,7 @@ def staff_join(request: HttpRequest, city_slug: str, token: str) -> HttpResponse
 
 
 @staff_required(Role.AUDITOR, Role.PROGRAM_MANAGER)
-def audit_log(request: HttpRequest, city_slug: str) -> HttpResponse:
+def audit_log(request: SignedInRequest, city_slug: str) -> HttpResponse:
     query = request.GET.get("q", "").strip()[:100]
     events = selectors.audit_event_list(city=request.city, query=query)
     page = page_of(request, events)
@@ -155,7 +155,7 @@ def set_language(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def profile(request: HttpRequest) -> HttpResponse:
+def profile(request: SignedInRequest) -> HttpResponse:
     return render(
         request,
         "portal/profile.html",

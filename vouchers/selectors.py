@@ -4,6 +4,7 @@ simply not there (a 404 by construction). Names and scopes as in `portal.selecto
 
 from __future__ import annotations
 
+from django.contrib.auth.models import AnonymousUser
 from django.db.models import (
     Avg,
     BooleanField,
@@ -50,7 +51,7 @@ from vouchers.workflow import (
 # --- companies ---------------------------------------------------------------------------
 
 
-def company_list(*, user: User) -> QuerySet[Company]:
+def company_list(*, user: User | AnonymousUser) -> QuerySet[Company]:
     """The companies the user is a member of."""
     if not user.is_authenticated:
         return Company.objects.none()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 
@@ -19,23 +19,23 @@ from compute.models import Redemption
 from compute.views.common import confirm
 from portal.errors import DomainError
 from portal.forms import apply_domain_error
-from portal.http import page_of
+from portal.http import SignedInRequest, page_of
 from vouchers import selectors as voucher_selectors
 from vouchers.models import Voucher, VoucherStatus
 
 
 @login_required
-def my_vouchers(request: HttpRequest) -> HttpResponse:
+def my_vouchers(request: SignedInRequest) -> HttpResponse:
     vouchers = voucher_selectors.voucher_list(user=request.user)
     return render(request, "compute/my_vouchers.html", {"page": page_of(request, vouchers)})
 
 
-def _my_voucher(request: HttpRequest, code: str) -> Voucher:
+def _my_voucher(request: SignedInRequest, code: str) -> Voucher:
     return voucher_selectors.voucher_get(user=request.user, code=code)
 
 
 @login_required
-def my_voucher(request: HttpRequest, code: str) -> HttpResponse:
+def my_voucher(request: SignedInRequest, code: str) -> HttpResponse:
     voucher = _my_voucher(request, code)
     data_centers = selectors.data_center_list(voucher=voucher)
     form = RedemptionRequestForm(request.POST or None, data_centers=data_centers)
@@ -67,12 +67,12 @@ def my_voucher(request: HttpRequest, code: str) -> HttpResponse:
     )
 
 
-def _my_redemption(request: HttpRequest, pk: int) -> Redemption:
+def _my_redemption(request: SignedInRequest, pk: int) -> Redemption:
     return selectors.redemption_get(user=request.user, pk=pk)
 
 
 @login_required
-def my_redemption_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+def my_redemption_cancel(request: SignedInRequest, pk: int) -> HttpResponse:
     redemption = _my_redemption(request, pk)
     back = f"/my/vouchers/{redemption.voucher.code}/"
     return confirm(
@@ -89,7 +89,7 @@ def my_redemption_cancel(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
-def my_redemption_close(request: HttpRequest, pk: int) -> HttpResponse:
+def my_redemption_close(request: SignedInRequest, pk: int) -> HttpResponse:
     redemption = _my_redemption(request, pk)
     back = f"/my/vouchers/{redemption.voucher.code}/"
     return confirm(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.cache import patch_cache_control
@@ -25,15 +25,15 @@ from compute.settlements import allowed_steps, settlement_confirm
 from compute.views.common import confirm, settlement_download, settlement_filters
 from portal.errors import DomainError
 from portal.forms import apply_domain_error
-from portal.http import page_of
+from portal.http import SignedInRequest, page_of
 
 
-def _operated(request: HttpRequest, slug: str) -> DataCenter:
+def _operated(request: SignedInRequest, slug: str) -> DataCenter:
     return selectors.data_center_get(operator=request.user, slug=slug)
 
 
 @login_required
-def console_list(request: HttpRequest) -> HttpResponse:
+def console_list(request: SignedInRequest) -> HttpResponse:
     centers = list(selectors.data_center_list(operator=request.user))
     if len(centers) == 1:
         return redirect("compute:console", slug=centers[0].slug)
@@ -43,7 +43,7 @@ def console_list(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def console(request: HttpRequest, slug: str) -> HttpResponse:
+def console(request: SignedInRequest, slug: str) -> HttpResponse:
     dc = _operated(request, slug)
     requested = selectors.redemption_list(
         data_center=dc, status=RedemptionStatus.REQUESTED, oldest_first=True
@@ -65,7 +65,7 @@ def console(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @login_required
-def console_redemptions(request: HttpRequest, slug: str) -> HttpResponse:
+def console_redemptions(request: SignedInRequest, slug: str) -> HttpResponse:
     dc = _operated(request, slug)
     status = request.GET.get("status", "")
     if status not in RedemptionStatus.values:
@@ -83,13 +83,15 @@ def console_redemptions(request: HttpRequest, slug: str) -> HttpResponse:
     )
 
 
-def _console_redemption(request: HttpRequest, slug: str, pk: int) -> tuple[DataCenter, Redemption]:
+def _console_redemption(
+    request: SignedInRequest, slug: str, pk: int
+) -> tuple[DataCenter, Redemption]:
     dc = _operated(request, slug)
     return dc, selectors.redemption_get(data_center=dc, pk=pk)
 
 
 @login_required
-def console_redemption_accept(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+def console_redemption_accept(request: SignedInRequest, slug: str, pk: int) -> HttpResponse:
     dc, redemption = _console_redemption(request, slug, pk)
     back = f"/dc/{dc.slug}/redemptions/"
     return confirm(
@@ -115,7 +117,7 @@ def console_redemption_accept(request: HttpRequest, slug: str, pk: int) -> HttpR
 
 
 @login_required
-def console_redemption_reject(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+def console_redemption_reject(request: SignedInRequest, slug: str, pk: int) -> HttpResponse:
     dc, redemption = _console_redemption(request, slug, pk)
     back = f"/dc/{dc.slug}/redemptions/"
     return confirm(
@@ -137,7 +139,7 @@ def console_redemption_reject(request: HttpRequest, slug: str, pk: int) -> HttpR
 
 
 @login_required
-def console_batches(request: HttpRequest, slug: str) -> HttpResponse:
+def console_batches(request: SignedInRequest, slug: str) -> HttpResponse:
     dc = _operated(request, slug)
     only_rejected = request.GET.get("rejected") == "1"
     only_failed = request.GET.get("failed") == "1"
@@ -158,7 +160,7 @@ def console_batches(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @login_required
-def console_batch_retry(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+def console_batch_retry(request: SignedInRequest, slug: str, pk: int) -> HttpResponse:
     """The dead letter's way back: a failed batch queued again, after its fault is mended."""
     dc = _operated(request, slug)
     batch = selectors.batch_get(data_center=dc, pk=pk)
@@ -180,7 +182,7 @@ def console_batch_retry(request: HttpRequest, slug: str, pk: int) -> HttpRespons
 
 
 @login_required
-def console_batch(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+def console_batch(request: SignedInRequest, slug: str, pk: int) -> HttpResponse:
     dc = _operated(request, slug)
     batch = selectors.batch_get(data_center=dc, pk=pk)
     rejected = [r for r in batch.results if r["status"] == "rejected"]
@@ -195,7 +197,7 @@ def console_batch(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 
 
 @login_required
-def console_keys(request: HttpRequest, slug: str) -> HttpResponse:
+def console_keys(request: SignedInRequest, slug: str) -> HttpResponse:
     dc = _operated(request, slug)
     form = ApiKeyForm(request.POST or None)
     new_key = None
@@ -227,7 +229,7 @@ def console_keys(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @login_required
-def console_key_revoke(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+def console_key_revoke(request: SignedInRequest, slug: str, pk: int) -> HttpResponse:
     dc = _operated(request, slug)
     key = selectors.api_key_get(data_center=dc, pk=pk)
     back = f"/dc/{dc.slug}/keys/"
@@ -244,7 +246,7 @@ def console_key_revoke(request: HttpRequest, slug: str, pk: int) -> HttpResponse
 
 
 @login_required
-def console_sync(request: HttpRequest, slug: str) -> HttpResponse:
+def console_sync(request: SignedInRequest, slug: str) -> HttpResponse:
     dc = _operated(request, slug)
     runs = selectors.sync_run_list(data_center=dc)
     return render(request, "compute/console_sync.html", {"dc": dc, "page": page_of(request, runs)})
@@ -254,7 +256,7 @@ def console_sync(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @login_required
-def console_settlements(request: HttpRequest, slug: str) -> HttpResponse:
+def console_settlements(request: SignedInRequest, slug: str) -> HttpResponse:
     dc = _operated(request, slug)
     settlements = selectors.settlement_list(
         data_center=dc, issued_only=True, **settlement_filters(request)
@@ -268,7 +270,7 @@ def console_settlements(request: HttpRequest, slug: str) -> HttpResponse:
 
 @login_required
 def console_settlement(
-    request: HttpRequest, slug: str, pk: int, download: str = ""
+    request: SignedInRequest, slug: str, pk: int, download: str = ""
 ) -> HttpResponse:
     dc = _operated(request, slug)
     # Drafts are the city's working copies; data centers see statements once issued.

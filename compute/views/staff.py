@@ -9,7 +9,7 @@ Every lookup goes through a scoped selector, so another city's voucher or statem
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -29,7 +29,7 @@ from compute.settlements import (
 from compute.views.common import confirm, settlement_download, settlement_filters
 from portal.errors import DomainError
 from portal.forms import apply_domain_error
-from portal.http import page_of
+from portal.http import CityRequest, SignedInRequest, page_of
 from portal.models import Role
 from portal.tenancy import has_role, staff_required
 from vouchers import ledger
@@ -40,7 +40,7 @@ from vouchers.models import Voucher
 
 
 @staff_required()
-def staff_vouchers(request: HttpRequest, city_slug: str) -> HttpResponse:
+def staff_vouchers(request: SignedInRequest, city_slug: str) -> HttpResponse:
     form = VoucherSearchForm(request.GET or None)
     query = status = ""
     if form.is_valid():
@@ -53,12 +53,12 @@ def staff_vouchers(request: HttpRequest, city_slug: str) -> HttpResponse:
     )
 
 
-def _city_voucher(request: HttpRequest, code: str) -> Voucher:
+def _city_voucher(request: CityRequest, code: str) -> Voucher:
     return voucher_selectors.voucher_get(city=request.city, code=code)
 
 
 @staff_required()
-def staff_voucher(request: HttpRequest, city_slug: str, code: str) -> HttpResponse:
+def staff_voucher(request: SignedInRequest, city_slug: str, code: str) -> HttpResponse:
     voucher = _city_voucher(request, code)
     return render(
         request,
@@ -82,7 +82,7 @@ _STATUS_ACTIONS = {
 
 
 @staff_required(Role.PROGRAM_MANAGER)
-def staff_voucher_status(request: HttpRequest, city_slug: str, code: str, action: str):
+def staff_voucher_status(request: SignedInRequest, city_slug: str, code: str, action: str):
     if action not in _STATUS_ACTIONS:
         raise Http404
     voucher = _city_voucher(request, code)
@@ -118,11 +118,11 @@ def staff_voucher_status(request: HttpRequest, city_slug: str, code: str, action
 
 
 @staff_required()
-def staff_data_centers(request: HttpRequest, city_slug: str) -> HttpResponse:
+def staff_data_centers(request: SignedInRequest, city_slug: str) -> HttpResponse:
     can_manage = has_role(request.user, request.city, Role.PROGRAM_MANAGER)
     form = RegistrationForm(request.POST or None) if can_manage else None
     if request.method == "POST":
-        if not can_manage:
+        if not can_manage or form is None:
             raise Http404
         if form.is_valid():
             try:
@@ -149,7 +149,7 @@ def staff_data_centers(request: HttpRequest, city_slug: str) -> HttpResponse:
 
 
 @staff_required()
-def staff_sync(request: HttpRequest, city_slug: str) -> HttpResponse:
+def staff_sync(request: SignedInRequest, city_slug: str) -> HttpResponse:
     """The city's data centers' feed health, their latest runs, and what reconciliation
     found for this city."""
     return render(
@@ -167,7 +167,7 @@ def staff_sync(request: HttpRequest, city_slug: str) -> HttpResponse:
 
 
 @staff_required()
-def staff_settlements(request: HttpRequest, city_slug: str) -> HttpResponse:
+def staff_settlements(request: SignedInRequest, city_slug: str) -> HttpResponse:
     can_manage = has_role(request.user, request.city, Role.PROGRAM_MANAGER)
     if request.method == "POST":
         if not can_manage:
@@ -204,7 +204,7 @@ def staff_settlements(request: HttpRequest, city_slug: str) -> HttpResponse:
 
 @staff_required()
 def staff_settlement(
-    request: HttpRequest, city_slug: str, pk: int, download: str = ""
+    request: SignedInRequest, city_slug: str, pk: int, download: str = ""
 ) -> HttpResponse:
     settlement = selectors.settlement_get(city=request.city, pk=pk)
     if download:

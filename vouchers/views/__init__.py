@@ -8,6 +8,7 @@ comes from `vouchers.workflow`, so the page never offers what the service would 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -19,7 +20,13 @@ from django.views.decorators.http import require_POST
 from portal.audit import audit_record
 from portal.errors import DomainError
 from portal.forms import apply_domain_error
-from portal.http import page_of, parse_ids, posted_object_or_404
+from portal.http import (
+    CityRequest,
+    SignedInRequest,
+    page_of,
+    parse_ids,
+    posted_object_or_404,
+)
 from portal.models import Role
 from portal.tenancy import has_role, roles_in_city, staff_required
 from vouchers import selectors, services, workflow
@@ -70,7 +77,7 @@ def _run(request: HttpRequest, form, action: Callable[[], object], done: str) ->
 # --- public pages of a city ---------------------------------------------------------------------
 
 
-def programs(request: HttpRequest, city_slug: str) -> HttpResponse:
+def programs(request: CityRequest, city_slug: str) -> HttpResponse:
     return render(
         request,
         "vouchers/programs.html",
@@ -81,7 +88,7 @@ def programs(request: HttpRequest, city_slug: str) -> HttpResponse:
     )
 
 
-def program_detail(request: HttpRequest, city_slug: str, slug: str) -> HttpResponse:
+def program_detail(request: CityRequest, city_slug: str, slug: str) -> HttpResponse:
     program = selectors.program_get(city=request.city, slug=slug, only_open=True)
     companies = selectors.company_list(user=request.user)
     if request.method == "POST":
@@ -103,13 +110,14 @@ def program_detail(request: HttpRequest, city_slug: str, slug: str) -> HttpRespo
     )
 
 
-def notice(request: HttpRequest, city_slug: str, slug: str) -> HttpResponse:
+def notice(request: CityRequest, city_slug: str, slug: str) -> HttpResponse:
     """The public notice (公示) of a program: recommended applications and objections."""
     program = selectors.program_get(city=request.city, slug=slug)
     form = ObjectionForm(request.POST or None)
     if request.method == "POST":
         if not request.user.is_authenticated:
             return redirect(f"/accounts/login/?next={request.path}")
+        user = request.user  # signed in: narrowed for the lambda below
         application = posted_object_or_404(
             selectors.application_notice_list(program=program), request.POST.get("application")
         )
@@ -117,7 +125,7 @@ def notice(request: HttpRequest, city_slug: str, slug: str) -> HttpResponse:
             request,
             form,
             lambda: services.objection_raise(
-                application=application, user=request.user, text=form.cleaned_data["text"]
+                application=application, user=user, text=form.cleaned_data["text"]
             ),
             _("Your objection was recorded; the city will resolve it before any approval."),
         ):
@@ -138,7 +146,7 @@ def notice(request: HttpRequest, city_slug: str, slug: str) -> HttpResponse:
 
 
 @login_required
-def company_home(request: HttpRequest) -> HttpResponse:
+def company_home(request: SignedInRequest) -> HttpResponse:
     form = CompanyForm(request.POST or None)
     if (
         request.method == "POST"
@@ -164,7 +172,7 @@ def company_home(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def company_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def company_detail(request: SignedInRequest, pk: int) -> HttpResponse:
     company = selectors.company_get(user=request.user, pk=pk)
     editing = request.method == "POST" and request.POST.get("form") == "profile"
     profile = CompanyProfileForm(
@@ -214,7 +222,7 @@ def company_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
-def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
+def invitation_accept(request: SignedInRequest, token: str) -> HttpResponse:
     if request.method == "POST":
         try:
             company = services.invitation_accept(token=token, user=request.user)
@@ -225,7 +233,7 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
     return render(request, "vouchers/invitation.html", {"token": token})
 
 
-def _my_application(request: HttpRequest, pk: int) -> Application:
+def _my_application(request: SignedInRequest, pk: int) -> Application:
     return selectors.application_get(user=request.user, pk=pk)
 
 
@@ -233,7 +241,7 @@ STEPS = ("project", "plan", "amount", "documents", "review")
 
 
 @login_required
-def application(request: HttpRequest, pk: int) -> HttpResponse:
+def application(request: SignedInRequest, pk: int) -> HttpResponse:
     """The multi-step application form (drafts are saved at every step), and afterwards
     the application's status, timeline and the company's actions."""
     app = _my_application(request, pk)
@@ -279,7 +287,7 @@ def _values(app: Application, form_class) -> dict:
     return {name: getattr(app, name) for name in form_class.base_fields}
 
 
-def _save_step(request: HttpRequest, app: Application, step: str, forms: dict) -> bool:
+def _save_step(request: SignedInRequest, app: Application, step: str, forms: dict) -> bool:
     if step == "plan":
         formset = forms["formset"]
         if not formset.is_valid():
@@ -322,7 +330,7 @@ def _save_step(request: HttpRequest, app: Application, step: str, forms: dict) -
 
 @login_required
 @require_POST
-def application_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+def application_action(request: SignedInRequest, pk: int, action: str) -> HttpResponse:
     app = _my_application(request, pk)
     steps = {
         "submit": lambda: services.application_submit(application=app, actor=request.user),
@@ -355,7 +363,7 @@ def _download(document: Document) -> FileResponse:
 
 
 @login_required
-def my_document(request: HttpRequest, pk: int, document_id: int) -> FileResponse:
+def my_document(request: SignedInRequest, pk: int, document_id: int) -> FileResponse:
     app = _my_application(request, pk)
     return _download(selectors.document_get(application=app, pk=document_id))
 
@@ -364,7 +372,7 @@ def my_document(request: HttpRequest, pk: int, document_id: int) -> FileResponse
 
 
 @staff_required()
-def queue(request: HttpRequest, city_slug: str) -> HttpResponse:
+def queue(request: SignedInRequest, city_slug: str) -> HttpResponse:
     reviewers = selectors.reviewer_list(city=request.city)
     form = QueueForm(request.GET or None, city=request.city, reviewers=reviewers)
     filters = form.cleaned_data if form.is_valid() else {}
@@ -401,12 +409,12 @@ def queue(request: HttpRequest, city_slug: str) -> HttpResponse:
     )
 
 
-def _city_application(request: HttpRequest, pk: int) -> Application:
+def _city_application(request: CityRequest, pk: int) -> Application:
     return selectors.application_get(city=request.city, pk=pk)
 
 
 @staff_required()
-def staff_application(request: HttpRequest, city_slug: str, pk: int) -> HttpResponse:
+def staff_application(request: SignedInRequest, city_slug: str, pk: int) -> HttpResponse:
     app = _city_application(request, pk)
     reviews = list(selectors.review_list(application=app, user=request.user))
     hidden = workflow.reviews_hidden_reason(app, request.user)
@@ -437,7 +445,7 @@ def staff_application(request: HttpRequest, city_slug: str, pk: int) -> HttpResp
 
 @staff_required()
 @require_POST
-def staff_action(request: HttpRequest, city_slug: str, pk: int, action: str) -> HttpResponse:
+def staff_action(request: SignedInRequest, city_slug: str, pk: int, action: str) -> HttpResponse:
     app = _city_application(request, pk)
     post = request.POST
     user = request.user
@@ -494,7 +502,7 @@ def staff_action(request: HttpRequest, city_slug: str, pk: int, action: str) -> 
         "score": lambda: services.review_submit(
             application=app,
             actor=user,
-            scores=form.scores(),
+            scores=cast(ScoreForm, form).scores(),
             comment=data["comment"],
             recommend=data["recommend"],
         ),
@@ -516,7 +524,9 @@ def staff_action(request: HttpRequest, city_slug: str, pk: int, action: str) -> 
 
 
 @staff_required()
-def staff_document(request: HttpRequest, city_slug: str, pk: int, document_id: int) -> FileResponse:
+def staff_document(
+    request: SignedInRequest, city_slug: str, pk: int, document_id: int
+) -> FileResponse:
     app = _city_application(request, pk)
     document = selectors.document_get(application=app, pk=document_id)
     audit_record(
@@ -531,7 +541,7 @@ def staff_document(request: HttpRequest, city_slug: str, pk: int, document_id: i
 
 
 @staff_required()
-def staff_programs(request: HttpRequest, city_slug: str) -> HttpResponse:
+def staff_programs(request: SignedInRequest, city_slug: str) -> HttpResponse:
     return render(
         request,
         "vouchers/staff_programs.html",
@@ -545,7 +555,7 @@ def staff_programs(request: HttpRequest, city_slug: str) -> HttpResponse:
 
 @staff_required(Role.PROGRAM_MANAGER)
 def staff_program_edit(
-    request: HttpRequest, city_slug: str, slug: str | None = None
+    request: SignedInRequest, city_slug: str, slug: str | None = None
 ) -> HttpResponse:
     program = selectors.program_get(city=request.city, slug=slug) if slug else None
     form = ProgramForm(request.POST or None, instance=program)
@@ -568,7 +578,7 @@ def staff_program_edit(
 
 
 @staff_required()
-def staff_ranking(request: HttpRequest, city_slug: str, slug: str) -> HttpResponse:
+def staff_ranking(request: SignedInRequest, city_slug: str, slug: str) -> HttpResponse:
     program = selectors.program_get(city=request.city, slug=slug)
     page = page_of(request, selectors.application_ranking_list(program=program, user=request.user))
     most = program.rubric_max_total

@@ -15,10 +15,12 @@ RUN python -m venv /opt/venv \
  && python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/runtime.in \
  && /opt/venv/bin/pip install --constraint requirements.lock --requirement /tmp/runtime.in
 COPY . .
-# Production settings need a key and hosts to load; these exist only for the build.
+# Production settings need keys and hosts to load; these exist only for the build.
 RUN DJANGO_DEBUG=0 DJANGO_SECRET_KEY=build-only-not-a-secret DJANGO_ALLOWED_HOSTS=build \
+    AUDIT_CHAIN_KEY=build-only-not-a-secret \
     /opt/venv/bin/python manage.py compiletranslations \
  && DJANGO_DEBUG=0 DJANGO_SECRET_KEY=build-only-not-a-secret DJANGO_ALLOWED_HOSTS=build \
+    AUDIT_CHAIN_KEY=build-only-not-a-secret \
     /opt/venv/bin/python manage.py collectstatic --noinput \
  && rm -rf var/media tests/e2e
 
@@ -35,8 +37,10 @@ RUN groupadd --system --gid 10001 suanli \
  && useradd --system --uid 10001 --gid suanli --home-dir /srv/suanli --shell /usr/sbin/nologin suanli
 COPY --from=build /opt/venv /opt/venv
 COPY --from=build --chown=root:root /srv/suanli /srv/suanli
-# Only uploaded documents are written, under MEDIA_ROOT (a volume in production).
-RUN mkdir -p /srv/suanli/var/media && chown -R suanli:suanli /srv/suanli/var/media
+# Only uploaded documents are written, under MEDIA_ROOT (a volume in production), and the
+# audit chain's anchors, under AUDIT_ANCHOR_DIR (another volume, SECURITY.md).
+RUN mkdir -p /srv/suanli/var/media /srv/suanli/var/audit-anchors \
+ && chown -R suanli:suanli /srv/suanli/var/media /srv/suanli/var/audit-anchors
 WORKDIR /srv/suanli
 USER suanli
 EXPOSE 8000

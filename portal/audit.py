@@ -3,11 +3,19 @@
 Writers serialise per chain with a PostgreSQL advisory lock held until their transaction
 commits, so two concurrent writers can never both link to the same predecessor. An event
 is written inside the caller's transaction: if the change rolls back, so does its event.
+
+Each hash is an HMAC-SHA-256 under `settings.AUDIT_CHAIN_KEY`, which lives in the
+environment and never in the database: whoever can write the tables but lacks the key
+cannot re-hash a history they rewrote. Events carry the id of their key (a fingerprint,
+`key_id`); when the key changes, the next write to a chain first appends an
+`audit.key_rotated` event naming the new key, and the key may change at such an event
+only. Events from before the chain was keyed keep their plain SHA-256 hashes.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.db.models import Model
@@ -33,8 +42,41 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, cls=DjangoJSONEncoder, sort_keys=True, ensure_ascii=False)
 
 
+# The action of the event that records a change of key, naming the new key's id.
+KEY_ROTATED = "audit.key_rotated"
+
+
+class UnknownKeyError(Exception):
+    """An event is keyed with a key that is neither AUDIT_CHAIN_KEY nor a fallback."""
+
+
+def key_id(key: str) -> str:
+    """A key's public name: a fingerprint that says which key, not what it is."""
+    return hashlib.sha256(b"suanli-audit-key-id:" + key.encode()).hexdigest()[:12]
+
+
+def chain_keys() -> dict[str, bytes]:
+    """Every key that verifies, by id: the current one and the former ones."""
+    keys = [settings.AUDIT_CHAIN_KEY, *settings.AUDIT_CHAIN_KEY_FALLBACKS]
+    return {key_id(key): key.encode() for key in keys if key}
+
+
+def current_key_id() -> str:
+    return key_id(settings.AUDIT_CHAIN_KEY)
+
+
+def mac(key_name: str, message: str) -> str:
+    """HMAC-SHA-256 of `message` under the key called `key_name` (UnknownKeyError if it
+    is not configured). The anchors are signed with it too."""
+    key = chain_keys().get(key_name)
+    if key is None:
+        raise UnknownKeyError(key_name)
+    return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
+
+
 def event_hash(event: AuditEvent) -> str:
-    """SHA-256 over the predecessor's hash and every field that carries meaning."""
+    """The HMAC (or, for an event from before the key, the SHA-256) over the
+    predecessor's hash and every field that carries meaning."""
     payload = {
         "city": event.city_id,
         "seq": event.seq,
@@ -49,7 +91,10 @@ def event_hash(event: AuditEvent) -> str:
         "created_at": event.created_at.astimezone(UTC).isoformat(timespec="microseconds"),
         "prev_hash": event.prev_hash,
     }
-    return hashlib.sha256(_canonical(payload).encode()).hexdigest()
+    if not event.key_id:
+        return hashlib.sha256(_canonical(payload).encode()).hexdigest()
+    payload["key_id"] = event.key_id
+    return mac(event.key_id, _canonical(payload))
 
 
 # Events held by `audit_deferred`, written when its block ends (None: write at once).
@@ -97,13 +142,41 @@ def _append(fields: dict[str, Any]) -> AuditEvent:
                 "SELECT pg_advisory_xact_lock(%s, %s)", [_LOCK_NAMESPACE, city.pk if city else 0]
             )
         last = (
-            AuditEvent.objects.filter(city=city).order_by("-seq").values_list("seq", "hash").first()
+            AuditEvent.objects.filter(city=city)
+            .order_by("-seq")
+            .values_list("seq", "hash", "key_id")
+            .first()
         )
-        seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS)
-        event = AuditEvent(**fields, seq=seq, created_at=timezone.now(), prev_hash=prev_hash)
-        event.hash = event_hash(event)
-        event.save(force_insert=True)
-        return event
+        seq, prev_hash, prev_key = last if last else (0, GENESIS, None)
+        key = current_key_id()
+        if prev_key is not None and prev_key != key:
+            # The key changed since this chain's last event: say so in the chain first.
+            rotated = _insert(
+                {
+                    "city": city,
+                    "actor": None,
+                    "actor_label": "system",
+                    "action": KEY_ROTATED,
+                    "target_type": "",
+                    "target_id": "",
+                    "data": {"key_id": key, "previous_key_id": prev_key},
+                    "ip": None,
+                },
+                seq + 1,
+                prev_hash,
+                key,
+            )
+            seq, prev_hash = rotated.seq, rotated.hash
+        return _insert(fields, seq + 1, prev_hash, key)
+
+
+def _insert(fields: dict[str, Any], seq: int, prev_hash: str, key: str) -> AuditEvent:
+    event = AuditEvent(
+        **fields, seq=seq, created_at=timezone.now(), prev_hash=prev_hash, key_id=key
+    )
+    event.hash = event_hash(event)
+    event.save(force_insert=True)
+    return event
 
 
 @contextmanager
@@ -161,7 +234,7 @@ def _chain(city_id: int | None) -> Iterator[AuditEvent]:
 
 
 def _first_break(events: Iterator[AuditEvent], city_id: int | None) -> BrokenLink | None:
-    expected_seq, expected_prev = 1, GENESIS
+    expected_seq, expected_prev, key = 1, GENESIS, None
     for event in events:
         if event.seq != expected_seq:
             return BrokenLink(
@@ -177,7 +250,39 @@ def _first_break(events: Iterator[AuditEvent], city_id: int | None) -> BrokenLin
                 event.pk,
                 "its link does not match the previous event: an event was deleted or replaced",
             )
-        if event_hash(event) != event.hash:
-            return BrokenLink(city_id, event.seq, event.pk, "its content was altered")
-        expected_seq, expected_prev = event.seq + 1, event.hash
+        if key is not None and event.key_id != key:
+            reason = _key_change_refused(event, key)
+            if reason:
+                return BrokenLink(city_id, event.seq, event.pk, reason)
+        try:
+            intact = hmac.compare_digest(event_hash(event), event.hash)
+        except UnknownKeyError:
+            return BrokenLink(
+                city_id,
+                event.seq,
+                event.pk,
+                f"it is keyed with key {event.key_id}, which is not configured "
+                "(AUDIT_CHAIN_KEY, AUDIT_CHAIN_KEY_FALLBACKS)",
+            )
+        if not intact:
+            return BrokenLink(
+                city_id,
+                event.seq,
+                event.pk,
+                "its content was altered (or its hash recomputed without the chain's key)",
+            )
+        expected_seq, expected_prev, key = event.seq + 1, event.hash, event.key_id
+    return None
+
+
+def _key_change_refused(event: AuditEvent, key: str) -> str:
+    """Why the key may not change at this event ('' if it may: a rotation naming it)."""
+    if not event.key_id:
+        return (
+            "it has a plain hash after keyed events: the history from here was re-hashed "
+            "by someone without the chain's key"
+        )
+    if event.action != KEY_ROTATED or event.data.get("key_id") != event.key_id:
+        return f"its key changes from {key} to {event.key_id} without a rotation event"
+    return ""
     return None

@@ -183,7 +183,10 @@ class AuditEvent(models.Model):
     own chain). Each event stores the SHA-256 of its predecessor and its own hash over its
     content, so editing an event breaks its own hash and deleting one breaks the link of
     its successor and leaves a gap in `seq`. PostgreSQL refuses UPDATE and DELETE on the
-    table (see migration 0002), so tampering needs a superuser who disables the trigger.
+    table (see migration 0002), so tampering needs a superuser who disables the trigger;
+    the hash is an HMAC under a key outside the database (`key_id`), so that superuser
+    cannot re-hash a rewritten history, and the heads anchored outside the database
+    (portal/anchors.py) reveal a truncated or wholly replaced one.
     """
 
     city = models.ForeignKey(
@@ -211,6 +214,9 @@ class AuditEvent(models.Model):
     created_at = models.DateTimeField(_("time"), default=timezone.now)
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
+    # The id of the key the hash is an HMAC under (portal.audit.key_id); empty: an event
+    # written before the chain was keyed, hashed with plain SHA-256.
+    key_id = models.CharField(max_length=16, blank=True, default="")
 
     class Meta:
         verbose_name = _("audit event")

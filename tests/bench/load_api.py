@@ -921,6 +921,7 @@ def run_load(config: LoadConfig, *, database_url: str, redis_url: str) -> Report
         "DJANGO_SETTINGS_MODULE": "portal.settings",
         "DJANGO_DEBUG": "0",
         "DJANGO_SECRET_KEY": "load-test-only-" + uuid.uuid4().hex,
+        "AUDIT_CHAIN_KEY": "load-test-only-audit-chain-key",
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
         "DJANGO_SECURE_SSL_REDIRECT": "0",
         "LOG_LEVEL": "WARNING",

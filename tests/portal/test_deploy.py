@@ -23,6 +23,7 @@ PRODUCTION = {
     "DJANGO_DEBUG": "0",
     "DJANGO_SECRET_KEY": "k7#Qm2v9-production-secret-that-is-long-and-random-0f3a9c1e8b7d",
     "DJANGO_ALLOWED_HOSTS": "suanli.example.gov.cn",
+    "AUDIT_CHAIN_KEY": "Zq4-production-audit-chain-key-that-is-long-and-random-91c0e",
 }
 NAMES = (
     "DATABASES",

@@ -43,8 +43,22 @@ def test_check_deploy_passes_with_the_documented_production_variables():
         DJANGO_DEBUG="0",
         DJANGO_SECRET_KEY="k7#Qm2v9-production-secret-that-is-long-and-random-0f3a9c1e8b7d",
         DJANGO_ALLOWED_HOSTS="suanli.example.gov.cn",
+        AUDIT_CHAIN_KEY="Zq4-production-audit-chain-key-that-is-long-and-random-91c0e",
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_production_without_an_audit_chain_key_refuses_to_start():
+    """The audit chain's key has no default outside development (issue #15 item 5)."""
+    result = _manage(
+        "check",
+        DJANGO_DEBUG="0",
+        DJANGO_SECRET_KEY="x" * 60,
+        DJANGO_ALLOWED_HOSTS="portal.example.cn",
+        AUDIT_CHAIN_KEY="",
+    )
+    assert result.returncode != 0
+    assert "AUDIT_CHAIN_KEY is not set" in result.stderr
 
 
 def test_a_non_postgresql_database_url_is_refused():

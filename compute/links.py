@@ -8,6 +8,7 @@ from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 from compute.selectors import data_center_list
+from compute.worklists import work_lists_register
 from portal.links import link_register
 from vouchers.selectors import voucher_list
 
@@ -52,3 +53,4 @@ def links_register() -> None:
         label=_("Voucher"),
         url=lambda voucher: reverse("compute:my_voucher", args=[voucher.code]),
     )
+    work_lists_register()

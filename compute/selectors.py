@@ -107,13 +107,19 @@ def redemption_list(
     data_center: DataCenter | None = None,
     user: User | None = None,
     voucher: Voucher | None = None,
+    city: City | None = None,
     status: str = "",
     oldest_first: bool = False,
 ) -> QuerySet[Redemption]:
-    """The data center's redemptions, those of the user's companies' vouchers, or one
-    voucher's (the caller has scoped the voucher); optionally of one status."""
-    scope = one_scope(data_center=data_center, user=user, voucher=voucher)
-    if scope == "data_center":
+    """The data center's redemptions, those of the user's companies' vouchers, one
+    voucher's (the caller has scoped the voucher) or those of the city's vouchers;
+    optionally of one status."""
+    scope = one_scope(data_center=data_center, user=user, voucher=voucher, city=city)
+    if scope == "city":
+        redemptions = Redemption.objects.filter(voucher__city=city).select_related(
+            "voucher__company", "data_center"
+        )
+    elif scope == "data_center":
         redemptions = Redemption.objects.filter(data_center=data_center).select_related(
             "voucher__company", "voucher__city"
         )
@@ -182,10 +188,17 @@ def sync_run_list(*, data_center: DataCenter) -> QuerySet[SyncRun]:
     return SyncRun.objects.filter(data_center=data_center)
 
 
-def feed_health_list(*, city: City) -> list[tuple[Registration, SyncRun | None]]:
+def feed_health_list(
+    *, city: City, unhealthy_only: bool = False
+) -> list[tuple[Registration, SyncRun | None]]:
     """The city's registrations by data center, each with its data center's latest sync
-    run (or None), in two queries."""
-    registrations = list(registration_list(city=city))
+    run (or None), in two queries; `unhealthy_only`: those whose feed failed."""
+    registrations = registration_list(city=city)
+    if unhealthy_only:
+        registrations = registrations.filter(
+            data_center__feed_healthy=False, data_center__is_active=True
+        )
+    registrations = list(registrations)
     latest = {
         run.data_center_id: run
         for run in SyncRun.objects.filter(
@@ -200,13 +213,21 @@ def feed_health_list(*, city: City) -> list[tuple[Registration, SyncRun | None]]
     return [(r, latest.get(r.data_center_id)) for r in registrations]
 
 
-def discrepancy_list(*, city: City) -> QuerySet[Discrepancy]:
+def discrepancy_list(*, city: City, open_only: bool = False) -> QuerySet[Discrepancy]:
     """What reconciliation found for the city: open ones first, newest first."""
-    return (
-        Discrepancy.objects.filter(city=city)
-        .select_related("data_center", "voucher")
-        .order_by("resolved_at", "-found_at")
+    discrepancies = Discrepancy.objects.filter(city=city)
+    if open_only:
+        discrepancies = discrepancies.filter(resolved_at__isnull=True)
+    return discrepancies.select_related("data_center", "voucher").order_by(
+        "resolved_at", "-found_at"
     )
+
+
+def unhealthy_feed_list(*, city: City) -> QuerySet[DataCenter]:
+    """The data centers registered for the city whose feed failed at its last pull."""
+    return DataCenter.objects.filter(
+        registrations__city=city, feed_healthy=False, is_active=True
+    ).order_by("slug")
 
 
 # --- settlements -------------------------------------------------------------------------------

@@ -64,6 +64,7 @@ city_patterns = [
     ),
     path("staff/data-centers/", staff.staff_data_centers, name="staff_data_centers"),
     path("staff/sync/", staff.staff_sync, name="staff_sync"),
+    path("staff/redemptions/", staff.staff_redemptions, name="staff_redemptions"),
     path("staff/settlements/", staff.staff_settlements, name="staff_settlements"),
     path(
         "staff/settlements/<int:pk>/",

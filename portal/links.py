@@ -23,6 +23,18 @@ no links is left out. Group slots:
 
 - `portal.staff_home` (the request, in a city): what waits for the city's staff, listed
   on the staff home (vouchers: applications no approver may approve, tie-breaks).
+
+A group may also be a *work list* (`work_list_register`): for the page's object it gives
+a `WorkList` (how many wait in all, the first few as links with a detail such as the
+days waited, and the filtered list that shows them all), or None where the list is not
+the user's (their roles do not act on it). A work list is shown even when nothing waits,
+so an empty one says so. Work-list slots:
+
+- `portal.staff_home` (the request, in a city): each role's work, by vouchers
+  (applications to screen, reviews assigned, answered information requests, objections,
+  approvals) and compute (redemptions, discrepancies, feeds, statements).
+- `vouchers.company_home` (the request): the company's work on /company/, by vouchers
+  (information requests to answer, drafts) and compute (vouchers to bind, redemptions).
 """
 
 from __future__ import annotations
@@ -38,6 +50,7 @@ from django.utils.functional import Promise
 class Link:
     label: str
     url: str
+    detail: str = ""  # e.g. "waiting 3 days", shown beside the link
 
 
 @dataclass(frozen=True)
@@ -71,12 +84,25 @@ def link_list(slot: str, obj: Any = None) -> list[Link]:
 class LinkGroup:
     title: str
     links: list[Link]
+    # Work lists only: how many wait in all (links are the first few), and the filtered
+    # list that shows them all.
+    count: int | None = None
+    all_url: str = ""
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class WorkList:
+    count: int
+    links: list[Link]
+    all_url: str = ""
 
 
 @dataclass(frozen=True)
 class _Group:
     title: str | Promise
-    links: Callable[[Any], list[Link]]
+    links: Callable[[Any], list[Link]] | None = None
+    work: Callable[[Any], WorkList | None] | None = None
 
 
 _groups: dict[str, dict[str, _Group]] = {}
@@ -90,10 +116,32 @@ def link_group_register(
     _groups.setdefault(slot, {})[name] = _Group(title=title, links=links)
 
 
+def work_list_register(
+    slot: str, *, name: str, title: str | Promise, work: Callable[[Any], WorkList | None]
+) -> None:
+    """Offer a work list in `slot`: `work(obj)` gives it for the page's object, or None
+    where it is not the user's to act on (it is then left out). Keep its queries
+    independent of the data's size: a count and the first few rows."""
+    _groups.setdefault(slot, {})[name] = _Group(title=title, work=work)
+
+
 def link_group_list(slot: str, obj: Any = None) -> list[LinkGroup]:
     groups = []
-    for entry in _groups.get(slot, {}).values():
+    for name, entry in _groups.get(slot, {}).items():
+        if entry.work is not None:
+            work = entry.work(obj)
+            if work is not None:
+                groups.append(
+                    LinkGroup(
+                        title=str(entry.title),
+                        links=work.links,
+                        count=work.count,
+                        all_url=work.all_url,
+                        name=name,
+                    )
+                )
+            continue
         links = entry.links(obj)
         if links:
-            groups.append(LinkGroup(title=str(entry.title), links=links))
+            groups.append(LinkGroup(title=str(entry.title), links=links, name=name))
     return groups

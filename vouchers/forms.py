@@ -9,6 +9,7 @@ from portal.inputs import InputRefused, json_loads_bounded
 from portal.models import City
 from vouchers.models import ApplicationState, EligibilityResult, Program, document_type_label
 from vouchers.services.programs import PROGRAM_FIELDS
+from vouchers.worklists import Todo
 
 
 class CompanyForm(forms.Form):
@@ -213,6 +214,15 @@ class QueueForm(forms.Form):
         label=_("Eligibility"),
         required=False,
         choices=[("", _("All")), *EligibilityResult.choices],
+    )
+    # The staff home's work lists open the queue filtered by these (vouchers.worklists).
+    todo = forms.ChoiceField(
+        label=_("Waiting for"), required=False, choices=[("", _("All")), *Todo.choices]
+    )
+    assigned = forms.ChoiceField(
+        label=_("My reviews to do"),
+        required=False,
+        choices=[("", _("All")), ("me", _("Assigned to me, not yet submitted"))],
     )
     sort = forms.ChoiceField(
         label=_("Sort"),

@@ -4,11 +4,20 @@
 from __future__ import annotations
 
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from portal.links import Link, link_group_register, link_register
-from vouchers import selectors
-from vouchers.models import ApplicationState
+from portal.citytime import city_datetime
+from portal.links import Link, WorkList, link_group_register, link_register, work_list_register
+from portal.models import Role
+from portal.tenancy import roles_in_city
+from vouchers import selectors, worklists
+from vouchers.models import ApplicationState, Review
+from vouchers.worklists import TODO_ROLES, Todo
+
+# How many items a work list shows; the rest are behind its "show all" link.
+FIRST = 5
 
 
 def _application_links(city, applications) -> list[Link]:
@@ -19,6 +28,99 @@ def _application_links(city, applications) -> list[Link]:
         )
         for a in applications[:50]
     ]
+
+
+def waiting_days(since) -> str:
+    if since is None:
+        return ""
+    days = (timezone.now() - since).days
+    return ngettext("waiting %(n)s day", "waiting %(n)s days", days) % {"n": days}
+
+
+def _label(application) -> str:
+    return f"#{application.pk} {application.company.legal_name} · {application.program.name}"
+
+
+def _application_work(request, todo: str) -> WorkList | None:
+    """One work list of applications for the staff home, or None if none of the user's
+    roles in the city acts on it."""
+    city, user = request.city, request.user
+    roles = roles_in_city(user, city)
+    if not roles & TODO_ROLES[todo]:
+        return None
+    apps = selectors.application_list(city=city).filter(
+        worklists.todo_filter(todo, user=user, roles=roles)
+    )
+    first = apps.order_by("submitted_at", "pk")[:FIRST]
+    links = []
+    for a in first:
+        if todo == Todo.NOTICE_WAITING:
+            now = timezone.now()
+            if a.notice_ends_at and a.notice_ends_at > now:
+                detail = gettext("notice ends at %(when)s") % {
+                    "when": city_datetime(a.notice_ends_at, city)
+                }
+            else:
+                detail = gettext("an objection is open")
+        else:
+            detail = waiting_days(a.submitted_at)
+        links.append(
+            Link(
+                label=_label(a),
+                url=reverse("vouchers:staff_application", args=[city.slug, a.pk]),
+                detail=detail,
+            )
+        )
+    return WorkList(
+        count=apps.count(),
+        links=links,
+        all_url=reverse("vouchers:queue", args=[city.slug]) + f"?todo={todo}",
+    )
+
+
+def _review_work(request) -> WorkList | None:
+    """The reviews assigned to the user and not yet submitted, longest waiting first."""
+    city, user = request.city, request.user
+    if Role.REVIEWER not in roles_in_city(user, city):
+        return None
+    apps = selectors.application_list(city=city).filter(worklists.assigned_filter(user))
+    reviews = (
+        Review.objects.filter(application__in=apps, reviewer=user)
+        .select_related("application__company", "application__program")
+        .order_by("assigned_at", "pk")[:FIRST]
+    )
+    links = [
+        Link(
+            label=_label(r.application),
+            url=reverse("vouchers:staff_application", args=[city.slug, r.application_id]),
+            detail=waiting_days(r.assigned_at),
+        )
+        for r in reviews
+    ]
+    return WorkList(
+        count=apps.count(),
+        links=links,
+        all_url=reverse("vouchers:queue", args=[city.slug]) + "?assigned=me",
+    )
+
+
+def _company_work(request, state: str) -> WorkList | None:
+    if not request.user.is_authenticated:
+        return None
+    apps = selectors.application_list(user=request.user).filter(state=state)
+    first = apps.order_by("updated_at", "pk")[:FIRST]
+    return WorkList(
+        count=apps.count(),
+        links=[
+            Link(
+                label=f"#{a.pk} {a.city.name} · {a.program.name}",
+                url=reverse("vouchers:application", args=[a.pk]),
+                detail=a.title,
+            )
+            for a in first
+        ],
+        all_url=reverse("vouchers:company_home") + f"?state={state}#applications",
+    )
 
 
 def links_register() -> None:
@@ -62,4 +164,53 @@ def links_register() -> None:
             request.city,
             selectors.application_list(city=request.city).filter(state=ApplicationState.TIE_BREAK),
         ),
+    )
+    # Each role's work (the order is the workflow's).
+    work_list_register(
+        "portal.staff_home",
+        name="vouchers.screen",
+        title=_("Applications to screen"),
+        work=lambda request: _application_work(request, Todo.SCREEN),
+    )
+    work_list_register(
+        "portal.staff_home",
+        name="vouchers.my_reviews",
+        title=_("Reviews assigned to me"),
+        work=_review_work,
+    )
+    work_list_register(
+        "portal.staff_home",
+        name="vouchers.info_answered",
+        title=_("Information requests answered"),
+        work=lambda request: _application_work(request, Todo.INFO_ANSWERED),
+    )
+    work_list_register(
+        "portal.staff_home",
+        name="vouchers.objections",
+        title=_("Objections to resolve"),
+        work=lambda request: _application_work(request, Todo.OBJECTIONS),
+    )
+    work_list_register(
+        "portal.staff_home",
+        name="vouchers.approve",
+        title=_("Applications ready to approve"),
+        work=lambda request: _application_work(request, Todo.APPROVE),
+    )
+    work_list_register(
+        "portal.staff_home",
+        name="vouchers.notice_waiting",
+        title=_("Waiting before approval"),
+        work=lambda request: _application_work(request, Todo.NOTICE_WAITING),
+    )
+    work_list_register(
+        "vouchers.company_home",
+        name="vouchers.info_requested",
+        title=_("Information requests to answer"),
+        work=lambda request: _company_work(request, ApplicationState.INFO_REQUESTED),
+    )
+    work_list_register(
+        "vouchers.company_home",
+        name="vouchers.drafts",
+        title=_("Drafts to finish and submit"),
+        work=lambda request: _company_work(request, ApplicationState.DRAFT),
     )

@@ -29,6 +29,8 @@ from django.utils import timezone
 
 from portal.models import City, Role, User
 from portal.selectors import one_scope
+from portal.tenancy import roles_in_city
+from vouchers import worklists
 from vouchers.models import (
     Application,
     ApplicationState,
@@ -90,10 +92,15 @@ def program_get(*, city: City, slug: str, only_open: bool = False) -> Program:
 
 
 def application_list(
-    *, user: User | None = None, city: City | None = None, pks: list[int] | None = None
+    *,
+    user: User | None = None,
+    city: City | None = None,
+    pks: list[int] | None = None,
+    state: str = "",
 ) -> QuerySet[Application]:
     """The applications of the user's companies (newest first), or (staff) the city's
-    applications but drafts, which are the company's own until submitted."""
+    applications but drafts, which are the company's own until submitted; `state` (if a
+    state at all) keeps that state's."""
     if one_scope(user=user, city=city) == "user":
         if not user.is_authenticated:
             return Application.objects.none()
@@ -110,6 +117,8 @@ def application_list(
         )
     if pks is not None:
         apps = apps.filter(pk__in=pks)
+    if state in ApplicationState.values:
+        apps = apps.filter(state=state)
     return apps
 
 
@@ -177,6 +186,12 @@ def application_queue_list(*, city: City, user: User, filters: dict) -> QuerySet
         )
     if filters.get("eligibility"):
         apps = apps.filter(eligibility=filters["eligibility"])
+    if filters.get("todo"):
+        apps = apps.filter(
+            worklists.todo_filter(filters["todo"], user=user, roles=roles_in_city(user, city))
+        )
+    if filters.get("assigned") == "me":
+        apps = apps.filter(worklists.assigned_filter(user))
     sort = filters.get("sort") or "-submitted_at"
     if sort == "-average":  # unscored (or hidden) applications last, not first
         return apps.order_by(F("average").desc(nulls_last=True), "-id")

@@ -17,6 +17,7 @@ from compute import selectors, services
 from compute.forms import ReasonForm, RedemptionRequestForm
 from compute.models import Redemption
 from compute.views.common import confirm
+from compute.worklists import company_voucher_list
 from portal.errors import DomainError
 from portal.forms import apply_domain_error
 from portal.http import SignedInRequest, page_of
@@ -26,8 +27,15 @@ from vouchers.models import Voucher, VoucherStatus
 
 @login_required
 def my_vouchers(request: SignedInRequest) -> HttpResponse:
-    vouchers = voucher_selectors.voucher_list(user=request.user)
-    return render(request, "compute/my_vouchers.html", {"page": page_of(request, vouchers)})
+    waiting = request.GET.get("waiting", "")
+    vouchers = company_voucher_list(
+        vouchers=voucher_selectors.voucher_list(user=request.user), waiting=waiting
+    )
+    return render(
+        request,
+        "compute/my_vouchers.html",
+        {"page": page_of(request, vouchers), "waiting": waiting in ("unbound", "redemption")},
+    )
 
 
 def _my_voucher(request: SignedInRequest, code: str) -> Voucher:

@@ -23,6 +23,7 @@ from compute.forms import AcceptForm, ApiKeyForm, ReasonForm
 from compute.models import DataCenter, Redemption, RedemptionStatus, SettlementStatus
 from compute.settlements import allowed_steps, settlement_confirm
 from compute.views.common import confirm, settlement_download, settlement_filters
+from compute.worklists import console_work
 from portal.errors import DomainError
 from portal.forms import apply_domain_error
 from portal.http import SignedInRequest, page_of
@@ -53,6 +54,7 @@ def console(request: SignedInRequest, slug: str) -> HttpResponse:
         "compute/console.html",
         {
             "dc": dc,
+            "work": console_work(dc),
             "requested": requested,
             "batches": selectors.batch_list(data_center=dc, without_bodies=True)[:10],
             "registrations": selectors.registration_list(data_center=dc),

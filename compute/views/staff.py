@@ -16,7 +16,7 @@ from django.utils.translation import ngettext
 
 from compute import selectors, services
 from compute.forms import ReasonForm, RegistrationForm, VoucherSearchForm
-from compute.models import SettlementStatus
+from compute.models import RedemptionStatus, SettlementStatus
 from compute.settlements import (
     allowed_steps,
     parse_period,
@@ -152,13 +152,40 @@ def staff_data_centers(request: SignedInRequest, city_slug: str) -> HttpResponse
 def staff_sync(request: SignedInRequest, city_slug: str) -> HttpResponse:
     """The city's data centers' feed health, their latest runs, and what reconciliation
     found for this city."""
+    # The staff home's work lists link here with ?feed=unhealthy and ?open=1.
+    unhealthy_only = request.GET.get("feed") == "unhealthy"
+    open_only = request.GET.get("open") == "1"
     return render(
         request,
         "compute/staff_sync.html",
         {
             "city": request.city,
-            "rows": selectors.feed_health_list(city=request.city),
-            "page": page_of(request, selectors.discrepancy_list(city=request.city)),
+            "rows": selectors.feed_health_list(city=request.city, unhealthy_only=unhealthy_only),
+            "page": page_of(
+                request, selectors.discrepancy_list(city=request.city, open_only=open_only)
+            ),
+            "unhealthy_only": unhealthy_only,
+            "open_only": open_only,
+        },
+    )
+
+
+@staff_required()
+def staff_redemptions(request: SignedInRequest, city_slug: str) -> HttpResponse:
+    """The redemptions of the city's vouchers, optionally of one status (the staff
+    home links here for those still waiting for their data center)."""
+    status = request.GET.get("status", "")
+    if status not in RedemptionStatus.values:
+        status = ""
+    redemptions = selectors.redemption_list(city=request.city, status=status)
+    return render(
+        request,
+        "compute/staff_redemptions.html",
+        {
+            "city": request.city,
+            "page": page_of(request, redemptions),
+            "status": status,
+            "statuses": RedemptionStatus.choices,
         },
     )
 

@@ -164,7 +164,10 @@ def company_home(request: SignedInRequest) -> HttpResponse:
         "vouchers/company_home.html",
         {
             "companies": selectors.company_list(user=request.user),
-            "applications": selectors.application_list(user=request.user)[:50],
+            "applications": selectors.application_list(
+                user=request.user, state=request.GET.get("state", "")
+            )[:50],
+            "state": request.GET.get("state", ""),
             "vouchers": selectors.voucher_list(user=request.user)[:20],
             "form": form,
         },

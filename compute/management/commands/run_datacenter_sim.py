@@ -5,13 +5,19 @@ from __future__ import annotations
 import time
 from datetime import date, datetime
 from datetime import time as dtime
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from django.core.management.base import BaseCommand, CommandError
 
 from compute.simulation import SHANGHAI
 from compute.simulator import DataCenterSimulator, serve
+
+
+def demo_feed_url(feed_url: str, port: int) -> str:
+    """`feed_url` with its port replaced by the one its simulator listens on."""
+    url = urlsplit(feed_url)
+    return urlunsplit(url._replace(netloc=f"{url.hostname}:{port}"))
 
 
 class Command(BaseCommand):
@@ -54,15 +60,28 @@ class Command(BaseCommand):
 
     def _demo(self, o) -> list[tuple[DataCenterSimulator, str]]:
         from compute.models import DataCenter
-        from compute.services import api_key_issue
+        from compute.services import api_key_issue, data_center_save
+        from portal.models import User
 
         sims = []
+        self.servers = []
+        admin = User.objects.filter(is_superuser=True, is_active=True).order_by("pk").first()
         for dc in DataCenter.objects.exclude(feed_url="").order_by("slug"):
             url = urlsplit(dc.feed_url)
-            if url.hostname not in ("127.0.0.1", "localhost") or not url.port:
+            if url.hostname not in ("127.0.0.1", "localhost"):
                 continue
             sim = DataCenterSimulator(slug=dc.slug, token=dc.feed_token, seed=dc.pk)
-            serve(sim, port=url.port)
+            # A port the system picks is never one in use (the portal's own, another
+            # program's): the data center's feed address follows it, as an operator
+            # would re-register a moved feed (audited, data_center.update).
+            server = serve(sim, port=0)
+            self.servers.append(server)
+            feed_url = demo_feed_url(dc.feed_url, server.server_address[1])
+            if feed_url != dc.feed_url:
+                if admin is None:
+                    raise CommandError("No platform admin to record the feed move; run seed_demo.")
+                dc.feed_url = feed_url
+                data_center_save(actor=admin, data_center=dc, changed=["feed_url"])
             _key, raw = api_key_issue(data_center=dc, actor=None, name="simulator")
             sims.append((sim, raw))
             self.stdout.write(f"{dc.slug}: feed at {dc.feed_url}")

@@ -6,6 +6,12 @@ PostgreSQL (from the `pgserver` wheel) and Redis (the server binary in the `redi
 wheel) are started with their data under `var/`, and stopped again when the command ends.
 Nothing is installed on the system.
 
+The private PostgreSQL has two roles, as production should (SECURITY.md): `postgres`
+owns the tables and runs the migrations (MIGRATE_DATABASE_URL), `suanli_app` owns
+nothing and is what the demo's processes connect as (DATABASE_URL). `run` connects as
+the owner, since the test runner creates its own database; the tests that matter
+connect as an application role themselves (tests/vouchers/test_db_roles.py).
+
     devservices.py run -- CMD [ARG...]     run one command, exit with its status
     devservices.py demo                    migrate, seed, then serve the portal with a
                                            Celery worker and beat until Ctrl-C
@@ -26,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
 PY = sys.executable
 DB_NAME = "suanli"
+APP_ROLE = "suanli_app"
 
 
 def _free_port() -> int:
@@ -34,15 +41,23 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _start_postgres() -> tuple[str, object]:
+def _start_postgres() -> tuple[str, str, object]:
+    """The private server: (the owner's URL, the application role's URL, the server)."""
     import pgserver  # dev-only dependency
 
     server = pgserver.get_server(VAR / "postgres", cleanup_mode="stop")
     exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DB_NAME}';")  # noqa: S608 - constant name
     if "(1 row)" not in exists:
         server.psql(f"CREATE DATABASE {DB_NAME};")
-    socket_dir = server.get_postmaster_info().socket_dir
-    return f"postgresql://postgres@{quote(str(socket_dir), safe='')}/{DB_NAME}", server
+    role = server.psql(f"SELECT 1 FROM pg_roles WHERE rolname = '{APP_ROLE}';")  # noqa: S608 - constant name
+    if "(1 row)" not in role:
+        server.psql(f"CREATE ROLE {APP_ROLE} LOGIN;")
+    socket = quote(str(server.get_postmaster_info().socket_dir), safe="")
+    return (
+        f"postgresql://postgres@{socket}/{DB_NAME}",
+        f"postgresql://{APP_ROLE}@{socket}/{DB_NAME}",
+        server,
+    )
 
 
 def _start_redis() -> tuple[str, subprocess.Popen]:
@@ -83,15 +98,19 @@ def _start_redis() -> tuple[str, subprocess.Popen]:
 class Services:
     """The services for one run; stops only what it started."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, app_role: bool = False) -> None:
         self.env = dict(os.environ)
+        self.app_role = app_role
         self._pg = None
         self._redis: subprocess.Popen | None = None
 
     def __enter__(self) -> Services:
         VAR.mkdir(exist_ok=True)
         if not self.env.get("DATABASE_URL"):
-            self.env["DATABASE_URL"], self._pg = _start_postgres()
+            owner, app, self._pg = _start_postgres()
+            self.env["DATABASE_URL"] = owner
+            if self.app_role:
+                self.env.update(DATABASE_URL=app, MIGRATE_DATABASE_URL=owner)
             print(f"[devservices] private PostgreSQL under {VAR / 'postgres'}", flush=True)
         if not self.env.get("REDIS_URL"):
             self.env["REDIS_URL"], self._redis = _start_redis()
@@ -116,7 +135,8 @@ def run(command: list[str]) -> int:
 def demo() -> int:
     port = os.environ.get("PORT", "8000")
     manage = [PY, str(ROOT / "manage.py")]
-    with Services() as services:
+    # The portal connects as the role that owns nothing; `migrate` as the owner.
+    with Services(app_role=True) as services:
         # E-mails link to this server (settings.SITE_URL), not to the default port; an
         # address set outside (a proxy's) wins.
         services.env.setdefault("SITE_URL", f"http://127.0.0.1:{port}")

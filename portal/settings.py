@@ -489,31 +489,6 @@ CELERY_BEAT_SCHEDULE["anchor-audit-chains"] = {
     "schedule": crontab(hour=2, minute=45),
 }
 TASK_QUEUES["notifications"].append("portal.tasks.audit_anchor_task")
-# The audit chain's key (portal/audit.py, SECURITY.md): every audit event is chained with
-# HMAC-SHA-256 under it, so someone who can write the database but does not hold the key
-# cannot re-hash a rewritten history. Never stored in the database; a development key
-# only with DJANGO_DEBUG=1. Rotating: the new key here, the former ones (comma-separated)
-# in AUDIT_CHAIN_KEY_FALLBACKS, which only verify; the chain records the change.
-if DEBUG:
-    AUDIT_CHAIN_KEY = env_str("AUDIT_CHAIN_KEY") or "dev-only-audit-chain-key-never-in-production"
-else:
-    AUDIT_CHAIN_KEY = env_required(
-        "AUDIT_CHAIN_KEY",
-        why="Production mode (DJANGO_DEBUG=0) needs a long random key for the audit chain, "
-        "kept outside the database; generate one with: "
-        "python -c 'import secrets; print(secrets.token_urlsafe(50))'",
-    )
-AUDIT_CHAIN_KEY_FALLBACKS = env_list("AUDIT_CHAIN_KEY_FALLBACKS")
-# The heads of the chains are appended here, signed, at least daily (portal/anchors.py),
-# and e-mailed to each city's auditors; `verify_audit --anchors DIR` checks against them.
-# Put it where the database's administrators cannot write (another host's mount, a
-# WORM bucket's sync, chattr +a).
-AUDIT_ANCHOR_DIR = Path(env_str("AUDIT_ANCHOR_DIR") or BASE_DIR / "var" / "audit-anchors")
-CELERY_BEAT_SCHEDULE["anchor-audit-chains"] = {
-    "task": "portal.tasks.audit_anchor_task",
-    "schedule": crontab(hour=2, minute=45),
-}
-TASK_QUEUES["notifications"].append("portal.tasks.audit_anchor_task")
 # Least privilege (portal/dbroles.py, docs/deploy.md): the portal connects as
 # DATABASE_URL's role, which owns nothing; `migrate` connects as this one, the tables'
 # owner, and then grants the former what it needs. Unset: migrations run as DATABASE_URL.

@@ -40,12 +40,11 @@ def data_center_list(
     """The data centers the user operates (all of them for a superuser), or where a
     voucher may be redeemed: registered for its city and allowed by its program."""
     if one_scope(operator=operator, voucher=voucher) == "operator":
-        if operator is None or not operator.is_authenticated:
+        if not operator.is_authenticated:
             return DataCenter.objects.none()
         if operator.is_superuser:
             return DataCenter.objects.all()
         return DataCenter.objects.filter(operators=operator)
-    assert voucher is not None  # one_scope: exactly one of them is given
     return DataCenter.objects.filter(
         is_active=True,
         registrations__city_id=voucher.city_id,
@@ -125,7 +124,7 @@ def redemption_list(
             "voucher__company", "voucher__city"
         )
     elif scope == "user":
-        if user is None or not user.is_authenticated:
+        if not user.is_authenticated:
             return Redemption.objects.none()
         redemptions = Redemption.objects.filter(voucher__company__members=user).select_related(
             "voucher", "data_center"
@@ -175,7 +174,7 @@ def usage_record_list(*, data_center: DataCenter) -> QuerySet[UsageRecord]:
 def usage_total_list(*, voucher: Voucher) -> list[dict]:
     """Accepted usage of a voucher summed per data center, in one query."""
     return list(
-        UsageRecord.objects.filter(voucher=voucher, status=RecordStatus.ACCEPTED)  # type: ignore[arg-type]
+        UsageRecord.objects.filter(voucher=voucher, status=RecordStatus.ACCEPTED)
         .values("data_center__slug", "data_center__name_zh", "data_center__name_en")
         .annotate(records=Count("id"), amount=Sum("amount"), covered=Sum("covered_amount"))
         .order_by("data_center__slug")
@@ -194,10 +193,12 @@ def feed_health_list(
 ) -> list[tuple[Registration, SyncRun | None]]:
     """The city's registrations by data center, each with its data center's latest sync
     run (or None), in two queries; `unhealthy_only`: those whose feed failed."""
-    chosen = registration_list(city=city)
+    registrations = registration_list(city=city)
     if unhealthy_only:
-        chosen = chosen.filter(data_center__feed_healthy=False, data_center__is_active=True)
-    registrations = list(chosen)
+        registrations = registrations.filter(
+            data_center__feed_healthy=False, data_center__is_active=True
+        )
+    registrations = list(registrations)
     latest = {
         run.data_center_id: run
         for run in SyncRun.objects.filter(

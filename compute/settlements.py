@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
@@ -131,7 +130,7 @@ def settlement_build(*, city: City, data_center: DataCenter, period: date) -> Se
                 code="conflict",
             )
         settlement.lines.all().delete()
-        params: dict[str, Any] = {
+        params = {
             "settlement": settlement.pk,
             "dc": data_center.pk,
             "city": city.pk,

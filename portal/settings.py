@@ -132,7 +132,7 @@ if env_bool("DATABASE_PGBOUNCER", False):
 # block go to this copy; everything else to the primary. Tests mirror the default.
 if env_str("DATABASE_REPLICA_URL"):
     DATABASES["replica"] = dj_database_url.parse(
-        env_str("DATABASE_REPLICA_URL"),  # type: ignore[arg-type]
+        env_str("DATABASE_REPLICA_URL"),
         conn_max_age=DATABASES["default"]["CONN_MAX_AGE"],
         conn_health_checks=True,
     )
@@ -247,7 +247,7 @@ REST_FRAMEWORK = {
 # empty turns it off.
 API_AUTH_FAILURE_LIMIT = env_str("API_AUTH_FAILURE_LIMIT", "20/min")
 # A malformed rate would otherwise answer 500 on every API request: refuse to start.
-Rate.parse(REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["datacenter"])  # type: ignore[call-overload,index]
+Rate.parse(REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["datacenter"])
 Rate.parse(API_AUTH_FAILURE_LIMIT)
 # api.md: bodies up to 10 MB (taken as 10 MiB); the API checks it itself as well.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024

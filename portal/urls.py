@@ -37,7 +37,7 @@ urlpatterns = [
     # pages; before the portal's /<city_slug>/ catch-all.
     path("", include("compute.urls")),
     path("", include("vouchers.urls")),
-    path("", include((portal_patterns, "portal"))),  # type: ignore[arg-type]
+    path("", include((portal_patterns, "portal"))),
 ]
 
 handler403 = "portal.views.error_403"

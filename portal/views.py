@@ -10,6 +10,8 @@ from django.views.decorators.http import require_POST
 from django.views.i18n import set_language as django_set_language
 
 from portal import selectors
+from portal.audit_trail import audit_filters
+from portal.citytime import city_zone
 from portal.errors import DomainError, error_body
 from portal.forms import StaffGrantForm, apply_domain_error
 from portal.http import CityRequest, SignedInRequest, page_of
@@ -133,11 +135,19 @@ def staff_join(request: SignedInRequest, city_slug: str, token: str) -> HttpResp
 
 @staff_required(Role.AUDITOR, Role.PROGRAM_MANAGER)
 def audit_log(request: SignedInRequest, city_slug: str) -> HttpResponse:
-    query = request.GET.get("q", "").strip()[:100]
-    events = selectors.audit_event_list(city=request.city, query=query)
-    page = page_of(request, events)
+    """The city's trail, filtered (portal.audit_trail) and shown with readable names
+    (portal.audit_labels)."""
+    form, filters = audit_filters(request, request.city)
+    events = selectors.audit_event_list(city=request.city, **filters)
     return render(
-        request, "portal/audit_log.html", {"city": request.city, "page": page, "query": query}
+        request,
+        "portal/audit_log.html",
+        {
+            "city": request.city,
+            "page": page_of(request, events),
+            "form": form,
+            "zone": city_zone(request.city).key,
+        },
     )
 
 

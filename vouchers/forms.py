@@ -107,7 +107,7 @@ class DocumentForm(forms.Form):
         super().__init__(*args, **kwargs)
         choices = [(t, document_type_label(t)) for t in types or [] if t != "other"]
         choices.append(("other", document_type_label("other")))
-        self.fields["doc_type"].choices = choices  # type: ignore[attr-defined]
+        self.fields["doc_type"].choices = choices
 
 
 class ReasonForm(forms.Form):
@@ -184,7 +184,7 @@ class TieBreakForm(forms.Form):
 
 
 class AssignForm(forms.Form):
-    reviewer = forms.ModelChoiceField(label=_("Reviewer"), queryset=None)  # type: ignore[var-annotated]
+    reviewer = forms.ModelChoiceField(label=_("Reviewer"), queryset=None)
 
     def __init__(self, *args, reviewers=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -209,7 +209,7 @@ class QueueForm(forms.Form):
         label=_("Program"), queryset=Program.objects.none(), required=False
     )
     state = forms.ChoiceField(label=_("State"), required=False)
-    assignee = forms.ModelChoiceField(label=_("Reviewer"), queryset=None, required=False)  # type: ignore[var-annotated]
+    assignee = forms.ModelChoiceField(label=_("Reviewer"), queryset=None, required=False)
     eligibility = forms.ChoiceField(
         label=_("Eligibility"),
         required=False,

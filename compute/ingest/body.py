@@ -69,9 +69,7 @@ def body_records(text: str, *, exact: bool = False) -> list[Any]:
     `exact` (slower): callers that need their digits ask again on `Inexact`."""
     if not exact:
         try:
-            records: list[Any] = orjson.loads(text)["records"]
-            return records
+            return orjson.loads(text)["records"]
         except orjson.JSONDecodeError:
             pass
-    exact_records: list[Any] = loads_exact(text)["records"]
-    return exact_records
+    return loads_exact(text)["records"]

@@ -9,9 +9,7 @@ notification after commit).
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
 
-from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
@@ -76,11 +74,7 @@ def application_create(*, program: Program, company: Company, actor: User) -> Ap
 
 
 def application_update(
-    *,
-    application: Application,
-    actor: User,
-    values: dict[str, Any],
-    plan: list[dict[str, Any]] | None = None,
+    *, application: Application, actor: User, values: dict, plan: list[dict] | None = None
 ) -> Application:
     """Save a draft (any subset of fields), or the company's answer to a request."""
     with transaction.atomic():
@@ -116,12 +110,9 @@ def sniff_content_type(head: bytes) -> str | None:
     return None
 
 
-def document_add(
-    *, application: Application, actor: User, doc_type: str, upload: UploadedFile[bytes]
-) -> Document:
+def document_add(*, application: Application, actor: User, doc_type: str, upload) -> Document:
     """Attach a PDF, PNG or JPEG (judged by content) of at most 20 MB."""
-    size = upload.size or 0
-    if size > MAX_DOCUMENT_BYTES:
+    if upload.size > MAX_DOCUMENT_BYTES:
         raise invalid("file", _("A document may be at most 20 MB."))
     head = upload.read(16)
     upload.seek(0)
@@ -151,7 +142,7 @@ def document_add(
             file=upload,
             original_name=str(upload.name)[:200],
             content_type=content_type,
-            size=size,
+            size=upload.size,
             uploaded_by=actor,
         )
         audit_record(
@@ -324,7 +315,7 @@ def _check_company_yearly_cap(application: Application, amount: Decimal) -> None
 
 
 @retry_on_deadlock()
-def application_approve(*, application: Application, actor: User, amount: Decimal) -> Voucher:
+def application_approve(*, application: Application, actor: User, amount: Decimal):
     """Approve and issue the voucher, in one transaction: the program row is locked by
     `voucher_issue`, so concurrent approvals can never exceed the budget."""
     with transaction.atomic():

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from compute.metrics import batch_failed
@@ -153,7 +154,7 @@ def usage_batches_sweep(*, stale_after: timedelta) -> SweepOutcome:
     return outcome
 
 
-def failed_batches(*, data_center: DataCenter | None = None):
+def failed_batches(*, data_center: DataCenter | None = None) -> QuerySet[UsageBatch]:
     """The dead-letter list: failed batches, newest first (one data center's, or all)."""
     batches = UsageBatch.objects.filter(status=BatchStatus.FAILED).defer("body", "results_json")
     if data_center is not None:

@@ -59,15 +59,15 @@ def ledger_reconcile() -> list[Discrepancy]:
         )
         charged_rows = cursor.fetchall()
     charged = {(dc_id, city_id): total for dc_id, city_id, total in charged_rows}
-    for key in sorted(set(reported) | set(charged), key=str):
-        usage, ledger = reported.get(key) or Decimal("0"), charged.get(key) or Decimal("0")
+    for pair in sorted(set(reported) | set(charged), key=str):
+        usage, ledger = reported.get(pair) or Decimal("0"), charged.get(pair) or Decimal("0")
         if usage != ledger:
             found.append(
                 (
                     "data_center_totals",
                     {
-                        "data_center_id": key[0],
-                        "city_id": key[1],
+                        "data_center_id": pair[0],
+                        "city_id": pair[1],
                         "detail": f"usage records cover ¥{usage}, the ledger charged ¥{ledger}",
                     },
                 )
@@ -175,14 +175,14 @@ def ledger_usage_verify() -> list[LedgerMismatch]:
             )
         )
     for code, pk, record_id, status, covered, charges, reversals in records:
-        wanted = 1 if status == RecordStatus.VOID else 0
+        reversals_wanted = 1 if status == RecordStatus.VOID else 0
         problems.append(
             LedgerMismatch(
                 code,
                 covered,
                 covered,
                 f"usage record {record_id} (#{pk}, {status}) has {charges} charge and "
-                f"{reversals} reversal entries, not 1 and {wanted}",
+                f"{reversals} reversal entries, not 1 and {reversals_wanted}",
                 figures=f"covered ¥{covered}",
             )
         )

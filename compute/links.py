@@ -43,7 +43,7 @@ def links_register() -> None:
             "portal.staff_nav",
             name=f"compute.{name}",
             label=label,
-            url=lambda city, name=name: reverse(f"compute:{name}", args=[city.slug]),
+            url=lambda city, name=name: reverse(f"compute:{name}", args=[city.slug]),  # type: ignore[misc]
         )
     # The company's pages link a voucher's code to its page here: balance, ledger,
     # redemptions and usage.

@@ -40,11 +40,12 @@ def data_center_list(
     """The data centers the user operates (all of them for a superuser), or where a
     voucher may be redeemed: registered for its city and allowed by its program."""
     if one_scope(operator=operator, voucher=voucher) == "operator":
-        if not operator.is_authenticated:
+        if operator is None or not operator.is_authenticated:
             return DataCenter.objects.none()
         if operator.is_superuser:
             return DataCenter.objects.all()
         return DataCenter.objects.filter(operators=operator)
+    assert voucher is not None  # one_scope: exactly one of them is given
     return DataCenter.objects.filter(
         is_active=True,
         registrations__city_id=voucher.city_id,
@@ -124,7 +125,7 @@ def redemption_list(
             "voucher__company", "voucher__city"
         )
     elif scope == "user":
-        if not user.is_authenticated:
+        if user is None or not user.is_authenticated:
             return Redemption.objects.none()
         redemptions = Redemption.objects.filter(voucher__company__members=user).select_related(
             "voucher", "data_center"
@@ -174,7 +175,7 @@ def usage_record_list(*, data_center: DataCenter) -> QuerySet[UsageRecord]:
 def usage_total_list(*, voucher: Voucher) -> list[dict]:
     """Accepted usage of a voucher summed per data center, in one query."""
     return list(
-        UsageRecord.objects.filter(voucher=voucher, status=RecordStatus.ACCEPTED)
+        UsageRecord.objects.filter(voucher=voucher, status=RecordStatus.ACCEPTED)  # type: ignore[arg-type]
         .values("data_center__slug", "data_center__name_zh", "data_center__name_en")
         .annotate(records=Count("id"), amount=Sum("amount"), covered=Sum("covered_amount"))
         .order_by("data_center__slug")
@@ -193,12 +194,10 @@ def feed_health_list(
 ) -> list[tuple[Registration, SyncRun | None]]:
     """The city's registrations by data center, each with its data center's latest sync
     run (or None), in two queries; `unhealthy_only`: those whose feed failed."""
-    registrations = registration_list(city=city)
+    chosen = registration_list(city=city)
     if unhealthy_only:
-        registrations = registrations.filter(
-            data_center__feed_healthy=False, data_center__is_active=True
-        )
-    registrations = list(registrations)
+        chosen = chosen.filter(data_center__feed_healthy=False, data_center__is_active=True)
+    registrations = list(chosen)
     latest = {
         run.data_center_id: run
         for run in SyncRun.objects.filter(

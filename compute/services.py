@@ -237,7 +237,7 @@ def data_center_save(
     changed = sorted(set(changed) - {"programs", "operators"})
     with transaction.atomic():
         data_center.save()
-        events: list[tuple[str, dict]] = []
+        events: list[tuple[str, dict[str, object]]] = []
         if created or changed:
             events.append(
                 (

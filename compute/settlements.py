@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
@@ -130,7 +131,7 @@ def settlement_build(*, city: City, data_center: DataCenter, period: date) -> Se
                 code="conflict",
             )
         settlement.lines.all().delete()
-        params = {
+        params: dict[str, Any] = {
             "settlement": settlement.pk,
             "dc": data_center.pk,
             "city": city.pk,

@@ -265,7 +265,7 @@ def _apply_redemption_changes(dc: DataCenter, changes: list[Any]) -> None:
     for change in changes:
         if not isinstance(change, dict) or change.get("status") not in actions:
             continue
-        redemption = Redemption.objects.filter(data_center=dc, pk=change.get("id")).first()
+        redemption = Redemption.objects.filter(data_center=dc, pk=change.get("id")).first()  # type: ignore[misc]
         if redemption is None or redemption.status == change["status"]:
             continue  # unknown (or another data center's) id, or already applied
         if change["status"] == "closed" and redemption.status != RedemptionStatus.ACTIVE:

@@ -26,7 +26,7 @@ from portal.signin import admin_login
 
 # One sign-in form for the whole site, allauth's, with its failed-login limits: the
 # admin's own form would be a second way in without them (portal/signin.py).
-admin.site.login = admin_login
+admin.site.login = admin_login  # type: ignore[method-assign]
 
 
 def client_ip(request) -> str | None:

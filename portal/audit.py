@@ -229,7 +229,7 @@ def audit_chain_verify() -> list[BrokenLink]:
 
 
 def _chain(city_id: int | None) -> Iterator[AuditEvent]:
-    qs = AuditEvent.objects.filter(city_id=city_id).order_by("seq")
+    qs = AuditEvent.objects.filter(city_id=city_id).order_by("seq")  # type: ignore[misc]
     return qs.iterator(chunk_size=2000)
 
 

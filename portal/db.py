@@ -92,8 +92,8 @@ def _django_cursor(raw: psycopg.Cursor):
     """`raw` wrapped as Django wraps its own cursors, so that what runs on it passes
     the connection's execute wrappers and is counted by the query-count tests."""
     if connection.queries_logged:
-        return connection.make_debug_cursor(raw)
-    return connection.make_cursor(raw)
+        return connection.make_debug_cursor(raw)  # type: ignore[arg-type]
+    return connection.make_cursor(raw)  # type: ignore[arg-type]
 
 
 def execute_bound(sql: str, params: list) -> None:

@@ -36,7 +36,7 @@ class RoleError(Exception):
     is a superuser, or is the owner)."""
 
 
-def owner_settings() -> dict[str, Any] | None:
+def owner_settings() -> dj_database_url.DBConfig | None:
     """The owner's connection settings from MIGRATE_DATABASE_URL (None when unset)."""
     url = getattr(settings, "MIGRATE_DATABASE_URL", None)
     return dj_database_url.parse(url) if url else None

@@ -25,7 +25,7 @@ evaluated inside the block to be read from the replica.
 from __future__ import annotations
 
 from contextlib import ContextDecorator
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 
 from django.db import DEFAULT_DB_ALIAS, connections
 
@@ -43,7 +43,7 @@ class use_replica(ContextDecorator):
 
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled
-        self._token = None
+        self._token: Token[bool] | None = None
 
     def _recreate_cm(self) -> use_replica:
         # As a decorator, a block of its own per call: calls in other threads (or
@@ -55,7 +55,8 @@ class use_replica(ContextDecorator):
         return self
 
     def __exit__(self, *exc: object) -> None:
-        _reading_replica.reset(self._token)
+        if self._token is not None:
+            _reading_replica.reset(self._token)
 
 
 def reading_alias() -> str:

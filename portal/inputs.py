@@ -72,7 +72,7 @@ def json_loads_bounded(
     def refuse_constant(name: str) -> None:
         raise InputRefused(_("%(value)s is not a number that can be stored.") % {"value": name})
 
-    def finite_float(literal: str) -> float | Decimal:
+    def finite_float(literal: str) -> float | Decimal:  # type: ignore[return]
         value = Decimal(literal) if exact else float(literal)
         if exact or math.isfinite(value):
             return value
@@ -168,6 +168,6 @@ class InputGuardMiddleware:
                 if text_poisoned(key) or any(text_poisoned(v) for v in values):
                     return True
             for upload in request.FILES.values():
-                if text_poisoned(upload.name or ""):
+                if text_poisoned(upload.name or ""):  # type: ignore[union-attr]
                     return True
         return False

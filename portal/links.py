@@ -141,7 +141,7 @@ def link_group_list(slot: str, obj: Any = None) -> list[LinkGroup]:
                     )
                 )
             continue
-        links = entry.links(obj)
+        links = entry.links(obj) if entry.links is not None else []
         if links:
             groups.append(LinkGroup(title=str(entry.title), links=links, name=name))
     return groups

@@ -24,7 +24,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from datetime import UTC, datetime
 
 from celery.signals import before_task_publish, task_postrun, task_prerun
@@ -89,7 +89,7 @@ class JsonFormatter(logging.Formatter):
             "request_id": getattr(record, "request_id", None),
         }
         if getattr(record, "task_id", None):
-            out["task_id"] = record.task_id
+            out["task_id"] = record.task_id  # type: ignore[attr-defined]
             out["task_name"] = getattr(record, "task_name", None)
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
@@ -147,7 +147,7 @@ def _request_id_to_message(headers: dict | None = None, **_kwargs) -> None:
         headers.setdefault("request_id", request_id)
 
 
-_task_tokens: dict[str, object] = {}
+_task_tokens: dict[str | None, Token[str | None]] = {}
 
 
 @task_prerun.connect

@@ -132,7 +132,7 @@ if env_bool("DATABASE_PGBOUNCER", False):
 # block go to this copy; everything else to the primary. Tests mirror the default.
 if env_str("DATABASE_REPLICA_URL"):
     DATABASES["replica"] = dj_database_url.parse(
-        env_str("DATABASE_REPLICA_URL"),
+        env_str("DATABASE_REPLICA_URL"),  # type: ignore[arg-type]
         conn_max_age=DATABASES["default"]["CONN_MAX_AGE"],
         conn_health_checks=True,
     )
@@ -182,6 +182,8 @@ ACCOUNT_LOGOUT_ON_GET = False
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Suanli] "
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "portal:landing"
+# Sign-up from a page returns to it after e-mail verification (portal/account_adapter.py).
+ACCOUNT_ADAPTER = "portal.account_adapter.AccountAdapter"
 
 LANGUAGE_CODE = "zh-hans"
 LANGUAGES = [("zh-hans", _("Simplified Chinese")), ("en", _("English"))]
@@ -247,7 +249,7 @@ REST_FRAMEWORK = {
 # empty turns it off.
 API_AUTH_FAILURE_LIMIT = env_str("API_AUTH_FAILURE_LIMIT", "20/min")
 # A malformed rate would otherwise answer 500 on every API request: refuse to start.
-Rate.parse(REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["datacenter"])
+Rate.parse(REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["datacenter"])  # type: ignore[call-overload,index]
 Rate.parse(API_AUTH_FAILURE_LIMIT)
 # api.md: bodies up to 10 MB (taken as 10 MiB); the API checks it itself as well.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
@@ -493,9 +495,3 @@ TASK_QUEUES["notifications"].append("portal.tasks.audit_anchor_task")
 # DATABASE_URL's role, which owns nothing; `migrate` connects as this one, the tables'
 # owner, and then grants the former what it needs. Unset: migrations run as DATABASE_URL.
 MIGRATE_DATABASE_URL = env_str("MIGRATE_DATABASE_URL")
-# Swagger UI's files from drf-spectacular-sidecar, served under /static/ like the site's
-# own, rather than from a CDN: /api/docs/ needs no exception in the policy above.
-INSTALLED_APPS.insert(INSTALLED_APPS.index("drf_spectacular") + 1, "drf_spectacular_sidecar")
-SPECTACULAR_SETTINGS.update(
-    SWAGGER_UI_DIST="SIDECAR", SWAGGER_UI_FAVICON_HREF="SIDECAR", REDOC_DIST="SIDECAR"
-)

@@ -27,8 +27,6 @@ portal_patterns = [
 ]
 
 urlpatterns = [
-    # Browsers ask for /favicon.ico whatever the page says; the icon is a static file.
-    path("favicon.ico", views.favicon),
     # For load balancers, container healthchecks and Prometheus (docs/operations.md).
     path("healthz", health.healthz, name="healthz"),
     path("metrics", metrics.metrics_view, name="metrics"),
@@ -39,7 +37,7 @@ urlpatterns = [
     # pages; before the portal's /<city_slug>/ catch-all.
     path("", include("compute.urls")),
     path("", include("vouchers.urls")),
-    path("", include((portal_patterns, "portal"))),
+    path("", include((portal_patterns, "portal"))),  # type: ignore[arg-type]
 ]
 
 handler403 = "portal.views.error_403"

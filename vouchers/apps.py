@@ -7,8 +7,6 @@ class VouchersConfig(AppConfig):
     verbose_name = _("Vouchers")
 
     def ready(self) -> None:
-        from vouchers.audit_actions import vouchers_audit_actions_register
         from vouchers.links import links_register
 
         links_register()
-        vouchers_audit_actions_register()

@@ -256,7 +256,7 @@ def _journey(program: Program, company: Company, user: User, target: str, i: int
             services.review_submit(
                 application=app,
                 actor=person,
-                scores={c["name"]: 7 + (i + len(key)) % 4 for c in RUBRIC},
+                scores={str(c["name"]): 7 + (i + len(key)) % 4 for c in RUBRIC},
                 comment="技术路线清晰，算力需求测算合理。",
                 recommend=True,
             )

@@ -17,6 +17,7 @@ from decimal import Decimal, InvalidOperation
 from django.db.models import Sum
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from vouchers.models import document_type_label
 
@@ -272,6 +273,55 @@ def rules_problem(rules: object) -> str | None:
                     "high": f"{parameter.high:,}",
                 }
     return None
+
+
+# The catalogue's rule types as program managers choose them (the editor's select).
+RULE_LABELS: dict[str, str] = {
+    "registered_in_city": gettext_lazy("Registered in the city"),
+    "founded_within_years": gettext_lazy("Founded within a number of years"),
+    "max_headcount": gettext_lazy("Headcount at most"),
+    "max_revenue": gettext_lazy("Revenue last year at most"),
+    "required_documents": gettext_lazy("Required documents attached"),
+    "declarations_made": gettext_lazy("Declarations made"),
+    "no_open_application_in_program": gettext_lazy("No other open application in the program"),
+    "within_company_yearly_cap": gettext_lazy("Within the yearly cap per company"),
+}
+
+
+def _yuan(value: object) -> str:
+    return f"¥{Decimal(str(value)):,.2f}"
+
+
+def rule_words(rule: dict, program=None) -> str:
+    """A rule as applicants read it on the program's page, in the current language,
+    with the defaults the engine applies when a parameter is left out."""
+    kind = rule.get("type")
+    if kind == "registered_in_city":
+        return _("The company is registered in this city.")
+    if kind == "founded_within_years":
+        return _("The company was founded within the last %(years)s years.") % {
+            "years": int(rule.get("years", 5))
+        }
+    if kind == "max_headcount":
+        return _("The company has at most %(max)s employees.") % {"max": int(rule.get("max", 500))}
+    if kind == "max_revenue":
+        return _("The company's revenue last year was at most %(max)s.") % {
+            "max": _yuan(rule.get("max", "100000000"))
+        }
+    if kind == "required_documents":
+        return _("Every required document is attached.")
+    if kind == "declarations_made":
+        return _("All the application's declarations are made.")
+    if kind == "no_open_application_in_program":
+        return _("The company has no other open application in this program.")
+    if kind == "within_company_yearly_cap":
+        cap = rule["cap"] if "cap" in rule else getattr(program, "company_yearly_cap", None)
+        if cap is None:
+            return _("No yearly cap per company is set, so this rule always passes.")
+        return _(
+            "This city's awards to the company this year plus the request stay within %(cap)s."
+        ) % {"cap": _yuan(cap)}
+    return str(kind)
 
 
 def evaluate(app) -> list[Outcome]:

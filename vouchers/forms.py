@@ -1,11 +1,8 @@
 from __future__ import annotations
 
-import json
-
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from portal.inputs import InputRefused, json_loads_bounded
 from portal.models import City
 from vouchers.models import ApplicationState, EligibilityResult, Program, document_type_label
 from vouchers.services.programs import PROGRAM_FIELDS
@@ -107,7 +104,7 @@ class DocumentForm(forms.Form):
         super().__init__(*args, **kwargs)
         choices = [(t, document_type_label(t)) for t in types or [] if t != "other"]
         choices.append(("other", document_type_label("other")))
-        self.fields["doc_type"].choices = choices
+        self.fields["doc_type"].choices = choices  # type: ignore[attr-defined]
 
 
 class ReasonForm(forms.Form):
@@ -184,7 +181,7 @@ class TieBreakForm(forms.Form):
 
 
 class AssignForm(forms.Form):
-    reviewer = forms.ModelChoiceField(label=_("Reviewer"), queryset=None)
+    reviewer = forms.ModelChoiceField(label=_("Reviewer"), queryset=None)  # type: ignore[var-annotated]
 
     def __init__(self, *args, reviewers=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -209,7 +206,7 @@ class QueueForm(forms.Form):
         label=_("Program"), queryset=Program.objects.none(), required=False
     )
     state = forms.ChoiceField(label=_("State"), required=False)
-    assignee = forms.ModelChoiceField(label=_("Reviewer"), queryset=None, required=False)
+    assignee = forms.ModelChoiceField(label=_("Reviewer"), queryset=None, required=False)  # type: ignore[var-annotated]
     eligibility = forms.ChoiceField(
         label=_("Eligibility"),
         required=False,
@@ -245,39 +242,15 @@ class QueueForm(forms.Form):
         self.fields["assignee"].queryset = reviewers
 
 
-class JSONListField(forms.CharField):
-    widget = forms.Textarea(attrs={"rows": 3})
-
-    def prepare_value(self, value):
-        if isinstance(value, list):
-            return json.dumps(value, ensure_ascii=False)
-        return value
-
-    def to_python(self, value):
-        value = super().to_python(value)
-        if not value:
-            return []
-        try:
-            # Bounded: NaN, 1e999, NUL or 5,000 levels of nesting are refused with a
-            # message here instead of failing the save (or every later submission).
-            parsed = json_loads_bounded(value, max_chars=20_000, max_depth=4)
-        except InputRefused as error:
-            raise forms.ValidationError(
-                "{} {}".format(_('Write a JSON list, e.g. ["business_licence"].'), error)
-            ) from error
-        if not isinstance(parsed, list):
-            raise forms.ValidationError(_("Write a JSON list."))
-        return parsed
-
-
 class ProgramForm(forms.ModelForm):
-    rubric = JSONListField(label=_("Scoring rubric (JSON)"), required=False)
-    required_documents = JSONListField(label=_("Required document types (JSON)"), required=False)
-    eligibility_rules = JSONListField(label=_("Eligibility rules (JSON)"), required=False)
-
     class Meta:
         model = Program
-        fields = PROGRAM_FIELDS
+        # The rubric, documents and rules are edited as rows (vouchers.program_forms).
+        fields = [
+            f
+            for f in PROGRAM_FIELDS
+            if f not in ("rubric", "required_documents", "eligibility_rules")
+        ]
         widgets = {
             "opens_at": forms.DateTimeInput(attrs={"type": "datetime-local"}),
             "closes_at": forms.DateTimeInput(attrs={"type": "datetime-local"}),

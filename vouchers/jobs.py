@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.mail import send_mail
@@ -24,6 +25,9 @@ from portal.http import absolute_url
 from portal.links import link_list
 from vouchers.ledger import voucher_expire
 from vouchers.models import REVIEW_STATES, ReminderSent, Review, Voucher, VoucherStatus
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 
 def vouchers_expire_due(*, today: date | None = None) -> list[str]:
@@ -68,7 +72,7 @@ def _on_the_portal(body: str, path: str) -> str:
     return body + "\n\n" + str(_("On the portal: %(link)s")) % {"link": absolute_url(path)}
 
 
-def _mail_company(voucher: Voucher, subject: str, body: str) -> int:
+def _mail_company(voucher: Voucher, subject: StrOrPromise, body: StrOrPromise) -> int:
     sent = 0
     for user in voucher.company.members.filter(is_active=True):
         with translation.override(user.preferred_language):

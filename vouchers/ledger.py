@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import NamedTuple
 
@@ -169,7 +169,7 @@ def voucher_issue(
         locked.allocated += amount
         program.allocated = locked.allocated
         start = valid_from or timezone.localdate()
-        until = _add_months(start, locked.validity_months) - timezone.timedelta(days=1)
+        until = _add_months(start, locked.validity_months) - timedelta(days=1)
         code = voucher_code_new(city_code=locked.city.code, year=start.year)
         while Voucher.objects.filter(code=code).exists():  # pragma: no cover - 1 in 10¹⁰
             code = voucher_code_new(city_code=locked.city.code, year=start.year)
@@ -261,7 +261,7 @@ def voucher_resume(*, voucher: Voucher, actor: User, reason: str) -> Voucher:
 
 def _return_remainder(locked: Voucher, *, kind: str, actor: User | None, memo: str) -> Decimal:
     """Take the remaining balance off the voucher and give it back to the program."""
-    remainder = locked.balance
+    remainder: Decimal = locked.balance
     if remainder > 0:
         # Lock order: program before voucher would be the rule, but the voucher is
         # already ours; the program row is only ever locked briefly by issuers, which
@@ -412,7 +412,7 @@ def ledger_charge_many(
     now, ids = new_ids("vouchers_ledgerentry", len(charges))
     label = copy_text(actor_label)
     left = dict(balances)
-    lines = []
+    lines: list[str] = []
     append = lines.append
     zero = Decimal(0)
     memos = "".join([memo for _v, _a, _r, memo in charges])

@@ -102,7 +102,7 @@ def application_list(
     applications but drafts, which are the company's own until submitted; `state` (if a
     state at all) keeps that state's."""
     if one_scope(user=user, city=city) == "user":
-        if not user.is_authenticated:
+        if user is None or not user.is_authenticated:
             return Application.objects.none()
         apps = (
             Application.objects.filter(company__members=user)
@@ -219,7 +219,7 @@ def application_ranking_list(*, program: Program, user: User) -> QuerySet[Applic
         return Application.objects.none()
     averaged = _submitted_reviews().values("application").annotate(a=Avg("total")).values("a")
     return (
-        _ranking_candidates(program)
+        _ranking_candidates(program)  # type: ignore[misc]
         .filter(review_count__gte=program.reviews_required)
         .filter(reviews_visible_filter(user, program.city))
         .annotate(average=Round(Subquery(averaged), 2))
@@ -236,7 +236,7 @@ def application_unscored_list(*, program: Program) -> QuerySet[Application]:
         return Application.objects.none()
     required = program.reviews_required
     return (
-        _ranking_candidates(program)
+        _ranking_candidates(program)  # type: ignore[misc]
         .filter(review_count__lt=required)
         .annotate(missing=Value(required) - F("review_count"))
         .order_by("missing", "submitted_at", "pk")
@@ -248,7 +248,7 @@ def application_ranking_hidden_count(*, program: Program, user: User) -> int:
     if program.reviews_required == 0:
         return 0
     return (
-        _ranking_candidates(program)
+        _ranking_candidates(program)  # type: ignore[misc]
         .filter(review_count__gte=program.reviews_required)
         .exclude(reviews_visible_filter(user, program.city))
         .count()
@@ -307,7 +307,7 @@ def voucher_list(
     """The vouchers of the user's companies, or (staff) the city's vouchers, optionally
     searched by code, company name or credit code, and by status."""
     if one_scope(user=user, city=city) == "user":
-        if not user.is_authenticated:
+        if user is None or not user.is_authenticated:
             return Voucher.objects.none()
         vouchers = Voucher.objects.filter(company__members=user).select_related(
             "city", "program", "company"

@@ -154,10 +154,10 @@ def application_notify(
         ).distinct()
         path = reverse("vouchers:staff_application", args=[city.slug, application.pk])
     elif event == "objection_resolved":
-        objection = Objection.objects.select_related("raised_by").get(
+        objection = Objection.objects.select_related("raised_by").get(  # type: ignore[misc]
             pk=objection_id, application=application
         )
-        recipients = [objection.raised_by] if objection.raised_by.is_active else []
+        recipients = [objection.raised_by] if objection.raised_by.is_active else []  # type: ignore[assignment]
         path = reverse("vouchers:notice", args=[city.slug, application.program.slug])
     else:
         recipients = application.company.members.filter(is_active=True)

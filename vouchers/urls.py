@@ -4,6 +4,7 @@ public program pages and its staff pages under /<city_slug>/."""
 from django.urls import include, path
 
 from vouchers import views
+from vouchers.views import application_documents, program_editor
 
 app_name = "vouchers"
 
@@ -21,6 +22,16 @@ site_patterns = [
         "company/applications/<int:pk>/documents/<int:document_id>/",
         views.my_document,
         name="my_document",
+    ),
+    path(
+        "company/applications/<int:pk>/documents/<int:document_id>/remove/",
+        application_documents.document_remove,
+        name="document_remove",
+    ),
+    path(
+        "company/applications/<int:pk>/documents/<int:document_id>/replace/",
+        application_documents.document_replace,
+        name="document_replace",
     ),
 ]
 
@@ -41,8 +52,12 @@ city_patterns = [
         name="staff_action",
     ),
     path("staff/programs/", views.staff_programs, name="staff_programs"),
-    path("staff/programs/new/", views.staff_program_edit, name="staff_program_new"),
-    path("staff/programs/<slug:slug>/", views.staff_program_edit, name="staff_program_edit"),
+    path("staff/programs/new/", program_editor.staff_program_edit, name="staff_program_new"),
+    path(
+        "staff/programs/<slug:slug>/",
+        program_editor.staff_program_edit,
+        name="staff_program_edit",
+    ),
     path("staff/programs/<slug:slug>/ranking/", views.staff_ranking, name="staff_ranking"),
 ]
 

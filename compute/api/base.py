@@ -71,7 +71,7 @@ class DataCenterPrincipal:
 
 def auth_failure_limiter() -> ratelimit.Limiter | None:
     rate = ratelimit.Rate.parse(getattr(settings, "API_AUTH_FAILURE_LIMIT", "20/min"))
-    return rate and ratelimit.Limiter("auth-failure", rate)
+    return rate and ratelimit.Limiter("auth-failure", rate)  # type: ignore[return-value]
 
 
 class BearerKeyAuthentication(BaseAuthentication):
@@ -198,7 +198,7 @@ class ApiPagination(CursorPagination):
                 self._check_position(position)
         except (ValueError, ValidationError, binascii.Error) as exc:
             raise exceptions.NotFound(self.invalid_cursor_message) from exc
-        return Cursor(offset=int(offset), reverse=reverse == "1", position=position)
+        return Cursor(offset=int(offset), reverse=reverse == "1", position=position)  # type: ignore[arg-type]
 
     def _check_position(self, position: str) -> None:
         """Raise ValueError unless the first ordering field can hold `position`."""
@@ -214,7 +214,7 @@ class ApiPagination(CursorPagination):
             # An ordering on an annotation: refused rather than risk a 500 (no list uses one).
             raise ValueError(path) from exc
         field = getattr(field, "target_field", field)
-        internal_type = field.get_internal_type()
+        internal_type = field.get_internal_type()  # type: ignore[union-attr]
         if "Integer" in internal_type or internal_type.endswith("AutoField"):
             # int() would also take "1_000", " 1" and "١".
             if not _INTEGER.match(position):
@@ -223,7 +223,7 @@ class ApiPagination(CursorPagination):
             if not low <= int(position) <= high:
                 raise ValueError(position)
         else:
-            field.to_python(position)
+            field.to_python(position)  # type: ignore[union-attr]
 
     def get_paginated_response(self, data):
         return Response({"results": data, "next": self.get_next_link()})

@@ -20,7 +20,7 @@ class MoneyField(serializers.DecimalField):
 class ErrorDetail(serializers.Serializer):
     code = serializers.CharField()
     message = serializers.CharField()
-    fields = serializers.DictField(
+    fields = serializers.DictField(  # type: ignore[assignment]
         child=serializers.ListField(child=serializers.CharField()), required=False
     )
 
@@ -53,7 +53,7 @@ class VoucherOut(serializers.Serializer):
         return "CNY"
 
     def get_rates(self, obj) -> Rates:
-        return {
+        return {  # type: ignore[return-value]
             "domestic": f"{obj.program.rate_domestic:.2f}",
             "other": f"{obj.program.rate_other:.2f}",
         }

@@ -155,8 +155,10 @@ def _write_records(batch: UsageBatch, staged: Staged, plans: list[Plan]) -> Writ
     charges, totals = written.charges, written.totals
     for k in planned:
         _outcome, share, voucher_id, redemption_id = plans[k]
+        record_pk = usage_record_ids[k]
+        assert share is not None and record_pk is not None  # planned: has both
         if share:
-            charges.append(Charge(voucher_id, share, usage_record_ids[k], names[k]))
+            charges.append(Charge(voucher_id, share, record_pk, names[k]))
         earlier = totals.get(voucher_id)
         totals[voucher_id] = RedemptionTotal(
             redemption_id, share if earlier is None else earlier.total + share

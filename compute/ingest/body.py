@@ -69,7 +69,9 @@ def body_records(text: str, *, exact: bool = False) -> list[Any]:
     `exact` (slower): callers that need their digits ask again on `Inexact`."""
     if not exact:
         try:
-            return orjson.loads(text)["records"]
+            records: list[Any] = orjson.loads(text)["records"]
+            return records
         except orjson.JSONDecodeError:
             pass
-    return loads_exact(text)["records"]
+    exact_records: list[Any] = loads_exact(text)["records"]
+    return exact_records

@@ -50,7 +50,7 @@ class RecordFields(NamedTuple):
     amount: str
     ended: datetime  # ended_at, parsed: the validity rules compare it
 
-    def content(self) -> tuple:
+    def content(self) -> tuple[object, ...]:
         """What "the same content" compares: same instants, same numbers (`12` is
         `12.000`), the rest as sent."""
         return (
@@ -124,7 +124,7 @@ def _timestamp(value: Any, errors: dict[str, list[str]], field: str) -> datetime
         return None
 
 
-def _number(value: Any, pattern: re.Pattern) -> str | None:
+def _number(value: Any, pattern: re.Pattern[str]) -> str | None:
     """The decimal text of a JSON string or number, if `pattern` allows it."""
     if isinstance(value, str):
         text = value
@@ -226,7 +226,11 @@ def _record_parse_fields(raw: Any) -> tuple[RecordFields | None, dict[str, list[
         errors["record"] = [_("Unknown fields: %(fields)s.") % {"fields": ", ".join(unknown)}]
     if errors:
         return None, errors
-    assert started is not None and ended is not None  # no errors: both parsed
+    # No errors: every field parsed.
+    assert started is not None and ended is not None
+    assert quantity is not None and amount is not None
+    assert isinstance(record_id, str) and isinstance(voucher, str)
+    assert isinstance(resource, str) and isinstance(domestic, bool)
     return (
         RecordFields(
             record_id,
@@ -253,7 +257,7 @@ _ALL_QUANTITIES = re.compile(r"(?:(?!0*(?:\.0*)?\n)[0-9]{1,11}(?:\.[0-9]{1,3})?\
 _ALL_AMOUNTS = re.compile(r"(?:[0-9]{1,12}(?:\.[0-9]{1,2})?\n)*\Z")
 
 
-def _column(values: list[Any], pattern: re.Pattern) -> bool:
+def _column(values: list[Any], pattern: re.Pattern[str]) -> bool:
     """Whether every value is a string matching `pattern`'s line (and holds no newline)."""
     try:
         text = "\n".join(values) + "\n"

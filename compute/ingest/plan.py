@@ -71,7 +71,7 @@ class StoredRecord(NamedTuple):
     """A record_id this data center sent before: its content as `RecordFields.content`
     gives it, and the amount it covered."""
 
-    content: tuple
+    content: tuple[object, ...]
     covered: Decimal
 
 
@@ -223,7 +223,7 @@ def plan(
                 continue
         _record_id, code, _started_at, ended_at, _resource, domestic, _qty, amount, ended = record
         known = by_code.get(code, unknown)
-        if type(known) is Outcome:
+        if isinstance(known, Outcome):
             append(Plan(known))
             continue
         voucher_id, redemption_id, rate_domestic, rate_other, window = known

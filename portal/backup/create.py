@@ -160,7 +160,7 @@ def _backup_write(out_dir: Path) -> dict[str, Any]:
         # transaction stays open) until pg_dump has attached to it.
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         conn.read_only = True
-        snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
+        snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]  # type: ignore[index]
         counts = row_counts(conn, tables)
         run(
             [

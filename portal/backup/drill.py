@@ -97,7 +97,7 @@ def _drill_name(source: str) -> str:
 def _database_create_like(conn: psycopg.Connection, name: str) -> None:
     """An empty database with the source's encoding and collation (they decide how text
     sorts, and so what its indexes hold)."""
-    encoding, collate, ctype = conn.execute(
+    encoding, collate, ctype = conn.execute(  # type: ignore[misc]
         "SELECT pg_encoding_to_char(encoding), datcollate, datctype"
         " FROM pg_database WHERE datname = current_database()"
     ).fetchone()
@@ -145,7 +145,8 @@ def _media_verify(media_dir: Path, manifest: dict[str, Any], conn: psycopg.Conne
             if not isinstance(model_field, FileField):
                 continue
             query = sql.SQL("SELECT DISTINCT {col} FROM {table} WHERE {col} <> ''").format(
-                col=sql.Identifier(model_field.column), table=sql.Identifier(model._meta.db_table)
+                col=sql.Identifier(model_field.column),  # type: ignore[arg-type]
+                table=sql.Identifier(model._meta.db_table),
             )
             names = [row[0] for row in conn.execute(query)]
             referenced += len(names)

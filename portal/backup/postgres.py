@@ -60,7 +60,7 @@ def libpq_params(dbname: str | None = None, alias: str = "default") -> dict[str,
 
 def connect(params: dict[str, str], *, autocommit: bool) -> psycopg.Connection:
     try:
-        return psycopg.connect(**params, autocommit=autocommit)
+        return psycopg.connect(**params, autocommit=autocommit)  # type: ignore[arg-type]
     except psycopg.OperationalError as exc:
         raise BackupError(f"Cannot connect to database {params['dbname']}: {exc}") from exc
 
@@ -168,7 +168,7 @@ def row_counts(conn: psycopg.Connection, tables: list[str]) -> dict[str, int]:
     counts = {}
     for table in tables:
         query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))
-        counts[table] = conn.execute(query).fetchone()[0]
+        counts[table] = conn.execute(query).fetchone()[0]  # type: ignore[index]
     return counts
 
 

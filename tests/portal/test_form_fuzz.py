@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -181,84 +180,54 @@ def moment() -> Field:
     return Field(st.sampled_from(["", "2026-01-01T00:00", "2027-12-31 23:59"]), nasty_date)
 
 
-json_scalar = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(),
-    st.floats(allow_nan=False, allow_infinity=False),
-    st.text(CHARS, max_size=8),
-    st.sampled_from([10**30, -1, 0, 0.5, 1e308, "10", "NaN", ""]),
-)
-json_any = st.recursive(
-    json_scalar,
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
-    ),
-    max_leaves=8,
-)
-json_number = st.one_of(st.integers(0, 1000), json_scalar)
-criterion = st.fixed_dictionaries(
-    {"name": st.one_of(st.sampled_from(["team", "plan", "market"]), json_scalar)},
-    optional={"weight": json_number, "max": json_number, "extra": json_scalar},
-)
-rule = st.fixed_dictionaries(
-    {"type": st.one_of(st.sampled_from(sorted(eligibility.CATALOGUE)), json_scalar)},
-    optional={"years": json_number, "max": json_number, "cap": json_number, "x": json_scalar},
-)
+def rows(prefix: str, *row_fields: dict[str, Field]) -> dict[str, Field]:
+    """A formset of the program editor (vouchers.program_forms): its management fields
+    and one set of fields per row, positions and "remove" boxes included."""
+    fields = {
+        f"{prefix}-TOTAL_FORMS": Field(st.just(str(len(row_fields))), nasty_number),
+        f"{prefix}-INITIAL_FORMS": Field(st.sampled_from(["0", "1"]), nasty_number),
+    }
+    for i, row in enumerate(row_fields):
+        row = {
+            **row,
+            "ORDER": Field(st.sampled_from([OMIT, str(i + 1), "1"]), nasty_number),
+            "DELETE": Field(st.just(OMIT), nasty_bool),
+        }
+        fields |= {f"{prefix}-{i}-{name}": spec for name, spec in row.items()}
+    return fields
 
 
-def json_list(items: st.SearchStrategy, valid: st.SearchStrategy) -> Field:
-    dumped = st.lists(st.one_of(items, json_any), max_size=4).flatmap(
-        lambda value: st.sampled_from(
-            [json.dumps(value, ensure_ascii=False), json.dumps(value, ensure_ascii=True)]
-        )
-    )
-    return Field(
-        valid.map(lambda v: json.dumps(v, ensure_ascii=False)),
-        st.one_of(
-            dumped, st.sampled_from(NASTY_JSON), long_json, json_any.map(json.dumps), nasty_text
-        ),
-    )
-
-
-RUBRIC = json_list(
-    criterion,
-    st.lists(
-        st.fixed_dictionaries(
-            {
-                "name": st.sampled_from(["team", "plan", "market"]),
-                "weight": st.integers(1, 100),
-                "max": st.integers(1, 1000),
-            }
-        ),
-        min_size=1,
-        max_size=3,
-        unique_by=lambda c: c["name"],
+RUBRIC_ROWS = rows(
+    "rubric",
+    *(
+        {
+            "name": text(name),
+            "weight": number(Decimal("0.01"), 100, places=2),
+            "max": number(1, 1000),
+        }
+        for name in ("team", "plan")
     ),
 )
-DOCUMENT_TYPES = json_list(
-    st.one_of(st.sampled_from(["business_licence", "invoice", "other"]), json_scalar),
-    st.lists(st.sampled_from(["business_licence", "invoice", "tax_certificate", "x-custom"])),
+DOCUMENT_ROWS = rows(
+    "docs",
+    {
+        "doc_type": choice("business_licence", "invoice", "tax_certificate"),
+        "custom": Field(st.just(OMIT), nasty_text),
+    },
+    {"doc_type": choice("__custom__"), "custom": text("x-custom")},
 )
-RULES = json_list(
-    rule,
-    st.lists(
-        st.sampled_from(
-            [
-                {"type": "declarations_made"},
-                {"type": "required_documents"},
-                {"type": "registered_in_city"},
-                {"type": "founded_within_years", "years": 100},
-                {"type": "founded_within_years", "years": 1},
-                {"type": "max_headcount", "max": 0},
-                {"type": "max_revenue", "max": 1},
-                {"type": "no_open_application_in_program"},
-                {"type": "within_company_yearly_cap"},
-                {"type": "within_company_yearly_cap", "cap": 1},
-            ]
-        ),
-        max_size=4,
-    ),
+_RULE_ROW = {
+    "type": choice(*sorted(eligibility.CATALOGUE)),
+    "years": Field(st.sampled_from([OMIT, ""]), nasty_number),
+    "max_headcount": Field(st.sampled_from([OMIT, ""]), nasty_number),
+    "max_revenue": Field(st.sampled_from([OMIT, ""]), nasty_number),
+    "cap": Field(st.sampled_from([OMIT, ""]), nasty_number),
+}
+RULE_ROWS = rows(
+    "rules",
+    _RULE_ROW,
+    {**_RULE_ROW, "type": choice("founded_within_years"), "years": number(1, 100)},
+    {**_RULE_ROW, "type": choice("max_revenue"), "max_revenue": number(0, 10**13, places=2)},
 )
 
 
@@ -822,9 +791,9 @@ def program_fields() -> dict[str, Field]:
         "grace_days": number(0, 32767),
         "reviews_required": Field(st.sampled_from(["0", "1"]), nasty_number),
         "notice_days": Field(st.sampled_from(["0", "1", "32767"]), nasty_number),
-        "rubric": RUBRIC,
-        "required_documents": DOCUMENT_TYPES,
-        "eligibility_rules": RULES,
+        **RUBRIC_ROWS,
+        **DOCUMENT_ROWS,
+        **RULE_ROWS,
         "hard_fail_rejects": boolean(),
     }
 
@@ -1267,7 +1236,8 @@ def _program_form(client, program) -> dict:
     page = client.get(f"/shanghai/staff/programs/{program.slug}/")
     data = {k: v for k, v in page.context["form"].initial.items() if v is not None}
     data.update({"opens_at": "", "closes_at": "", "reviews_required": "0"})
-    data.update({"rubric": "[]", "required_documents": "[]", "eligibility_rules": "[]"})
+    for prefix in ("rubric", "docs", "rules"):
+        data.update({f"{prefix}-TOTAL_FORMS": "0", f"{prefix}-INITIAL_FORMS": "0"})
     return data
 
 
@@ -1285,7 +1255,7 @@ def test_a_malformed_rubric_saved_without_reviews_breaks_the_staff_page(
     app = complete_draft(sh_program, company, startup_user)
     services.application_submit(application=app, actor=startup_user)
     client.force_login(shanghai.manager)
-    data = _program_form(client, sh_program) | {"rubric": '[{"name": "team"}]'}
+    data = _program_form(client, sh_program) | {"rubric-TOTAL_FORMS": "1", "rubric-0-name": "team"}
     client.post(f"/shanghai/staff/programs/{sh_program.slug}/", data)
     assert client.get(f"/shanghai/staff/applications/{app.pk}/").status_code == 200
 
@@ -1296,7 +1266,9 @@ def test_a_number_beyond_a_smallint_in_a_program_is_a_field_error(
 ):
     client.force_login(shanghai.manager)
     data = _program_form(client, sh_program) | {field: "32768"}
-    data["rubric"] = '[{"name": "team", "weight": 1, "max": 10}]'  # reviews need one
+    # reviews need a rubric
+    data |= {"rubric-TOTAL_FORMS": "1", "rubric-0-name": "team", "rubric-0-weight": "1"}
+    data["rubric-0-max"] = "10"
     response = client.post(f"/shanghai/staff/programs/{sh_program.slug}/", data)
     assert response.status_code == 200
     assert response.context["form"].errors[field]

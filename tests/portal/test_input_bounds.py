@@ -103,33 +103,48 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read(client, settings):
 
 
 @pytest.mark.parametrize(
-    "text",
+    ("row", "status"),
     [
-        '[{"name": "team", "weight": NaN, "max": 10}]',
-        '[{"name": "team", "weight": 1e999, "max": 10}]',
-        '[{"name": "team", "weight": -Infinity, "max": 10}]',
-        "[" * 5000 + "]" * 5000,
-        '[{"name": "te\\u0000am", "weight": 1, "max": 10}]',
-        '[{"name": "te\\ud800am", "weight": 1, "max": 10}]',
-        "[" + ",".join(['{"name": "x", "weight": 1, "max": 10}'] * 2000) + "]",
+        ({"name": "team", "weight": "NaN", "max": "10"}, 200),
+        ({"name": "team", "weight": "1e999", "max": "10"}, 200),
+        ({"name": "team", "weight": "-Infinity", "max": "10"}, 200),
+        ({"name": "team", "weight": "1", "max": "9" * 5000}, 200),
+        ({"name": "te\x00am", "weight": "1", "max": "10"}, 400),
+        ({"name": "x" * 101, "weight": "1", "max": "10"}, 200),
     ],
 )
-def test_a_rubric_that_cannot_be_stored_is_a_field_error(client, sh_program, shanghai, text):
+def test_a_rubric_row_that_cannot_be_stored_is_refused(client, sh_program, shanghai, row, status):
+    """The rubric is edited as rows (vouchers.program_forms); hostile values in a row
+    are a field error (or, for text no column can hold, the whole request refused)."""
     client.force_login(shanghai.manager)
     url = f"/shanghai/staff/programs/{sh_program.slug}/"
     page = client.get(url)
     data = {k: v for k, v in page.context["form"].initial.items() if v is not None}
-    data.update(
-        {
-            "rubric": text,
-            "required_documents": '["business_licence"]',
-            "eligibility_rules": "[]",
-            "reviews_required": "1",
-        }
-    )
+    data.update({"reviews_required": "1", "go": "save"})
+    for prefix, rows in (("rubric", [row]), ("docs", []), ("rules", [])):
+        data |= {f"{prefix}-TOTAL_FORMS": str(len(rows)), f"{prefix}-INITIAL_FORMS": "0"}
+    data |= {f"rubric-0-{key}": value for key, value in row.items()}
+    response = client.post(url, data)
+    assert response.status_code == status
+    if status == 200:
+        assert response.context["rows"]["rubric"].forms[0].errors
+    assert Program.objects.get(pk=sh_program.pk).rubric == []
+
+
+def test_more_rubric_rows_than_allowed_are_refused(client, sh_program, shanghai):
+    client.force_login(shanghai.manager)
+    url = f"/shanghai/staff/programs/{sh_program.slug}/"
+    page = client.get(url)
+    data = {k: v for k, v in page.context["form"].initial.items() if v is not None}
+    data |= {"rubric-TOTAL_FORMS": "40", "rubric-INITIAL_FORMS": "0", "reviews_required": "1"}
+    data |= {f"rubric-{i}-name": f"c{i}" for i in range(40)}
+    data |= {f"rubric-{i}-weight": "1" for i in range(40)}
+    data |= {f"rubric-{i}-max": "10" for i in range(40)}
+    data |= {"docs-TOTAL_FORMS": "0", "docs-INITIAL_FORMS": "0"}
+    data |= {"rules-TOTAL_FORMS": "0", "rules-INITIAL_FORMS": "0"}
     response = client.post(url, data)
     assert response.status_code == 200
-    assert response.context["form"].errors["rubric"]
+    assert response.context["rows"]["rubric"].non_form_errors()
     assert Program.objects.get(pk=sh_program.pk).rubric == []
 
 

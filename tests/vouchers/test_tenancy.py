@@ -152,8 +152,14 @@ def test_another_citys_staff_get_404_on_every_staff_page_and_change_nothing(
                 response = client.post(f"{base}/applications/{target.pk}/do/{action}/", data)
                 assert response.status_code == 404, (user.email, action)
         for path in (f"{base}/programs/{program.slug}/", f"{base}/programs/new/"):
-            data = {**program_values(slug="hijack", name_en="Hijacked"), "rubric": "[]"}
-            data.pop("required_documents"), data.pop("eligibility_rules")
+            data = program_values(slug="hijack", name_en="Hijacked")
+            for name in ("rubric", "required_documents", "eligibility_rules"):
+                data.pop(name)
+            data |= {
+                f"{p}-{k}": "0"
+                for p in ("rubric", "docs", "rules")
+                for k in ("TOTAL_FORMS", "INITIAL_FORMS")
+            }
             assert client.post(path, data).status_code == 404, path
     assert snapshot() == before
 

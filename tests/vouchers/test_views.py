@@ -210,9 +210,8 @@ def test_program_managers_edit_programs_with_validation(client, sh_program, shan
         {
             "award_min": "3000000",
             "award_max": "2000000",
-            "rubric": "[]",
-            "required_documents": "[]",
-            "eligibility_rules": "[]",
+            **{f"{prefix}-TOTAL_FORMS": "0" for prefix in ("rubric", "docs", "rules")},
+            **{f"{prefix}-INITIAL_FORMS": "0" for prefix in ("rubric", "docs", "rules")},
         }
     )
     response = client.post(url, data)

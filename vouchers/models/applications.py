@@ -257,7 +257,7 @@ class StateChange(models.Model):
 
     @property
     def to_state_label(self) -> str:
-        return ApplicationState(self.to_state).label
+        return ApplicationState(self.to_state).label  # type: ignore[return-value]
 
     @property
     def tells_review_outcome(self) -> bool:

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
 from django.db import models
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
 ZERO = Decimal("0.00")
 
 
-def money_field(verbose_name: str, **kwargs) -> models.DecimalField:
+def money_field(verbose_name: StrOrPromise, **kwargs: Any) -> models.DecimalField:
     """Yuan with two decimals; up to ¥999,999,999,999.99."""
     return models.DecimalField(verbose_name, max_digits=14, decimal_places=2, **kwargs)
 

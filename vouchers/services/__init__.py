@@ -35,6 +35,7 @@ from vouchers.services.companies import (
     credit_code_message,
     invitation_accept,
 )
+from vouchers.services.documents import document_remove, document_replace
 from vouchers.services.objections import (
     MAX_OBJECTIONS_PER_PERSON,
     objection_raise,
@@ -82,6 +83,8 @@ __all__ = [
     "company_update",
     "credit_code_message",
     "document_add",
+    "document_remove",
+    "document_replace",
     "invitation_accept",
     "objection_raise",
     "objection_resolve",

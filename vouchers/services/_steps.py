@@ -4,6 +4,8 @@ timeline, the audit event and the notification after commit)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -99,7 +101,7 @@ def to_recommended(
     """Recommended, and straight into public notice when the program has one."""
     days = application.program.notice_days
     if days > 0:
-        application.notice_ends_at = timezone.now() + timezone.timedelta(days=days)
+        application.notice_ends_at = timezone.now() + timedelta(days=days)
         return step(
             application,
             action=action,

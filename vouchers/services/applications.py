@@ -9,7 +9,9 @@ notification after commit).
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
+from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
@@ -74,7 +76,11 @@ def application_create(*, program: Program, company: Company, actor: User) -> Ap
 
 
 def application_update(
-    *, application: Application, actor: User, values: dict, plan: list[dict] | None = None
+    *,
+    application: Application,
+    actor: User,
+    values: dict[str, Any],
+    plan: list[dict[str, Any]] | None = None,
 ) -> Application:
     """Save a draft (any subset of fields), or the company's answer to a request."""
     with transaction.atomic():
@@ -83,6 +89,14 @@ def application_update(
             raise DomainError(_("Not found."), code="not_found")
         if application.state not in workflow.EDITABLE:
             raise DomainError(_("The application can no longer be edited."), code="conflict")
+        amount, program = values.get("requested_amount"), application.program
+        if amount is not None and not program.award_min <= amount <= program.award_max:
+            # Said at the amount step, not first at submission (issue #13 item 9).
+            raise invalid(
+                "requested_amount",
+                _("The program awards between ¥%(low)s and ¥%(high)s.")
+                % {"low": f"{program.award_min:,.2f}", "high": f"{program.award_max:,.2f}"},
+            )
         for field in (
             "title",
             "summary",
@@ -110,9 +124,12 @@ def sniff_content_type(head: bytes) -> str | None:
     return None
 
 
-def document_add(*, application: Application, actor: User, doc_type: str, upload) -> Document:
+def document_add(
+    *, application: Application, actor: User, doc_type: str, upload: UploadedFile[bytes]
+) -> Document:
     """Attach a PDF, PNG or JPEG (judged by content) of at most 20 MB."""
-    if upload.size > MAX_DOCUMENT_BYTES:
+    size = upload.size or 0
+    if size > MAX_DOCUMENT_BYTES:
         raise invalid("file", _("A document may be at most 20 MB."))
     head = upload.read(16)
     upload.seek(0)
@@ -142,7 +159,7 @@ def document_add(*, application: Application, actor: User, doc_type: str, upload
             file=upload,
             original_name=str(upload.name)[:200],
             content_type=content_type,
-            size=upload.size,
+            size=size,
             uploaded_by=actor,
         )
         audit_record(
@@ -315,7 +332,7 @@ def _check_company_yearly_cap(application: Application, amount: Decimal) -> None
 
 
 @retry_on_deadlock()
-def application_approve(*, application: Application, actor: User, amount: Decimal):
+def application_approve(*, application: Application, actor: User, amount: Decimal) -> Voucher:
     """Approve and issue the voucher, in one transaction: the program row is locked by
     `voucher_issue`, so concurrent approvals can never exceed the budget."""
     with transaction.atomic():

@@ -82,7 +82,7 @@ def company_create(*, actor: User, legal_name: str, credit_code: str, **fields: 
     return company
 
 
-def company_update(*, company: Company, actor: User, values: dict) -> Company:
+def company_update(*, company: Company, actor: User, values: dict[str, Any]) -> Company:
     """Members keep the profile current (eligibility reads it at each submission). The
     credit code identifies the company and never changes."""
     if not (values.get("legal_name") or company.legal_name or "").strip():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
@@ -92,14 +93,14 @@ EARLIEST_DATE = date(2000, 1, 1)
 LATEST_DATE = date(2100, 12, 31)
 
 
-def program_validate(values: dict) -> dict[str, list[str]]:
+def program_validate(values: dict[str, Any]) -> dict[str, list[str]]:
     errors: dict[str, list[str]] = {}
 
     def add(field: str, message: str) -> None:
         errors.setdefault(field, []).append(message)
 
     budget, low, high = values.get("budget"), values.get("award_min"), values.get("award_max")
-    if None not in (budget, low, high):
+    if budget is not None and low is not None and high is not None:
         if low > high:
             add("award_min", _("The minimum award cannot exceed the maximum."))
         if high > budget:
@@ -149,7 +150,7 @@ def program_validate(values: dict) -> dict[str, list[str]]:
 
 
 def program_save(
-    *, city: City, actor: User | None, values: dict, program: Program | None = None
+    *, city: City, actor: User | None, values: dict[str, Any], program: Program | None = None
 ) -> Program:
     """Create or change one of the city's programs (program managers only)."""
     if actor is not None and not has_role(actor, city, Role.PROGRAM_MANAGER):

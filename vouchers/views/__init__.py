@@ -42,7 +42,6 @@ from vouchers.forms import (
     InviteForm,
     ObjectionForm,
     PlanFormSet,
-    ProgramForm,
     ProjectForm,
     QuestionForm,
     QueueForm,
@@ -553,30 +552,6 @@ def staff_programs(request: SignedInRequest, city_slug: str) -> HttpResponse:
             "programs": selectors.program_list(city=request.city),
             "can_edit": has_role(request.user, request.city, Role.PROGRAM_MANAGER),
         },
-    )
-
-
-@staff_required(Role.PROGRAM_MANAGER)
-def staff_program_edit(
-    request: SignedInRequest, city_slug: str, slug: str | None = None
-) -> HttpResponse:
-    program = selectors.program_get(city=request.city, slug=slug) if slug else None
-    form = ProgramForm(request.POST or None, instance=program)
-    if request.method == "POST" and form.is_valid():
-        values = {name: form.cleaned_data[name] for name in form.Meta.fields}
-        if _run(
-            request,
-            form,
-            lambda: services.program_save(
-                city=request.city, actor=request.user, values=values, program=program
-            ),
-            _("Program saved."),
-        ):
-            return redirect("vouchers:staff_programs", city_slug=city_slug)
-    return render(
-        request,
-        "vouchers/staff_program_edit.html",
-        {"city": request.city, "form": form, "program": program},
     )
 
 

@@ -84,21 +84,17 @@ def anchors_mail(records: list[dict[str, Any]]) -> int:
     for record in records:
         if record["city_id"] is None:
             people = User.objects.filter(is_superuser=True, is_active=True)
-            chain = _("the platform")
         else:
-            people = User.objects.filter(
-                Q(
-                    pk__in=CityMembership.objects.filter(
-                        city_id=record["city_id"], role=Role.AUDITOR
-                    ).values("user_id")
-                ),
-                is_active=True,
-            )
-            chain = City.objects.get(pk=record["city_id"]).name
+            auditors = CityMembership.objects.filter(city_id=record["city_id"], role=Role.AUDITOR)
+            people = User.objects.filter(pk__in=auditors.values("user_id"), is_active=True)
         recipients = sorted(people.exclude(email="").values_list("email", flat=True))
         if not recipients:
             continue
         with translation.override(settings.LANGUAGE_CODE):
+            if record["city_id"] is None:
+                chain = _("the platform")
+            else:
+                chain = City.objects.get(pk=record["city_id"]).name
             send_mail(
                 _("[Suanli] Audit trail anchor for %(chain)s") % {"chain": chain},
                 _(
@@ -106,7 +102,7 @@ def anchors_mail(records: list[dict[str, Any]]) -> int:
                     "at %(at)s. Keep this e-mail: an audit checks the trail against it. "
                     "The signed record:"
                 )
-                % {"chain": chain, **record}
+                % {**record, "chain": chain}
                 + "\n\n"
                 + _canonical(record)
                 + "\n",

@@ -250,6 +250,11 @@ def test_the_daily_task_anchors_and_mails_the_auditors(
         (shenzhen.auditor.email,),
     }
     assert chain[-1].hash in by_recipients[(shanghai.auditor.email,)]
+    # In the site's language (Chinese), naming the city, with the signed record.
+    shanghai_mail = next(m for m in mail.outbox if m.to == [shanghai.auditor.email])
+    assert shanghai.city.name_zh in shanghai_mail.subject
+    assert shanghai.city.name_zh in shanghai_mail.body
+    assert '"signature":' in shanghai_mail.body
     assert chain[-1].hash not in by_recipients[(shenzhen.auditor.email,)]
     assert settings.CELERY_BEAT_SCHEDULE["anchor-audit-chains"]["task"] == (
         "portal.tasks.audit_anchor_task"

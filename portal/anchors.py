@@ -10,13 +10,17 @@ to the city's auditors (the platform chain's to the platform admins). `verify_au
 
 A line is signed with HMAC-SHA-256 under the chain key it names (`signed_with`), so an
 anchor cannot be forged or edited without the key either.
+
+Later apps anchor their own append-only tables beside the trail (`anchor_source_register`
+from their AppConfig.ready(); the voucher ledger, vouchers/ledger_anchors.py): records of
+their `kind`, checked by their own function.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +35,23 @@ from portal.audit import UnknownKeyError, _canonical, current_key_id, mac
 from portal.models import AuditEvent, City, CityMembership, Role, User
 
 ANCHOR_FILE = "audit-anchors.jsonl"
+
+
+@dataclass(frozen=True)
+class AnchorSource:
+    """Another table anchored daily: `heads()` gives its records (each with `chain` and
+    `city_id`), `check(record)` says what no longer matches ('' if all does)."""
+
+    kind: str
+    heads: Callable[[], list[dict[str, Any]]]
+    check: Callable[[dict[str, Any]], str]
+
+
+_sources: dict[str, AnchorSource] = {}
+
+
+def anchor_source_register(source: AnchorSource) -> None:
+    _sources[source.kind] = source
 
 
 def chain_heads() -> list[dict[str, Any]]:
@@ -62,8 +83,11 @@ def anchors_write(directory: Path | None = None) -> list[dict[str, Any]]:
     directory = Path(directory or settings.AUDIT_ANCHOR_DIR)
     directory.mkdir(parents=True, exist_ok=True)
     at = timezone.now().isoformat(timespec="seconds")
+    heads = [*chain_heads()]
+    for source in _sources.values():
+        heads += [{**head, "kind": source.kind} for head in source.heads()]
     records = []
-    for head in chain_heads():
+    for head in heads:
         record = {**head, "at": at, "signed_with": current_key_id()}
         records.append({**record, "signature": _sign(record)})
     if records:
@@ -79,9 +103,11 @@ def anchors_write(directory: Path | None = None) -> list[dict[str, Any]]:
 
 def anchors_mail(records: list[dict[str, Any]]) -> int:
     """E-mail each city's auditors its chain's anchor, the platform admins the platform
-    chain's: a copy out of reach of whoever administers the server. Returns mails sent."""
+    chain's, with the city's other anchors (its ledger's): a copy out of reach of whoever
+    administers the server. Returns the mails sent."""
     sent = 0
-    for record in records:
+    for record in [r for r in records if "kind" not in r]:
+        others = [r for r in records if "kind" in r and r["city_id"] == record["city_id"]]
         if record["city_id"] is None:
             people = User.objects.filter(is_superuser=True, is_active=True)
         else:
@@ -104,8 +130,7 @@ def anchors_mail(records: list[dict[str, Any]]) -> int:
                 )
                 % {**record, "chain": chain}
                 + "\n\n"
-                + _canonical(record)
-                + "\n",
+                + "".join(_canonical(r) + "\n" for r in [record, *others]),
                 settings.DEFAULT_FROM_EMAIL,
                 recipients,
             )
@@ -154,9 +179,17 @@ def anchors_verify(directory: Path) -> list[AnchorProblem]:
         if not valid:
             problems.append(AnchorProblem(source, "its signature does not match: it was edited"))
             continue
-        anchors.append((source, record))
+        kind = record.get("kind")
+        if kind is None:
+            anchors.append((source, record))
+        elif kind in _sources:
+            reason = _sources[kind].check(record)
+            if reason:
+                problems.append(AnchorProblem(source, reason))
+        else:
+            problems.append(AnchorProblem(source, f"an anchor of {kind}, which nothing checks"))
     if not anchors:
-        if not problems:
+        if not problems and not any(True for _ in _anchor_lines(directory)):
             problems.append(AnchorProblem(str(directory), "no anchors found"))
         return problems
     seqs: dict[int | None, set[int]] = {}

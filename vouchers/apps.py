@@ -7,6 +7,8 @@ class VouchersConfig(AppConfig):
     verbose_name = _("Vouchers")
 
     def ready(self) -> None:
+        from vouchers.ledger_anchors import ledger_anchor_register
         from vouchers.links import links_register
 
+        ledger_anchor_register()
         links_register()

@@ -495,3 +495,9 @@ TASK_QUEUES["notifications"].append("portal.tasks.audit_anchor_task")
 # DATABASE_URL's role, which owns nothing; `migrate` connects as this one, the tables'
 # owner, and then grants the former what it needs. Unset: migrations run as DATABASE_URL.
 MIGRATE_DATABASE_URL = env_str("MIGRATE_DATABASE_URL")
+# Swagger UI's files from drf-spectacular-sidecar, served under /static/ like the site's
+# own, rather than from a CDN: /api/docs/ needs no exception in the policy above.
+INSTALLED_APPS.insert(INSTALLED_APPS.index("drf_spectacular") + 1, "drf_spectacular_sidecar")
+SPECTACULAR_SETTINGS.update(
+    SWAGGER_UI_DIST="SIDECAR", SWAGGER_UI_FAVICON_HREF="SIDECAR", REDOC_DIST="SIDECAR"
+)

@@ -1,17 +1,12 @@
 from django.urls import path, re_path
-from drf_spectacular.settings import spectacular_settings
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from compute.api import views
-from portal.headers import csp_override, policy_allowing
 
 # Swagger UI, with its start-up script served as a file (the split view) and no inline
-# style (templates/drf_spectacular/swagger_ui.html), under the site's policy plus the
-# origin its bundle comes from (SWAGGER_UI_DIST: a CDN by default; a copy under /static/
-# needs no exception). SECURITY.md says what that exception risks.
-swagger_ui = csp_override(lambda: policy_allowing(spectacular_settings.SWAGGER_UI_DIST))(
-    SpectacularSwaggerSplitView.as_view(url_name="api:schema")
-)
+# style (templates/drf_spectacular/swagger_ui.html), its bundle from drf-spectacular-
+# sidecar under /static/ (SPECTACULAR_SETTINGS): the site's own policy, no CDN.
+swagger_ui = SpectacularSwaggerSplitView.as_view(url_name="api:schema")
 
 app_name = "api"
 

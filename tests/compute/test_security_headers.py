@@ -180,19 +180,23 @@ def test_error_pages_and_refusals_carry_the_headers_too(client, db):
         assert response.get("Permissions-Policy")
 
 
-def test_swagger_ui_has_its_own_policy_and_no_inline_script_or_style(client, db):
+def test_swagger_ui_is_served_from_this_site_under_its_policy(client, db):
+    """Swagger UI's files come from drf-spectacular-sidecar under /static/: the page
+    references no other origin and gets the site's policy, no CDN allowed."""
     response = client.get("/api/docs/")
     assert response.status_code == 200
-    policy = response["Content-Security-Policy"]
-    dist = urlsplit(
-        settings.SPECTACULAR_SETTINGS.get("SWAGGER_UI_DIST", "https://cdn.jsdelivr.net/x")
-    )
-    origin = f"{dist.scheme}://{dist.netloc}"
-    assert f"script-src 'self' {origin}" in policy
-    assert "'unsafe-inline'" not in policy
+    assert response["Content-Security-Policy"] == settings.CONTENT_SECURITY_POLICY
+    assert "'unsafe-inline'" not in response["Content-Security-Policy"]
+    html = response.content.decode()
     parser = _Inline()
-    parser.feed(response.content.decode())
+    parser.feed(html)
     assert parser.problems == []
+    assert re.findall(r"(?:https?:)?//[\w.-]+", html) == []  # no external origin at all
+    assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+    bundle = [a for a in assets if a.endswith("swagger-ui-bundle.js")]
+    assert bundle and bundle[0].startswith(settings.STATIC_URL + "drf_spectacular_sidecar/")
+    for asset in assets:
+        assert urlsplit(asset).netloc == "", asset
     # Its start-up script is a file of its own, under the site's origin.
     script = client.get("/api/docs/?script=")
     assert script.status_code == 200

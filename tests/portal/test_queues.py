@@ -17,6 +17,7 @@ EXPECTED = {
     "portal.tasks.staff_invitation_send": "notifications",
     "vouchers.tasks.reminders_send_task": "notifications",
     "compute.tasks.api_keys_expiry_remind_task": "notifications",
+    "portal.tasks.audit_anchor_task": "notifications",
     "compute.tasks.settlements_monthly": "reports",
     "compute.tasks.ledger_reconcile_task": "reports",
     "vouchers.tasks.vouchers_expire_due_task": "reports",

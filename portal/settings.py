@@ -379,6 +379,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "vouchers.tasks.reminders_send_task",
         "schedule": crontab(hour=9, minute=0),
     },
+    "lapse-unaccepted-awards": {
+        "task": "vouchers.tasks.awards_lapse_due_task",
+        "schedule": crontab(minute=7),
+    },
 }
 
 # Metrics (/metrics, portal.metrics) for these addresses or networks only.

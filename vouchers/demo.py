@@ -272,7 +272,9 @@ def _journey(program: Program, company: Company, user: User, target: str, i: int
             application=app, actor=approver, reason="本年度预算已优先支持排名更高的项目。"
         )
     else:
-        services.application_approve(application=app, actor=approver, amount=amount)
+        services.application_approve(
+            application=app, actor=approver, amount=amount, reason="按实际需求核减。"
+        )
 
 
 def seed_vouchers() -> int:

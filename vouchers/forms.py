@@ -131,6 +131,22 @@ class ApproveForm(forms.Form):
     amount = forms.DecimalField(
         label=_("Amount to award (yuan)"), min_value=0, max_digits=14, decimal_places=2
     )
+    reason = forms.CharField(
+        label=_("Reason for the award"),
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text=_("Required when the award is less than the amount requested."),
+    )
+
+
+class LetterTemplateForm(forms.Form):
+    """A program's wording of one kind of decision letter, in both languages."""
+
+    title_zh = forms.CharField(label=_("Title (Chinese)"), max_length=200)
+    body_zh = forms.CharField(label=_("Body (Chinese)"), widget=forms.Textarea(attrs={"rows": 8}))
+    title_en = forms.CharField(label=_("Title (English)"), max_length=200)
+    body_en = forms.CharField(label=_("Body (English)"), widget=forms.Textarea(attrs={"rows": 8}))
 
 
 class ConflictForm(forms.Form):

@@ -8,7 +8,7 @@ kind).
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -24,7 +24,15 @@ from portal.citytime import city_date, city_datetime
 from portal.http import absolute_url
 from portal.links import link_list
 from vouchers.ledger import voucher_expire
-from vouchers.models import REVIEW_STATES, ReminderSent, Review, Voucher, VoucherStatus
+from vouchers.models import (
+    REVIEW_STATES,
+    Application,
+    ApplicationState,
+    ReminderSent,
+    Review,
+    Voucher,
+    VoucherStatus,
+)
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
@@ -50,6 +58,18 @@ def vouchers_expire_due(*, today: date | None = None) -> list[str]:
         voucher_expire(voucher=voucher)
         expired.append(voucher.code)
     return expired
+
+
+def awards_lapse_due(*, now: datetime | None = None) -> list[int]:
+    """Awards whose acceptance window has passed lapse, their amounts back to the
+    budget (`vouchers.services.awards.award_lapse`, which checks again under the
+    application's lock). Returns the applications' ids."""
+    from vouchers.services.awards import award_lapse
+
+    due = Application.objects.filter(
+        state=ApplicationState.AWARDED, award_expires_at__lte=now or timezone.now()
+    ).order_by("pk")
+    return [app.pk for app in due if award_lapse(application=app)]
 
 
 def _remind_once(kind: str, key: str) -> bool:

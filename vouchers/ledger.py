@@ -147,27 +147,38 @@ def voucher_issue(
     actor: User | None,
     valid_from: date | None = None,
     memo: str = "",
+    from_reserve: bool = False,
 ) -> Voucher:
     """Allocate `amount` from the program's budget and issue a voucher worth it.
 
     Callers (the approval service) run this inside their own transaction; the program
     row is locked here, so concurrent approvals see each other's allocations and the
-    budget can never be exceeded.
+    budget can never be exceeded. `from_reserve`: the amount was reserved when the award
+    was made (`award_reserve`) and moves from `reserved` to `allocated` now that the
+    company accepted it.
     """
     amount = Decimal(amount).quantize(CENT)
     if amount <= 0:
         raise DomainError(_("A voucher must be worth more than zero."), code="invalid")
     with transaction.atomic():
         locked = Program.objects.select_for_update().get(pk=program.pk)
-        if amount > locked.budget - locked.allocated:
+        if from_reserve:
+            if amount > locked.reserved:  # pragma: no cover - verify_ledger's invariant
+                raise DomainError(_("The award is no longer reserved."), code="conflict")
+            Program.objects.filter(pk=locked.pk).update(
+                allocated=F("allocated") + amount, reserved=F("reserved") - amount
+            )
+            locked.reserved -= amount
+        elif amount > locked.budget_remaining:
             raise DomainError(
                 _("The program's remaining budget (¥%(left)s) cannot cover ¥%(amount)s.")
-                % {"left": f"{locked.budget - locked.allocated:,.2f}", "amount": f"{amount:,.2f}"},
+                % {"left": f"{locked.budget_remaining:,.2f}", "amount": f"{amount:,.2f}"},
                 code="conflict",
             )
-        Program.objects.filter(pk=locked.pk).update(allocated=F("allocated") + amount)
+        else:
+            Program.objects.filter(pk=locked.pk).update(allocated=F("allocated") + amount)
         locked.allocated += amount
-        program.allocated = locked.allocated
+        program.allocated, program.reserved = locked.allocated, locked.reserved
         start = valid_from or timezone.localdate()
         until = _add_months(start, locked.validity_months) - timedelta(days=1)
         code = voucher_code_new(city_code=locked.city.code, year=start.year)
@@ -192,6 +203,34 @@ def voucher_issue(
             data={"code": code, "amount": str(amount), "program": locked.pk},
         )
     return voucher
+
+
+def award_reserve(*, program: Program, amount: Decimal) -> Program:
+    """Hold `amount` of the program's budget back for an award the company has yet to
+    accept, under the program row's lock (as `voucher_issue`), so reserved and allocated
+    together never pass the budget. The caller's transaction writes the audit event."""
+    assert connection.in_atomic_block, "reservations are made inside a transaction"
+    locked = Program.objects.select_for_update().get(pk=program.pk)
+    if amount > locked.budget_remaining:
+        raise DomainError(
+            _("The program's remaining budget (¥%(left)s) cannot cover ¥%(amount)s.")
+            % {"left": f"{locked.budget_remaining:,.2f}", "amount": f"{amount:,.2f}"},
+            code="conflict",
+        )
+    Program.objects.filter(pk=locked.pk).update(reserved=F("reserved") + amount)
+    locked.reserved += amount
+    program.reserved = locked.reserved
+    return locked
+
+
+def award_release(*, program: Program, amount: Decimal) -> Program:
+    """Give a declined or lapsed award's reservation back to the program's budget."""
+    assert connection.in_atomic_block, "reservations are released inside a transaction"
+    locked = Program.objects.select_for_update().get(pk=program.pk)
+    Program.objects.filter(pk=locked.pk).update(reserved=F("reserved") - amount)
+    locked.reserved -= amount
+    program.reserved = locked.reserved
+    return locked
 
 
 def _require_manager(*, voucher: Voucher, actor: User) -> None:

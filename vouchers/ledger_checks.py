@@ -13,7 +13,7 @@ from django.db import connection
 from django.db.models import Count, Max, Q, Sum
 
 from portal.models import User
-from vouchers.models import ZERO, EntryKind, LedgerEntry, Program, Voucher
+from vouchers.models import ZERO, ApplicationState, EntryKind, LedgerEntry, Program, Voucher
 
 
 @dataclass(frozen=True)
@@ -230,4 +230,26 @@ def _programs_verify() -> list[LedgerMismatch]:
         )
         for city, slug, allocated, derived in rows
         if (derived or ZERO) != allocated
+    ] + _reserved_verify()
+
+
+def _reserved_verify() -> list[LedgerMismatch]:
+    """A program's `reserved` is the sum of its awards awaiting acceptance (applications
+    in state awarded): one aggregate query."""
+    rows = Program.objects.annotate(
+        derived=Sum(
+            "applications__awarded_amount",
+            filter=Q(applications__state=ApplicationState.AWARDED),
+        )
+    ).values_list("city__slug", "slug", "reserved", "derived")
+    return [
+        LedgerMismatch(
+            f"program {city}/{slug}",
+            reserved,
+            derived or ZERO,
+            "reserved differs from the awards awaiting acceptance",
+            figures=f"reserved ¥{reserved}, awards awaiting acceptance ¥{derived or ZERO}",
+        )
+        for city, slug, reserved, derived in rows
+        if (derived or ZERO) != reserved
     ]

@@ -14,7 +14,7 @@ from django.utils.translation import gettext as _
 from portal.citytime import city_date, city_datetime
 from portal.http import absolute_url
 from portal.models import Role, User
-from vouchers.jobs import reminders_send, vouchers_expire_due
+from vouchers.jobs import awards_lapse_due, reminders_send, vouchers_expire_due
 from vouchers.models import (
     REVIEW_STATES,
     Application,
@@ -56,6 +56,29 @@ def _texts(event: str) -> tuple[str, str]:
         "approved": (
             _("[Suanli] Approved, voucher %(voucher)s: %(title)s"),
             _("Approved: ¥%(amount)s. Your voucher is %(voucher)s, valid until %(valid_until)s."),
+        ),
+        "awarded": (
+            _("[Suanli] Awarded ¥%(amount)s, please accept: %(title)s"),
+            _(
+                "Your application to %(program)s is approved with an award of ¥%(amount)s "
+                "(you requested ¥%(requested)s). %(reason)s\n\nAccept or decline the award "
+                "by %(accept_by)s; the voucher is issued when you accept."
+            ),
+        ),
+        "declined": (
+            _("[Suanli] Award declined: %(title)s"),
+            _(
+                "The award of ¥%(amount)s for your application to %(program)s was declined; "
+                "the amount returned to the program's budget."
+            ),
+        ),
+        "lapsed": (
+            _("[Suanli] Award lapsed: %(title)s"),
+            _(
+                "The award of ¥%(amount)s for your application to %(program)s was not "
+                "accepted by %(accept_by)s and has lapsed; the amount returned to the "
+                "program's budget."
+            ),
         ),
         "rejected": (
             _("[Suanli] Not approved: %(title)s"),
@@ -142,6 +165,8 @@ def application_notify(
     reason = (
         note
         if note is not None and event in ("not_recommended", "rejected")
+        else application.award_reason
+        if event == "awarded"
         else application.decision_reason
     )
     objection = None
@@ -179,6 +204,8 @@ def application_notify(
                 "until": city_datetime(application.notice_ends_at, city),
                 "voucher": voucher.code if voucher else "",
                 "amount": f"{application.awarded_amount or 0:,.2f}",
+                "requested": f"{application.requested_amount or 0:,.2f}",
+                "accept_by": city_datetime(application.award_expires_at, city),
                 "valid_until": city_date(voucher.valid_until, city) if voucher else "",
                 "raised": city_datetime(objection.raised_at, city) if objection else "",
                 "resolved": city_datetime(objection.resolved_at, city) if objection else "",
@@ -238,6 +265,12 @@ def _invitation_mail(invitation: CompanyInvitation) -> None:
 def vouchers_expire_due_task() -> int:
     """Beat, at 00:05: vouchers past their validity and grace days expire."""
     return len(vouchers_expire_due())
+
+
+@shared_task(acks_late=True, time_limit=1800, soft_time_limit=1700)
+def awards_lapse_due_task() -> int:
+    """Beat, every hour: awards not accepted within their window lapse."""
+    return len(awards_lapse_due())
 
 
 @shared_task(acks_late=True, time_limit=1800, soft_time_limit=1700)

@@ -4,6 +4,7 @@ public program pages and its staff pages under /<city_slug>/."""
 from django.urls import include, path
 
 from vouchers import views
+from vouchers.views import decisions
 from vouchers.views import application_documents, program_editor
 
 app_name = "vouchers"
@@ -22,6 +23,16 @@ site_patterns = [
         "company/applications/<int:pk>/documents/<int:document_id>/",
         views.my_document,
         name="my_document",
+    ),
+    path(
+        "company/applications/<int:pk>/award/<slug:answer>/",
+        decisions.award_answer,
+        name="award",
+    ),
+    path(
+        "company/applications/<int:pk>/letters/<int:letter_id>/",
+        decisions.my_letter,
+        name="my_letter",
     ),
     path(
         "company/applications/<int:pk>/documents/<int:document_id>/remove/",
@@ -47,6 +58,11 @@ city_patterns = [
         name="staff_document",
     ),
     path(
+        "staff/applications/<int:pk>/letters/<int:letter_id>/",
+        decisions.staff_letter,
+        name="staff_letter",
+    ),
+    path(
         "staff/applications/<int:pk>/do/<slug:action>/",
         views.staff_action,
         name="staff_action",
@@ -59,6 +75,11 @@ city_patterns = [
         name="staff_program_edit",
     ),
     path("staff/programs/<slug:slug>/ranking/", views.staff_ranking, name="staff_ranking"),
+    path(
+        "staff/programs/<slug:slug>/letters/",
+        decisions.staff_letter_templates,
+        name="staff_letter_templates",
+    ),
 ]
 
 urlpatterns = [*site_patterns, path("<slug:city_slug>/", include(city_patterns))]

@@ -3,8 +3,10 @@ it) and by the templates (which show only the actions it allows).
 
     draft → submitted → screening → in_review ⇄ info_requested → recommended |
     not_recommended | tie_break → in_notice → approved | rejected, and withdrawn before a
-    decision. An even split of the reviews (no majority) goes to tie_break, where the
-    program manager adds a reviewer (whose review concludes again) or decides.
+    decision. With an acceptance step, approval is an award (awarded) that the company
+    accepts (approved, voucher issued) or declines (declined), or lets lapse (lapsed).
+    An even split of the reviews (no majority) goes to tie_break, where the program
+    manager adds a reviewer (whose review concludes again) or decides.
 
 `who` names the party that may act: the applicant company's members, staff roles of the
 application's city, or the system (transitions the services take on their own, such as
@@ -88,8 +90,15 @@ TRANSITIONS: dict[str, Transition] = {
         {SYSTEM},
     ),
     "break_tie": _t({S.TIE_BREAK}, {S.RECOMMENDED, S.NOT_RECOMMENDED, S.IN_NOTICE}, {MANAGER}),
-    "approve": _t({S.RECOMMENDED, S.IN_NOTICE}, {S.APPROVED}, {APPROVER}),
+    # With an acceptance step (Program.acceptance_days > 0) approval makes an award the
+    # company accepts (the voucher is issued then) or declines within the window; the
+    # nightly job lets an unanswered award lapse. Declined and lapsed awards go back to
+    # the budget.
+    "approve": _t({S.RECOMMENDED, S.IN_NOTICE}, {S.APPROVED, S.AWARDED}, {APPROVER}),
     "reject": _t({S.RECOMMENDED, S.IN_NOTICE, S.NOT_RECOMMENDED}, {S.REJECTED}, {APPROVER}),
+    "accept_award": _t({S.AWARDED}, {S.APPROVED}, {MEMBER}),
+    "decline_award": _t({S.AWARDED}, {S.DECLINED}, {MEMBER}),
+    "lapse_award": _t({S.AWARDED}, {S.LAPSED}, {SYSTEM}),
 }
 
 # Staff actions that are not state changes but are allowed only in some states.
@@ -267,7 +276,23 @@ def action_notes(application: Application, user: User) -> list[str]:
                     "reviewer or decides the recommendation."
                 )
             )
+        elif state == S.AWARDED and application.award_expires_at:
+            notes.append(
+                _(
+                    "Accept or decline the award by %(when)s. The voucher is issued when "
+                    "you accept; an award not accepted by then lapses."
+                )
+                % {"when": city_datetime(application.award_expires_at, application.city)}
+            )
         return notes
+    if state == S.AWARDED and application.award_expires_at:
+        notes.append(
+            _(
+                "The company has until %(when)s to accept or decline the award; the voucher "
+                "is issued when it accepts."
+            )
+            % {"when": city_datetime(application.award_expires_at, application.city)}
+        )
     if state == S.TIE_BREAK:
         notes.append(
             _(

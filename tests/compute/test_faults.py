@@ -328,6 +328,7 @@ def test_connection_cut_mid_approval_leaves_no_voucher_and_approving_again_issue
                 application=Application.objects.get(pk=app.pk),
                 actor=sh.approver,
                 amount=Decimal("300000"),
+                reason="Scaled to the plan",
             )
         except Exception as error:  # reported to the test
             outcome["error"] = error
@@ -352,7 +353,10 @@ def test_connection_cut_mid_approval_leaves_no_voucher_and_approving_again_issue
     assert AuditEvent.objects.count() == events_before
 
     voucher = services.application_approve(
-        application=Application.objects.get(pk=app.pk), actor=sh.approver, amount=Decimal("300000")
+        application=Application.objects.get(pk=app.pk),
+        actor=sh.approver,
+        amount=Decimal("300000"),
+        reason="Scaled to the plan",
     )
     assert Application.objects.get(pk=app.pk).state == "approved"
     assert list(Voucher.objects.filter(company=company)) == [voucher]

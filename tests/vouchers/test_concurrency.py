@@ -39,6 +39,7 @@ def test_an_application_approved_twice_at_once_gets_one_voucher():
             application=Application.objects.get(pk=app.pk),
             actor=sh.approver,
             amount=Decimal("300000"),
+            reason="Scaled to the plan",
         )
 
     def reject():
@@ -91,6 +92,7 @@ def test_concurrent_approvals_in_two_programs_keep_the_company_within_its_yearly
             application=Application.objects.get(pk=app.pk),
             actor=sh.approver,
             amount=Decimal("2000000"),
+            reason="Scaled to the plan",
         )
 
     assert _race(*(approver(a) for a in apps)) == ["done", "invalid"]

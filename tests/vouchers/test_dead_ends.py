@@ -170,7 +170,9 @@ def test_an_approver_who_reviewed_is_told_why_and_the_city_that_no_one_may_appro
     home = client.get("/shenzhen/staff/").content.decode()
     assert f'href="/shenzhen/staff/applications/{app.pk}/"' in home
     with pytest.raises(DomainError, match="You reviewed") as err:
-        services.application_approve(application=app, actor=approver, amount=Decimal("500000"))
+        services.application_approve(
+            application=app, actor=approver, amount=Decimal("500000"), reason="Scaled to the plan"
+        )
     assert err.value.code == "forbidden"
     # The city gives the approver role to someone else: the dead end is gone.
     membership_grant(
@@ -198,7 +200,10 @@ def test_the_approver_is_told_when_the_budget_cannot_cover_the_minimum_award(
     assert f"/shanghai/staff/applications/{app.pk}/do/approve/" not in page
     with pytest.raises(DomainError, match="budget") as err:
         services.application_approve(
-            application=app, actor=shanghai.approver, amount=Decimal("100000")
+            application=app,
+            actor=shanghai.approver,
+            amount=Decimal("100000"),
+            reason="Scaled to the plan",
         )
     assert err.value.code == "conflict"
 

@@ -60,7 +60,10 @@ def test_each_event_reaches_every_member_in_their_language(
     Application.objects.filter(pk=app.pk).update(notice_ends_at=timezone.now())
     with django_capture_on_commit_callbacks(execute=True):
         voucher = services.application_approve(
-            application=app, actor=shenzhen.approver, amount=Decimal("300000")
+            application=app,
+            actor=shenzhen.approver,
+            amount=Decimal("300000"),
+            reason="Scaled to the plan",
         )
 
     en = _subjects(english.email)
@@ -112,14 +115,20 @@ def test_nothing_is_sent_when_the_transition_is_rolled_back(
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         with pytest.raises(DomainError) as err:
             services.application_approve(
-                application=app, actor=shanghai.approver, amount=Decimal("99999999")
+                application=app,
+                actor=shanghai.approver,
+                amount=Decimal("99999999"),
+                reason="Scaled to the plan",
             )
         assert err.value.code == "invalid"
         assert list(err.value.fields) == ["amount"]
         # A step that succeeds inside a transaction which then fails sends nothing either.
         with pytest.raises(RuntimeError, match="later step"), transaction.atomic():
             services.application_approve(
-                application=app, actor=shanghai.approver, amount=Decimal("500000")
+                application=app,
+                actor=shanghai.approver,
+                amount=Decimal("500000"),
+                reason="Scaled to the plan",
             )
             raise RuntimeError("a later step of the same transaction failed")
     assert callbacks == [] and mail.outbox == []
@@ -269,6 +278,7 @@ def test_every_email_links_to_the_page_to_act_on_at_site_url(
             application=Application.objects.get(pk=app.pk),
             actor=shenzhen.approver,
             amount=Decimal("300000"),
+            reason="Scaled to the plan",
         )
     company_page = f"{base}/company/applications/{app.pk}/"
     staff_page = f"{base}/shenzhen/staff/applications/{app.pk}/"

@@ -51,9 +51,12 @@ STAFF_SHOWN = {
     "recommended": {"approver": {"approve", "reject"}},
     "not_recommended": {"approver": {"reject"}},
     "in_notice": {"approver": {"approve", "reject"}},
+    "awarded": {},
     "approved": {},
     "rejected": {},
     "withdrawn": {},
+    "declined": {},
+    "lapsed": {},
 }
 BEFORE_DECISION = [
     "submitted",
@@ -69,9 +72,12 @@ MEMBER_SHOWN = {
     "draft": {"submit"},  # a draft is simply left; the page offers no withdrawal
     **{state: {"withdraw"} for state in BEFORE_DECISION},
     "info_requested": {"withdraw", "answer_info"},
+    "awarded": set(),
     "approved": set(),
     "rejected": set(),
     "withdrawn": set(),
+    "declined": set(),
+    "lapsed": set(),
 }
 
 

@@ -80,7 +80,7 @@ def test_staff_screen_and_approve_on_their_pages(
     client.post(f"{base}do/pass_screening/")
     client.force_login(shanghai.approver)
     assert "/do/approve/" in client.get(base).content.decode()
-    client.post(f"{base}do/approve/", {"amount": "250000"})
+    client.post(f"{base}do/approve/", {"amount": "250000", "reason": "Half the plan"})
     app.refresh_from_db()
     assert app.state == "approved"
     client.force_login(startup_user)

@@ -9,6 +9,7 @@ from functools import partial
 import pytest
 from django.core import mail
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db.models import F
 from django.utils import timezone
 
 from portal.errors import DomainError
@@ -57,7 +58,10 @@ def test_screening_only_journey_in_shanghai(
     assert app.state == "recommended"  # no reviews, no notice
     with django_capture_on_commit_callbacks(execute=True):
         voucher = services.application_approve(
-            application=app, actor=shanghai.approver, amount=Decimal("400000")
+            application=app,
+            actor=shanghai.approver,
+            amount=Decimal("400000"),
+            reason="Scaled to the plan",
         )
     assert voucher.code.startswith("SH-")
     assert voucher.face_value == voucher.balance == Decimal("400000.00")
@@ -87,7 +91,10 @@ def test_review_and_notice_journey_in_shenzhen(sz_program, shenzhen, startup_use
     objection = services.objection_raise(application=app, user=outsider, text="与供应商存在关联")
     with pytest.raises(DomainError, match="not ended") as err:
         services.application_approve(
-            application=app, actor=shenzhen.approver, amount=Decimal("500000")
+            application=app,
+            actor=shenzhen.approver,
+            amount=Decimal("500000"),
+            reason="Scaled to the plan",
         )
     assert err.value.code == "conflict"
     Application.objects.filter(pk=app.pk).update(
@@ -95,12 +102,18 @@ def test_review_and_notice_journey_in_shenzhen(sz_program, shenzhen, startup_use
     )
     with pytest.raises(DomainError, match="objections") as err:
         services.application_approve(
-            application=app, actor=shenzhen.approver, amount=Decimal("500000")
+            application=app,
+            actor=shenzhen.approver,
+            amount=Decimal("500000"),
+            reason="Scaled to the plan",
         )
     assert err.value.code == "conflict"
     services.objection_resolve(objection=objection, actor=shenzhen.manager, resolution="核查无关联")
     voucher = services.application_approve(
-        application=app, actor=shenzhen.approver, amount=Decimal("500000")
+        application=app,
+        actor=shenzhen.approver,
+        amount=Decimal("500000"),
+        reason="Scaled to the plan",
     )
     assert voucher.code.startswith("SZ-")
     review = app.reviews.get(reviewer=shenzhen.reviewer)
@@ -129,6 +142,8 @@ WHO_MAY = {
     "reject": {APPROVER},
     "resolve_objection": {MANAGER, APPROVER},
     "break_tie": {MANAGER},
+    "accept_award": {MEMBER},
+    "decline_award": {MEMBER},
 }
 POSSIBLE_IN = {
     "draft": {"submit", "withdraw"},
@@ -140,9 +155,12 @@ POSSIBLE_IN = {
     "recommended": {"withdraw", "approve", "reject"},
     "not_recommended": {"withdraw", "reject"},
     "in_notice": {"withdraw", "approve", "reject", "resolve_objection"},
+    "awarded": {"accept_award", "decline_award"},
     "approved": set(),
     "rejected": set(),
     "withdrawn": set(),
+    "declined": set(),
+    "lapsed": set(),
 }
 # Where each possible step leads in the Shanghai program (no reviews, no notice); None:
 # the step is not a state change.
@@ -159,6 +177,8 @@ LEADS_TO = {
     "reject": "rejected",
     "resolve_objection": None,
     "break_tie": "recommended",
+    "accept_award": "approved",
+    "decline_award": "declined",
 }
 
 
@@ -187,13 +207,15 @@ def _steps(shanghai, outsider):
             application=a, actor=u, reviewer=shanghai.reviewer2
         ),
         "approve": lambda a, u: services.application_approve(
-            application=a, actor=u, amount=Decimal("200000")
+            application=a, actor=u, amount=Decimal("200000"), reason="Scaled to the plan"
         ),
         "reject": lambda a, u: services.application_reject(application=a, actor=u, reason="x"),
         "resolve_objection": resolve,
         "break_tie": lambda a, u: services.application_break_tie(
             application=a, actor=u, recommend=True, reason="x"
         ),
+        "accept_award": lambda a, u: services.award_accept(application=a, actor=u),
+        "decline_award": lambda a, u: services.award_decline(application=a, actor=u),
     }
 
 
@@ -245,7 +267,7 @@ def test_every_illegal_transition_is_refused_and_changes_nothing(
                 step(Application.objects.get(pk=app.pk), outsider)
             assert err.value.code == "not_found", (state, name)
             assert _footprint(app) == before, (state, name, "outsider")
-    assert refused == 12 * 12 * 5 - 34
+    assert refused == 15 * 14 * 5 - 36
 
 
 def test_every_legal_transition_is_taken(sh_program, company, startup_user, shanghai, outsider):
@@ -262,11 +284,16 @@ def test_every_legal_transition_is_taken(sh_program, company, startup_user, shan
             for role in sorted(WHO_MAY[name]):
                 app = complete_draft(sh_program, company, startup_user, amount="200000")
                 Application.objects.filter(pk=app.pk).update(state=state, notice_ends_at=None)
+                if state == "awarded":  # an award holds its amount of the budget
+                    Application.objects.filter(pk=app.pk).update(awarded_amount=Decimal("200000"))
+                    Program.objects.filter(pk=sh_program.pk).update(
+                        reserved=F("reserved") + Decimal("200000")
+                    )
                 _steps(shanghai, outsider)[name](Application.objects.get(pk=app.pk), actors[role])
                 landed = Application.objects.get(pk=app.pk).state
                 assert landed == (LEADS_TO[name] or state), (state, name, role)
                 taken += 1
-    assert taken == 34
+    assert taken == 36
 
 
 def test_submit_needs_a_complete_application(sh_program, company, startup_user):
@@ -364,7 +391,10 @@ def test_approver_cannot_approve_an_application_they_reviewed(sz_program, shenzh
     )
     with pytest.raises(DomainError, match="reviewed") as err:
         services.application_approve(
-            application=app, actor=shenzhen.approver, amount=Decimal("500000")
+            application=app,
+            actor=shenzhen.approver,
+            amount=Decimal("500000"),
+            reason="Scaled to the plan",
         )
     assert err.value.code == "forbidden"
     assert Application.objects.get(pk=app.pk).state == "in_notice"
@@ -378,7 +408,10 @@ def test_approval_amount_within_program_bounds(sh_program, company, startup_user
     for amount in ("99999.99", "2000000.01"):
         with pytest.raises(DomainError) as err:
             services.application_approve(
-                application=app, actor=shanghai.approver, amount=Decimal(amount)
+                application=app,
+                actor=shanghai.approver,
+                amount=Decimal(amount),
+                reason="Scaled to the plan",
             )
         assert err.value.code == "invalid"
         assert "Award between" in err.value.fields["amount"][0]
@@ -414,7 +447,10 @@ def test_concurrent_approvals_never_exceed_the_budget():
 
     def approver(app):
         return lambda: services.application_approve(
-            application=app, actor=sh.approver, amount=Decimal("400000")
+            application=app,
+            actor=sh.approver,
+            amount=Decimal("400000"),
+            reason="Scaled to the plan",
         )
 
     outcomes = race(*(approver(a) for a in ready))
@@ -570,19 +606,28 @@ def test_approval_keeps_the_company_within_the_citys_yearly_cap(
         services.application_start_screening(application=app, actor=shanghai.reviewer)
         services.application_pass_screening(application=app, actor=shanghai.reviewer)
     services.application_approve(
-        application=first, actor=shanghai.approver, amount=Decimal("2000000")
+        application=first,
+        actor=shanghai.approver,
+        amount=Decimal("2000000"),
+        reason="Scaled to the plan",
     )
     # The cap is 3,000,000: 2,000,000 awarded, so 1,000,001 would exceed it.
     with pytest.raises(DomainError) as err:
         services.application_approve(
-            application=second, actor=shanghai.approver, amount=Decimal("1000000.01")
+            application=second,
+            actor=shanghai.approver,
+            amount=Decimal("1000000.01"),
+            reason="Scaled to the plan",
         )
     assert err.value.code == "invalid"
     assert "yearly cap" in err.value.fields["amount"][0]
     second.refresh_from_db()
     assert second.state == "recommended"
     services.application_approve(
-        application=second, actor=shanghai.approver, amount=Decimal("1000000")
+        application=second,
+        actor=shanghai.approver,
+        amount=Decimal("1000000"),
+        reason="Scaled to the plan",
     )
 
 
@@ -630,7 +675,10 @@ def test_staff_take_no_staff_step_on_their_own_companys_application(
     assert app.state == "recommended"
     with pytest.raises(DomainError, match="another staff member") as err:
         services.application_approve(
-            application=app, actor=shanghai.approver, amount=Decimal("500000")
+            application=app,
+            actor=shanghai.approver,
+            amount=Decimal("500000"),
+            reason="Scaled to the plan",
         )
     assert err.value.code == "forbidden"
     assert Application.objects.get(pk=app.pk).state == "recommended"

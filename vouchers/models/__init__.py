@@ -33,6 +33,12 @@ from vouchers.models.ledger import (  # noqa: F401 - re-exported
     Voucher,
     VoucherStatus,
 )
+from vouchers.models.letters import (  # noqa: F401 - re-exported
+    DecisionLetter,
+    LetterKind,
+    LetterNumber,
+    LetterTemplate,
+)
 from vouchers.models.programs import (  # noqa: F401 - re-exported
     Company,
     CompanyInvitation,

@@ -29,9 +29,16 @@ class ApplicationState(models.TextChoices):
     RECOMMENDED = "recommended", _("Recommended")
     NOT_RECOMMENDED = "not_recommended", _("Not recommended")
     IN_NOTICE = "in_notice", _("In public notice")
+    # Approved with an acceptance step (Program.acceptance_days): the award is reserved
+    # from the budget and the company accepts (voucher issued) or declines it.
+    AWARDED = "awarded", _("Awarded, awaiting acceptance")
     APPROVED = "approved", _("Approved")
     REJECTED = "rejected", _("Rejected")
     WITHDRAWN = "withdrawn", _("Withdrawn")
+    # The company declined the award, or let the acceptance window pass: the amount
+    # went back to the program's budget.
+    DECLINED = "declined", _("Award declined")
+    LAPSED = "lapsed", _("Award lapsed")
 
 
 # The states in which reviewers score an application.
@@ -71,6 +78,11 @@ class Application(models.Model):
     )
     awarded_amount = money_field(_("awarded amount"), null=True, blank=True)
     decision_reason = models.TextField(_("reason for the decision"), blank=True)
+    # Why the approver awarded less than requested (required then).
+    award_reason = models.TextField(_("reason for the award"), blank=True)
+    # The end of the acceptance window of an award (state awarded).
+    award_expires_at = models.DateTimeField(_("accept by"), null=True, blank=True)
+    award_answered_at = models.DateTimeField(_("award answered at"), null=True, blank=True)
     notice_ends_at = models.DateTimeField(_("public notice ends"), null=True, blank=True)
     submitted_at = models.DateTimeField(_("submitted at"), null=True, blank=True)
     decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)

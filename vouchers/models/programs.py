@@ -38,6 +38,9 @@ class Program(models.Model):
     # Sum of face values awarded minus what revocation and expiry returned; kept under
     # the program row's lock so concurrent approvals can never exceed the budget.
     allocated = money_field(_("allocated"), default=ZERO)
+    # Awards made but not yet accepted (Program.acceptance_days > 0): held back from the
+    # budget until the company accepts (→ allocated) or declines (→ budget again).
+    reserved = money_field(_("reserved for awards awaiting acceptance"), default=ZERO)
     award_min = money_field(_("minimum award"))
     award_max = money_field(_("maximum award"))
     rate_domestic = models.DecimalField(
@@ -48,6 +51,14 @@ class Program(models.Model):
     validity_months = models.PositiveSmallIntegerField(_("voucher validity (months)"), default=12)
     grace_days = models.PositiveSmallIntegerField(_("grace days for late usage"), default=30)
     reviews_required = models.PositiveSmallIntegerField(_("reviews required"), default=0)
+    acceptance_days = models.PositiveSmallIntegerField(
+        _("days to accept an award"),
+        default=0,
+        help_text=_(
+            "The company accepts or declines the award within this many days before the "
+            "voucher is issued; 0 issues the voucher at approval."
+        ),
+    )
     # Blind review (vouchers.workflow.reviews_visible_filter): a reviewer never sees the
     # other reviews before submitting their own; with this set, not afterwards either.
     reviews_blind = models.BooleanField(
@@ -89,6 +100,10 @@ class Program(models.Model):
                 condition=Q(allocated__gte=0) & Q(allocated__lte=F("budget")),
                 name="program_allocated_within_budget",
             ),
+            models.CheckConstraint(
+                condition=Q(reserved__gte=0) & Q(reserved__lte=F("budget") - F("allocated")),
+                name="program_reserved_within_budget",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -108,7 +123,7 @@ class Program(models.Model):
 
     @property
     def budget_remaining(self) -> Decimal:
-        return self.budget - self.allocated
+        return self.budget - self.allocated - self.reserved
 
     @property
     def rubric_rows(self) -> list[dict]:

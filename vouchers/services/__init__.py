@@ -27,6 +27,7 @@ from vouchers.services.applications import (
     document_add,
     sniff_content_type,
 )
+from vouchers.services.awards import award_accept, award_decline, award_lapse
 from vouchers.services.companies import (
     COMPANY_PROFILE_FIELDS,
     company_create,
@@ -36,6 +37,7 @@ from vouchers.services.companies import (
     invitation_accept,
 )
 from vouchers.services.documents import document_remove, document_replace
+from vouchers.services.letters import letter_template_save
 from vouchers.services.objections import (
     MAX_OBJECTIONS_PER_PERSON,
     objection_raise,
@@ -78,6 +80,9 @@ __all__ = [
     "application_submit",
     "application_update",
     "application_withdraw",
+    "award_accept",
+    "award_decline",
+    "award_lapse",
     "company_create",
     "company_invite",
     "company_update",
@@ -86,6 +91,7 @@ __all__ = [
     "document_remove",
     "document_replace",
     "invitation_accept",
+    "letter_template_save",
     "objection_raise",
     "objection_resolve",
     "parties",

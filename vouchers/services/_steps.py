@@ -14,7 +14,8 @@ from portal.errors import DomainError
 from portal.models import User
 from portal.queue import publish_on_commit
 from vouchers import workflow
-from vouchers.models import Application, ApplicationState, StateChange
+from vouchers.letters import letter_issue
+from vouchers.models import Application, ApplicationState, LetterKind, StateChange
 from vouchers.tasks import application_notify
 from vouchers.workflow import MEMBER_STAFF_MESSAGE
 
@@ -54,6 +55,15 @@ def require(application: Application, actor: User, action: str) -> None:
         )
 
 
+# The decisions that produce a letter (通知书), issued in the decision's transaction.
+# An approval's letter takes its number before the voucher's audit event, so
+# `application_approve` passes it in (`letter_number`).
+LETTERS = {
+    ApplicationState.NOT_RECOMMENDED: LetterKind.NOT_RECOMMENDED,
+    ApplicationState.REJECTED: LetterKind.REJECTION,
+}
+
+
 def step(
     application: Application,
     *,
@@ -62,8 +72,10 @@ def step(
     target: str,
     note: str = "",
     notify: str = "",
+    letter_number: tuple[int, int] | None = None,
 ) -> Application:
-    """Move a locked application along the table; the caller has checked the rules."""
+    """Move a locked application along the table; the caller has checked the rules.
+    A decision's letter is issued here, before the audit event (portal/locks.py)."""
     transition = workflow.TRANSITIONS[action]
     if application.state not in transition.sources or target not in transition.targets:
         raise DomainError(
@@ -74,6 +86,10 @@ def step(
     before = application.state
     application.state = target
     application.save()
+    if letter_number is not None:
+        letter_issue(application=application, kind=LetterKind.APPROVAL, number=letter_number)
+    elif target in LETTERS:
+        letter_issue(application=application, kind=LETTERS[target])
     change = StateChange.objects.create(
         application=application,
         from_state=before,

@@ -22,7 +22,8 @@ from portal.errors import DomainError
 from portal.locks import retry_on_deadlock
 from portal.models import User
 from vouchers import eligibility, workflow
-from vouchers.ledger import voucher_issue
+from vouchers.ledger import award_reserve, voucher_issue
+from vouchers.letters import letter_number_take
 from vouchers.models import (
     Application,
     ApplicationState,
@@ -320,6 +321,12 @@ def _check_company_yearly_cap(application: Application, amount: Decimal) -> None
         company_id=application.company_id,
         issued_at__year=timezone.localdate().year,
     ).aggregate(total=Sum("face_value"))["total"] or Decimal("0")
+    # Awards awaiting acceptance count too: accepting one issues its voucher unchecked.
+    awarded += Application.objects.filter(
+        city_id=application.city_id,
+        company_id=application.company_id,
+        state=ApplicationState.AWARDED,
+    ).exclude(pk=application.pk).aggregate(total=Sum("awarded_amount"))["total"] or Decimal("0")
     if awarded + amount > cap:
         raise invalid(
             "amount",
@@ -332,9 +339,16 @@ def _check_company_yearly_cap(application: Application, amount: Decimal) -> None
 
 
 @retry_on_deadlock()
-def application_approve(*, application: Application, actor: User, amount: Decimal) -> Voucher:
-    """Approve and issue the voucher, in one transaction: the program row is locked by
-    `voucher_issue`, so concurrent approvals can never exceed the budget."""
+def application_approve(
+    *, application: Application, actor: User, amount: Decimal, reason: str = ""
+) -> Voucher | None:
+    """Approve, in one transaction: the voucher is issued at once, or, when the program
+    has an acceptance step (`acceptance_days`), the amount is reserved from the budget
+    and the company accepts or declines the award (`vouchers.services.awards`); then
+    None is returned. Less than requested needs a reason. The program row is locked
+    before anything is allocated or reserved, so concurrent approvals can never exceed
+    the budget; the decision letter's number is taken before the first audit event."""
+    reason = (reason or "").strip()
     with transaction.atomic():
         application = locked(application)
         require(application, actor, "approve")
@@ -349,7 +363,35 @@ def application_approve(*, application: Application, actor: User, amount: Decima
                 _("Award between ¥%(low)s and ¥%(high)s.")
                 % {"low": f"{program.award_min:,.2f}", "high": f"{program.award_max:,.2f}"},
             )
+        requested = application.requested_amount
+        if requested is not None and amount < requested and not reason:
+            raise invalid(
+                "reason",
+                _("Say why the award is less than the ¥%(requested)s requested.")
+                % {"requested": f"{requested:,.2f}"},
+            )
         _check_company_yearly_cap(application, amount)
+        application.awarded_amount, application.decided_at = amount, timezone.now()
+        application.award_reason = reason
+        if program.acceptance_days > 0:
+            award_reserve(program=program, amount=amount)
+            application.award_expires_at = application.decided_at + timezone.timedelta(
+                days=program.acceptance_days
+            )
+            step(
+                application,
+                action="approve",
+                actor=actor,
+                target=ApplicationState.AWARDED,
+                note=f"¥{amount:,.2f} {reason}".strip(),
+                notify="awarded",
+                letter_number=letter_number_take(application.city),
+            )
+            return None
+        # The program first (voucher_issue takes it again), then the letter's number:
+        # both before voucher_issue's audit event (portal/locks.py).
+        Program.objects.select_for_update().get(pk=program.pk)
+        number = letter_number_take(application.city)
         voucher = voucher_issue(
             program=program,
             company=application.company,
@@ -359,7 +401,6 @@ def application_approve(*, application: Application, actor: User, amount: Decima
         )
         voucher.application = application
         voucher.save(update_fields=["application"])
-        application.awarded_amount, application.decided_at = amount, timezone.now()
         step(
             application,
             action="approve",
@@ -367,6 +408,7 @@ def application_approve(*, application: Application, actor: User, amount: Decima
             target=ApplicationState.APPROVED,
             note=voucher.code,
             notify="approved",
+            letter_number=number,
         )
     return voucher
 

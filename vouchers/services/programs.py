@@ -36,6 +36,7 @@ PROGRAM_FIELDS = [
     "grace_days",
     "reviews_required",
     "reviews_blind",
+    "acceptance_days",
     "rubric",
     "notice_days",
     "required_documents",
@@ -163,7 +164,9 @@ def program_save(
             program = Program(city=city)
         else:
             program = Program.objects.select_for_update().get(pk=program.pk, city=city)
-            if values.get("budget") is not None and values["budget"] < program.allocated:
+            if values.get("budget") is not None and values["budget"] < (
+                program.allocated + program.reserved
+            ):
                 raise invalid("budget", _("The budget cannot be below what is already allocated."))
         for field in PROGRAM_FIELDS:
             if field in values:

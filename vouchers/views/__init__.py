@@ -29,7 +29,7 @@ from portal.http import (
 )
 from portal.models import Role
 from portal.tenancy import has_role, roles_in_city, staff_required
-from vouchers import selectors, services, workflow
+from vouchers import letter_selectors, selectors, services, workflow
 from vouchers.forms import (
     AmountForm,
     AnswerForm,
@@ -279,6 +279,7 @@ def application(request: SignedInRequest, pk: int) -> HttpResponse:
             "problems": workflow.application_problems(app) if editable else {},
             "actions": workflow.application_actions(app, request.user),
             "notes": workflow.action_notes(app, request.user),
+            "letters": letter_selectors.letter_list(application=app),
             "answer_form": AnswerForm(),
             **forms,
         },
@@ -428,6 +429,7 @@ def staff_application(request: SignedInRequest, city_slug: str, pk: int) -> Http
             "app": app,
             "actions": workflow.application_actions(app, request.user),
             "notes": workflow.action_notes(app, request.user),
+            "letters": letter_selectors.letter_list(application=app),
             "roles": roles_in_city(request.user, request.city),
             "reviews": reviews,
             "reviews_hidden": hidden,
@@ -493,7 +495,7 @@ def staff_action(request: SignedInRequest, city_slug: str, pk: int, action: str)
             application=app, actor=user, question=data["question"]
         ),
         "approve": lambda: services.application_approve(
-            application=app, actor=user, amount=data["amount"]
+            application=app, actor=user, amount=data["amount"], reason=data["reason"]
         ),
         "assign": lambda: services.review_assign(
             application=app, actor=user, reviewer=data["reviewer"]

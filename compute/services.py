@@ -29,7 +29,7 @@ from compute.models import (
     RegistrationStatus,
     UsageRecord,
 )
-from portal.audit import audit_record
+from portal.audit import SYSTEM, Actor, actor_user, audit_record
 from portal.errors import DomainError
 from portal.locks import retry_on_deadlock
 from portal.models import City, Role, User
@@ -66,14 +66,14 @@ def api_key_expiry(expires_on: date | None) -> datetime | None:
 def api_key_issue(
     *,
     data_center: DataCenter,
-    actor: User | None,
+    actor: Actor,
     name: str = "",
     expires_on: date | None = None,
 ) -> tuple[ApiKey, str]:
     """Create a key and return it with the raw secret, which is shown once and never
     stored nor logged (only its SHA-256 and prefix are kept; the audit event names the
     prefix). With `expires_on` the key works through that day (Asia/Shanghai)."""
-    if actor is not None and not is_operator(actor, data_center):
+    if actor is not SYSTEM and not is_operator(actor, data_center):
         raise DomainError(_("Only the data center's operators may issue keys."), code="forbidden")
     if expires_on is not None and expires_on < timezone.localdate():
         message = _("The expiry date cannot be in the past.")
@@ -87,7 +87,7 @@ def api_key_issue(
             name=name.strip()[:100],
             prefix=f"{KEY_PREFIX}{public}",
             key_hash=key_hash(raw),
-            created_by=actor,
+            created_by=actor_user(actor),
             expires_at=expires_at,
         )
         audit_record(
@@ -401,7 +401,7 @@ def _transition(
     allowed_from: tuple[str, ...],
     to: str,
     action: str,
-    actor: User | None,
+    actor: Actor,
     actor_label: str = "",
     contract_ref: str | None = None,
     reason: str = "",
@@ -445,7 +445,7 @@ def redemption_accept(
     redemption: Redemption,
     data_center: DataCenter,
     contract_ref: str = "",
-    actor: User | None = None,
+    actor: Actor,
 ) -> Redemption:
     if redemption.data_center_id != data_center.pk:
         raise DomainError(_("Not found."), code="not_found")
@@ -462,7 +462,7 @@ def redemption_accept(
 
 @retry_on_deadlock()
 def redemption_reject(
-    *, redemption: Redemption, data_center: DataCenter, reason: str, actor: User | None = None
+    *, redemption: Redemption, data_center: DataCenter, reason: str, actor: Actor
 ) -> Redemption:
     if redemption.data_center_id != data_center.pk:
         raise DomainError(_("Not found."), code="not_found")
@@ -495,9 +495,9 @@ def redemption_cancel(*, redemption: Redemption, actor: User) -> Redemption:
 
 
 @retry_on_deadlock()
-def redemption_close(*, redemption: Redemption, actor: User | None, reason: str = "") -> Redemption:
+def redemption_close(*, redemption: Redemption, actor: Actor, reason: str = "") -> Redemption:
     """End an active redemption: the data center can no longer charge the voucher."""
-    if actor is not None and not _is_member(actor, redemption.voucher.company):
+    if actor is not SYSTEM and not _is_member(actor, redemption.voucher.company):
         raise DomainError(_("Not found."), code="not_found")
     return _transition(
         redemption,

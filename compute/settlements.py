@@ -27,7 +27,7 @@ from compute.models import (
     Settlement,
     SettlementStatus,
 )
-from portal.audit import audit_record
+from portal.audit import SYSTEM, Actor, audit_record
 from portal.errors import DomainError
 from portal.locks import retry_on_deadlock
 from portal.models import City, Role, User
@@ -195,7 +195,7 @@ def settlements_build_month(*, period: date, city: City | None = None) -> list[S
 
 @retry_on_deadlock()
 def _advance(
-    settlement: Settlement, *, step: str, actor: User | None, actor_label: str, **fields
+    settlement: Settlement, *, step: str, actor: Actor, actor_label: str, **fields
 ) -> Settlement:
     with transaction.atomic():
         locked = (
@@ -239,13 +239,13 @@ def settlement_issue(*, settlement: Settlement, actor: User) -> Settlement:
 
 
 def settlement_confirm(
-    *, settlement: Settlement, data_center: DataCenter, actor: User | None = None
+    *, settlement: Settlement, data_center: DataCenter, actor: Actor
 ) -> Settlement:
     if settlement.data_center_id != data_center.pk:
         raise DomainError(_("Not found."), code="not_found")
     # A signed-in person confirms only for a data center they operate; without an actor
     # the caller is the data center itself (its API key), already authenticated.
-    if actor is not None and not data_center.operators.filter(pk=actor.pk).exists():
+    if actor is not SYSTEM and not data_center.operators.filter(pk=actor.pk).exists():
         raise DomainError(
             _("Only the data center's operators confirm statements."), code="forbidden"
         )
@@ -256,7 +256,7 @@ def settlement_confirm(
         # Name the person when there is one; the API caller is the data center itself.
         actor_label=(
             f"{actor.email} (data center {data_center.slug})"
-            if actor is not None
+            if actor is not SYSTEM
             else f"data center {data_center.slug}"
         ),
         confirmed_at=timezone.now(),

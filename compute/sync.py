@@ -47,6 +47,7 @@ from compute.models import (
     SyncRun,
 )
 from compute.services import redemption_accept, redemption_close, redemption_reject
+from portal.audit import SYSTEM
 from portal.errors import DomainError
 from portal.locks import FEED_SYNC
 
@@ -255,12 +256,17 @@ def _fetch_with_retries(
 def _apply_redemption_changes(dc: DataCenter, changes: list[Any]) -> None:
     actions = {
         "active": lambda r, c: redemption_accept(
-            redemption=r, data_center=dc, contract_ref=c.get("contract_ref") or ""
+            redemption=r, data_center=dc, contract_ref=c.get("contract_ref") or "", actor=SYSTEM
         ),
         "rejected": lambda r, c: redemption_reject(
-            redemption=r, data_center=dc, reason=c.get("reason") or "rejected in the feed"
+            redemption=r,
+            data_center=dc,
+            reason=c.get("reason") or "rejected in the feed",
+            actor=SYSTEM,
         ),
-        "closed": lambda r, c: redemption_close(redemption=r, actor=None, reason="closed in feed"),
+        "closed": lambda r, c: redemption_close(
+            redemption=r, actor=SYSTEM, reason="closed in feed"
+        ),
     }
     for change in changes:
         if not isinstance(change, dict) or change.get("status") not in actions:

@@ -22,7 +22,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC
-from typing import Any
+from enum import Enum
+from typing import Any, Final, TypeAlias
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
@@ -101,11 +102,41 @@ def event_hash(event: AuditEvent) -> str:
 _deferred: ContextVar[list[dict[str, Any]] | None] = ContextVar("audit_deferred", default=None)
 
 
+class SystemActor(Enum):
+    """The portal acting on its own: a periodic job, the feed sync, a data center's
+    key, a management command, the demo. Services take `actor: Actor` and never None,
+    so an action without a person says so (`actor=SYSTEM`) instead of a forgotten
+    argument passing every permission check (`actor is not SYSTEM` is what skips
+    them). The audit trail and the ledger record it as no user, named "system"."""
+
+    SYSTEM = "system"
+
+    @property
+    def is_authenticated(self) -> bool:
+        return False
+
+
+SYSTEM: Final = SystemActor.SYSTEM
+# Who acts: a signed-in person, or the portal itself.
+Actor: TypeAlias = "User | SystemActor"
+
+
+def actor_user(actor: Actor | None) -> User | None:
+    """The user an actor column stores: None for SYSTEM."""
+    return actor if isinstance(actor, User) and actor.is_authenticated else None
+
+
+def actor_name(actor: Actor | None, label: str = "") -> str:
+    """What an actor label stores: `label` if given, else the user's e-mail or "system"."""
+    user = actor_user(actor)
+    return label or (user.email if user is not None else SYSTEM.value)
+
+
 def audit_record(
     *,
     action: str,
     city: City | None = None,
-    actor: User | None = None,
+    actor: Actor = SYSTEM,
     actor_label: str = "",
     target: Model | None = None,
     data: dict[str, Any] | None = None,
@@ -114,12 +145,10 @@ def audit_record(
     """Append one event to the city's chain (or the platform chain when city is None).
     Inside `audit_deferred` the event is held and written when that block ends (and
     None is returned)."""
-    if actor is not None and actor.is_authenticated and not actor_label:
-        actor_label = actor.email
     fields = {
         "city": city,
-        "actor": actor if actor is not None and actor.is_authenticated else None,
-        "actor_label": actor_label or "system",
+        "actor": actor_user(actor),
+        "actor_label": actor_name(actor, actor_label),
         "action": action,
         # The target as it is now (a deleted row keeps the id it had).
         "target_type": target._meta.label_lower if target is not None else "",

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from allauth.account.models import EmailAddress
 from django.contrib.auth.hashers import make_password
 
+from portal.audit import SYSTEM
 from portal.models import City, Role, User
 from portal.services import membership_grant
 
@@ -96,7 +97,7 @@ def seed_portal() -> dict[str, City]:
                 "zh-hans" if key != "auditor" else "en",
                 password_hash,
             )
-            membership_grant(actor=None, city=city, user=user, role=role)
+            membership_grant(actor=SYSTEM, city=city, user=user, role=role)
     for email, name, language in STARTUPS:
         _user(email, name, language, password_hash)
     return cities

@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from portal.audit import audit_record
+from portal.audit import SYSTEM, Actor, audit_record
 from portal.errors import DomainError
 from portal.models import City, CityMembership, Role, StaffInvitation, User
 from portal.tasks import staff_invitation_send
@@ -29,12 +29,12 @@ def user_set_language(*, user: User, language: str) -> User:
 
 
 def membership_grant(
-    *, actor: User | None, city: City, user: User, role: str, ip: str | None = None
+    *, actor: Actor, city: City, user: User, role: str, ip: str | None = None
 ) -> CityMembership:
     """Give `user` a staff role in `city`. Platform admins and the city's program managers may."""
     if role not in Role.values:
         raise DomainError(_("Unknown role."), fields={"role": [_("Unknown role.")]})
-    if actor is not None and not (
+    if actor is not SYSTEM and not (
         actor.is_superuser or has_role(actor, city, Role.PROGRAM_MANAGER)
     ):
         raise DomainError(_("Only program managers may grant staff roles."), code="forbidden")
@@ -52,18 +52,16 @@ def membership_grant(
     return membership
 
 
-def membership_revoke(
-    *, actor: User | None, membership: CityMembership, ip: str | None = None
-) -> None:
+def membership_revoke(*, actor: Actor, membership: CityMembership, ip: str | None = None) -> None:
     """Take a staff role away. A program manager may not remove the city's last program
     manager (nobody would be left to grant roles); a platform admin may."""
     city = membership.city
-    if actor is not None and not (
+    if actor is not SYSTEM and not (
         actor.is_superuser or has_role(actor, city, Role.PROGRAM_MANAGER)
     ):
         raise DomainError(_("Only program managers may revoke staff roles."), code="forbidden")
     if (
-        actor is not None
+        actor is not SYSTEM
         and not actor.is_superuser
         and membership.role == Role.PROGRAM_MANAGER
         and not CityMembership.objects.filter(city=city, role=Role.PROGRAM_MANAGER)
@@ -137,7 +135,7 @@ def membership_invite(
 
 
 def staff_invitation_accept(
-    *, city: City, token: str, user: User, ip: str | None = None
+    *, city: City, token: str, actor: User, ip: str | None = None
 ) -> CityMembership:
     """The invitee, signed in with the invited address, takes the role. Any other
     account, a used or unknown token, or another city's: not found."""
@@ -147,21 +145,21 @@ def staff_invitation_accept(
             .filter(city=city, token=token, accepted_at__isnull=True)
             .first()
         )
-        if invitation is None or invitation.email != (user.email or "").lower():
+        if invitation is None or invitation.email != (actor.email or "").lower():
             raise DomainError(_("This invitation is not valid for your account."), code="not_found")
         invitation.accepted_at = timezone.now()
         invitation.save(update_fields=["accepted_at"])
         # The grant is the inviting program manager's decision, taken when they invited.
         membership = CityMembership.objects.get_or_create(
-            user=user, city=city, role=invitation.role
+            user=actor, city=city, role=invitation.role
         )[0]
         audit_record(
             action="membership.grant",
             city=city,
-            actor=user,
+            actor=actor,
             target=membership,
             data={
-                "user": user.email,
+                "user": actor.email,
                 "role": invitation.role,
                 "invitation": invitation.pk,
                 "invited_by": invitation.invited_by.email if invitation.invited_by else "",

@@ -118,7 +118,7 @@ def staff_join(request: SignedInRequest, city_slug: str, token: str) -> HttpResp
     if request.method == "POST":
         try:
             membership = staff_invitation_accept(
-                city=request.city, token=token, user=request.user, ip=_ip(request)
+                city=request.city, token=token, actor=request.user, ip=_ip(request)
             )
         except DomainError:
             raise Http404 from None

@@ -13,6 +13,7 @@ from decimal import Decimal
 
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from portal.audit import SYSTEM
 from portal.demo import STARTUPS, staff_email
 from portal.models import City, User
 from vouchers import services
@@ -150,7 +151,7 @@ def _program(city: City, terms: dict) -> Program:
         "hard_fail_rejects": False,
         **terms,
     }
-    return services.program_save(city=city, actor=None, values=values)
+    return services.program_save(city=city, actor=SYSTEM, values=values)
 
 
 def _companies(cities: dict[str, City]) -> list[tuple[Company, User]]:

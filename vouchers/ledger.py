@@ -28,7 +28,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from portal.audit import audit_record
+from portal.audit import SYSTEM, Actor, actor_name, actor_user, audit_record
 from portal.db import copy_rows, copy_text, new_ids, sql_list
 from portal.errors import DomainError
 from portal.locks import retry_on_deadlock
@@ -93,20 +93,12 @@ def _add_months(day: date, months: int) -> date:
     raise AssertionError("unreachable")
 
 
-def _actor_label(actor: User | None, label: str) -> str:
-    if label:
-        return label
-    if actor is not None and getattr(actor, "is_authenticated", False):
-        return actor.email
-    return "system"
-
-
 def _post(
     voucher: Voucher,
     *,
     kind: str,
     amount: Decimal,
-    actor: User | None = None,
+    actor: Actor,
     actor_label: str = "",
     memo: str = "",
     usage_record_id: int | None = None,
@@ -121,8 +113,8 @@ def _post(
         kind=kind,
         amount=amount,
         balance_after=balance,
-        actor=actor if actor is not None and getattr(actor, "is_authenticated", False) else None,
-        actor_label=_actor_label(actor, actor_label),
+        actor=actor_user(actor),
+        actor_label=actor_name(actor, actor_label),
         memo=memo[:300],
         usage_record_id=usage_record_id,
     )
@@ -144,7 +136,7 @@ def voucher_issue(
     program: Program,
     company: Company,
     amount: Decimal,
-    actor: User | None,
+    actor: Actor,
     valid_from: date | None = None,
     memo: str = "",
     from_reserve: bool = False,
@@ -298,7 +290,7 @@ def voucher_resume(*, voucher: Voucher, actor: User, reason: str) -> Voucher:
     return locked
 
 
-def _return_remainder(locked: Voucher, *, kind: str, actor: User | None, memo: str) -> Decimal:
+def _return_remainder(locked: Voucher, *, kind: str, actor: Actor, memo: str) -> Decimal:
     """Take the remaining balance off the voucher and give it back to the program."""
     remainder: Decimal = locked.balance
     if remainder > 0:
@@ -340,7 +332,7 @@ def voucher_expire(*, voucher: Voucher) -> Voucher:
         if locked.status in (VoucherStatus.REVOKED, VoucherStatus.EXPIRED):
             return locked
         returned = _return_remainder(
-            locked, kind=EntryKind.EXPIRE, actor=None, memo="validity and grace days ended"
+            locked, kind=EntryKind.EXPIRE, actor=SYSTEM, memo="validity and grace days ended"
         )
         locked.status = VoucherStatus.EXPIRED
         locked.save(update_fields=["status", "updated_at"])
@@ -367,13 +359,14 @@ def ledger_reverse(
             locked,
             kind=EntryKind.REVERSAL,
             amount=amount,
+            actor=SYSTEM,
             actor_label=actor_label,
             memo=memo,
             usage_record_id=usage_record_id,
         )
         if locked.status in (VoucherStatus.REVOKED, VoucherStatus.EXPIRED):
             kind = EntryKind.REVOKE if locked.status == VoucherStatus.REVOKED else EntryKind.EXPIRE
-            _return_remainder(locked, kind=kind, actor=None, memo=memo)
+            _return_remainder(locked, kind=kind, actor=SYSTEM, memo=memo)
     return entry
 
 

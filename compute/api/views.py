@@ -23,6 +23,7 @@ from compute.api.base import (
     IsDataCenter,
 )
 from compute.ingest import MAX_BODY_BYTES, BatchBody, usage_batch_receive
+from portal.audit import SYSTEM
 from portal.inputs import InputRefused, json_loads_bounded
 
 ERRORS = {
@@ -151,6 +152,7 @@ class RedemptionAccept(DataCenterView):
             redemption=redemption,
             data_center=self.data_center,
             contract_ref=data.validated_data.get("contract_ref", ""),
+            actor=SYSTEM,  # the data center's key: no person
         )
         return Response(s.RedemptionOut(redemption).data)
 
@@ -171,6 +173,7 @@ class RedemptionReject(DataCenterView):
             redemption=redemption,
             data_center=self.data_center,
             reason=data.validated_data["reason"],
+            actor=SYSTEM,  # the data center's key: no person
         )
         return Response(s.RedemptionOut(redemption).data)
 

@@ -25,6 +25,8 @@ from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from portal.audit import SYSTEM
+
 ROOT = Path(__file__).resolve().parents[2]
 RECORDS = int(os.environ.get("BENCH_RECORDS", "100000"))
 VOUCHERS = int(os.environ.get("BENCH_VOUCHERS", "1000"))
@@ -155,7 +157,7 @@ def main() -> None:
             program=program,
             company=company,
             amount=Decimal("1500000.00"),
-            actor=None,
+            actor=SYSTEM,
             valid_from=date(2026, 11, 1),
         )
         Redemption.objects.create(
@@ -163,7 +165,7 @@ def main() -> None:
         )
         codes.append(v.code)
     print(f"setup: {VOUCHERS} vouchers in {time.perf_counter() - t0:.1f} s")
-    _key, raw_key = api_key_issue(data_center=dc, actor=None)
+    _key, raw_key = api_key_issue(data_center=dc, actor=SYSTEM)
 
     rows = bench_records(codes, RECORDS, prefix="bench")
     # Bodies are encoded before the clock starts: that is the data center's work, on

@@ -57,6 +57,8 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
+from portal.audit import SYSTEM
+
 ROOT = Path(__file__).resolve().parents[2]
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 CENT = Decimal("0.01")
@@ -146,7 +148,7 @@ def seed(config: LoadConfig) -> Seeded:
             program=program,
             company=company,
             amount=SMALL_FACE if i < small else LARGE_FACE,
-            actor=None,
+            actor=SYSTEM,
             valid_from=valid_from,
         )
         for i in range(config.vouchers + 3)
@@ -170,7 +172,7 @@ def seed(config: LoadConfig) -> Seeded:
             )
             for v in redeemed
         )
-        _key, raw = api_key_issue(data_center=dc, actor=None)
+        _key, raw = api_key_issue(data_center=dc, actor=SYSTEM)
         data_centers.append((dc.pk, dc.slug, raw))
     return Seeded(
         data_centers=data_centers,

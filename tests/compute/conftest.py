@@ -13,6 +13,7 @@ from rest_framework.test import APIClient
 
 from compute.models import DataCenter, Redemption, RedemptionStatus, Registration
 from compute.services import api_key_issue
+from portal.audit import SYSTEM
 from tests.factories import DataCenterFactory, UserFactory
 from tests.vouchers.conftest import make_company, make_program
 from vouchers.ledger import voucher_issue
@@ -81,8 +82,8 @@ def ledger_world(world, startup_user) -> LedgerWorld:
         status=RedemptionStatus.ACTIVE,
         requested_by=startup_user,
     )
-    _k, key = api_key_issue(data_center=dc, actor=None)
-    _k, other_key = api_key_issue(data_center=other_dc, actor=None)
+    _k, key = api_key_issue(data_center=dc, actor=SYSTEM)
+    _k, other_key = api_key_issue(data_center=other_dc, actor=SYSTEM)
     return LedgerWorld(
         program=program,
         other_program=other_program,

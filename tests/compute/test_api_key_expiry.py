@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from compute.models import ApiKey
 from compute.services import api_key_issue, api_keys_expiry_remind
+from portal.audit import SYSTEM
 from portal.errors import DomainError
 from portal.models import AuditEvent
 from tests.compute.conftest import api_client
@@ -31,7 +32,7 @@ RAW = re.compile(r"sk_live_[0-9a-f]{8}_[A-Za-z0-9_-]{40,}")
 def test_a_key_works_through_its_last_day_and_is_refused_after(ledger_world):
     with time_machine.travel(NOW, tick=False) as traveller:
         _key, raw = api_key_issue(
-            data_center=ledger_world.dc, actor=None, expires_on=date(2026, 11, 30)
+            data_center=ledger_world.dc, actor=SYSTEM, expires_on=date(2026, 11, 30)
         )
         client = api_client(raw)
         url = f"/api/v1/vouchers/{ledger_world.voucher.code}"
@@ -52,7 +53,7 @@ def test_an_expired_key_counts_as_a_failed_authentication(ledger_world, settings
     settings.API_AUTH_FAILURE_LIMIT = "3/min"
     with time_machine.travel(NOW, tick=False) as traveller:
         _key, raw = api_key_issue(
-            data_center=ledger_world.dc, actor=None, expires_on=date(2026, 11, 2)
+            data_center=ledger_world.dc, actor=SYSTEM, expires_on=date(2026, 11, 2)
         )
         traveller.move_to("2026-11-03 00:00:01 +0800")
         client = api_client(raw)
@@ -63,7 +64,7 @@ def test_an_expired_key_counts_as_a_failed_authentication(ledger_world, settings
 def test_an_expiry_date_in_the_past_is_refused(ledger_world, operator, client):
     with time_machine.travel(NOW, tick=False):
         with pytest.raises(DomainError) as refused:
-            api_key_issue(data_center=ledger_world.dc, actor=None, expires_on=date(2026, 11, 1))
+            api_key_issue(data_center=ledger_world.dc, actor=SYSTEM, expires_on=date(2026, 11, 1))
         assert refused.value.fields == {"expires_on": [refused.value.message]}
         client.force_login(operator)
         response = client.post(
@@ -82,11 +83,11 @@ def test_operators_are_reminded_once_before_a_key_expires(ledger_world, operator
     ledger_world.other_dc.operators.add(other_operator)
     with time_machine.travel(NOW, tick=False) as traveller:
         soon, _ = api_key_issue(
-            data_center=ledger_world.dc, actor=None, name="billing", expires_on=date(2026, 11, 12)
+            data_center=ledger_world.dc, actor=SYSTEM, name="billing", expires_on=date(2026, 11, 12)
         )
-        api_key_issue(data_center=ledger_world.dc, actor=None, expires_on=date(2027, 6, 1))
+        api_key_issue(data_center=ledger_world.dc, actor=SYSTEM, expires_on=date(2027, 6, 1))
         revoked, _ = api_key_issue(
-            data_center=ledger_world.dc, actor=None, expires_on=date(2026, 11, 10)
+            data_center=ledger_world.dc, actor=SYSTEM, expires_on=date(2026, 11, 10)
         )
         ApiKey.objects.filter(pk=revoked.pk).update(revoked_at=timezone.now())
         assert api_keys_expiry_remind() == 2
@@ -111,7 +112,7 @@ def test_the_reminder_runs_daily_from_beat(settings):
 def test_console_shows_expiry_and_expired_keys(ledger_world, operator, client):
     with time_machine.travel(NOW, tick=False) as traveller:
         api_key_issue(
-            data_center=ledger_world.dc, actor=None, name="short", expires_on=date(2026, 11, 5)
+            data_center=ledger_world.dc, actor=SYSTEM, name="short", expires_on=date(2026, 11, 5)
         )
         traveller.move_to("2026-11-10 10:00 +0800")
         client.force_login(operator)

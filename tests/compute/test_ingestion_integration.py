@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from compute.models import BatchStatus, UsageBatch, UsageRecord
 from compute.tasks import usage_batches_sweep
+from portal.audit import SYSTEM
 from tests.compute.conftest import record
 from tests.concurrency import outcome_codes, race
 from tests.integration import celery_worker, wait_for
@@ -40,7 +41,7 @@ def test_overlapping_batches_from_many_threads_never_overspend(ledger_world, liv
             program=w.program,
             company=w.company,
             amount=Decimal(amount),
-            actor=None,
+            actor=SYSTEM,
             valid_from=w.voucher.valid_from,
         )
         Redemption.objects.create(

@@ -16,6 +16,7 @@ from compute.settlements import (
     settlements_build_month,
 )
 from compute.statements import statement_csv, statement_pdf
+from portal.audit import SYSTEM
 from portal.errors import DomainError
 from tests.compute.conftest import record
 from tests.concurrency import outcome_codes, race
@@ -104,14 +105,16 @@ def test_the_state_machine_and_roles(november, shanghai, shenzhen):
         assert Settlement.objects.get(pk=s.pk).status == status
         return err.value
 
-    refused(settlement_confirm, "conflict", "draft", data_center=w.dc)  # not issued yet
+    refused(
+        settlement_confirm, "conflict", "draft", data_center=w.dc, actor=SYSTEM
+    )  # not issued yet
     refused(settlement_issue, "forbidden", "draft", actor=shanghai.reviewer)
     refused(settlement_issue, "forbidden", "draft", actor=shenzhen.manager)
     s = settlement_issue(settlement=s, actor=shanghai.manager)
     refused(settlement_issue, "conflict", "issued", actor=shanghai.manager)
     refused(settlement_mark_paid, "conflict", "issued", actor=shanghai.manager, payment_ref="X")
-    refused(settlement_confirm, "not_found", "issued", data_center=w.other_dc)
-    s = settlement_confirm(settlement=s, data_center=w.dc)
+    refused(settlement_confirm, "not_found", "issued", data_center=w.other_dc, actor=SYSTEM)
+    s = settlement_confirm(settlement=s, data_center=w.dc, actor=SYSTEM)
     refused(
         settlement_mark_paid, "forbidden", "confirmed", actor=shanghai.reviewer, payment_ref="X"
     )
@@ -201,7 +204,7 @@ def test_every_illegal_transition_is_a_conflict_and_changes_nothing(november, sh
     s = settlement_build(city=shanghai.city, data_center=w.dc, period=NOV)
     attempts = {
         "issue": lambda: settlement_issue(settlement=s, actor=shanghai.manager),
-        "confirm": lambda: settlement_confirm(settlement=s, data_center=w.dc),
+        "confirm": lambda: settlement_confirm(settlement=s, data_center=w.dc, actor=SYSTEM),
         "mark_paid": lambda: settlement_mark_paid(
             settlement=s, actor=shanghai.manager, payment_ref="BANK-1"
         ),

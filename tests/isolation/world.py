@@ -22,6 +22,7 @@ from compute.settlements import (
     settlement_build,
     settlement_issue,
 )
+from portal.audit import SYSTEM
 from portal.models import CityMembership
 from portal.services import membership_invite
 from tests.compute.conftest import record
@@ -85,7 +86,7 @@ def _build_world(shanghai, shenzhen, startup_user, company_a, program_a) -> Worl
     Registration.objects.create(city=sh.city, data_center=dc_x, starts_on=date(2020, 1, 1))
     operator_x = UserFactory(email="ops@matrix-x.test")
     dc_x.operators.add(operator_x)
-    _k, x_key = api_key_issue(data_center=dc_x, actor=None)
+    _k, x_key = api_key_issue(data_center=dc_x, actor=SYSTEM)
     voucher_a = voucher_issue(
         program=program_a,
         company=company_a,
@@ -183,7 +184,7 @@ def _build_world(shanghai, shenzhen, startup_user, company_a, program_a) -> Worl
     app_n.refresh_from_db()
     assert app_n.state == "in_notice", app_n.state
     objection = services.objection_raise(
-        application=app_n, user=UserFactory(email="citizen@zqx.test"), text="异议内容ZQX机密"
+        application=app_n, actor=UserFactory(email="citizen@zqx.test"), text="异议内容ZQX机密"
     )
 
     # Company B's vouchers, data center Y, an active and a requested redemption, usage.
@@ -206,7 +207,7 @@ def _build_world(shanghai, shenzhen, startup_user, company_a, program_a) -> Worl
     Registration.objects.create(city=sz.city, data_center=dc_y, starts_on=date(2020, 1, 1))
     operator_y = UserFactory(email="ops@matrix-y.test")
     dc_y.operators.add(operator_y)
-    key_y, y_key = api_key_issue(data_center=dc_y, actor=None)
+    key_y, y_key = api_key_issue(data_center=dc_y, actor=SYSTEM)
     active = Redemption.objects.create(
         voucher=voucher_b,
         data_center=dc_y,

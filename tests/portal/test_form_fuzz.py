@@ -748,7 +748,7 @@ def _(request):
     shenzhen = fixture(request, "shenzhen")
     app = sz_application(request, "in_notice")
     objection = services.objection_raise(
-        application=app, user=fixture(request, "outsider"), text="关联交易"
+        application=app, actor=fixture(request, "outsider"), text="关联交易"
     )
     return Form(
         shenzhen.approver,

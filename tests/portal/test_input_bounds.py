@@ -221,13 +221,13 @@ def test_one_person_may_raise_at_most_three_objections_to_an_application(
         recommend=True,
     )
     for n in range(3):
-        services.objection_raise(application=app, user=outsider, text=f"异议 {n}")
+        services.objection_raise(application=app, actor=outsider, text=f"异议 {n}")
     with pytest.raises(DomainError) as refused:
-        services.objection_raise(application=app, user=outsider, text="第四条")
+        services.objection_raise(application=app, actor=outsider, text="第四条")
     assert refused.value.code == "conflict"
     assert Objection.objects.filter(raised_by=outsider).count() == 3
     # Someone else may still object.
-    services.objection_raise(application=app, user=shenzhen.reviewer, text="另一人的异议")
+    services.objection_raise(application=app, actor=shenzhen.reviewer, text="另一人的异议")
 
 
 def test_an_application_takes_a_bounded_number_of_documents(

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.core import mail
 from django.utils import timezone, translation
 
+from portal.audit import SYSTEM
 from portal.errors import DomainError
 from portal.models import Role, User
 from portal.services import membership_grant
@@ -142,7 +143,7 @@ def test_the_approver_is_told_when_the_notice_ends_in_the_citys_time(
     page = client.get(f"/company/applications/{app.pk}/").content.decode()
     assert "public notice until 2026-12-06 06:43 (Asia/Shanghai)" in _notes(page)
     services.objection_raise(
-        application=Application.objects.get(pk=app.pk), user=outsider, text="?"
+        application=Application.objects.get(pk=app.pk), actor=outsider, text="?"
     )
     with time_machine.travel(datetime(2026, 12, 6, 0, 0, tzinfo=UTC), tick=False):
         notes = _notes(_page(client, shenzhen.approver, app))
@@ -153,7 +154,7 @@ def test_the_approver_is_told_when_the_notice_ends_in_the_citys_time(
 def test_an_approver_who_reviewed_is_told_why_and_the_city_that_no_one_may_approve(
     client, sz_program, shenzhen, company, startup_user
 ):
-    membership_grant(actor=None, city=shenzhen.city, user=shenzhen.approver, role=Role.REVIEWER)
+    membership_grant(actor=SYSTEM, city=shenzhen.city, user=shenzhen.approver, role=Role.REVIEWER)
     approver = User.objects.get(pk=shenzhen.approver.pk)
     app = _into_notice(
         complete_draft(sz_program, company, startup_user),

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 
+from portal.audit import SYSTEM
 from tests.vouchers.conftest import complete_draft
 from vouchers import eligibility, services
 from vouchers.ledger import voucher_issue
@@ -71,9 +72,9 @@ def test_no_open_application_in_program(app, sh_program, company, startup_user):
 def test_within_company_yearly_cap(app, sh_program):
     # Cap 3,000,000; request 500,000.
     assert outcome(app, {"type": "within_company_yearly_cap"}).outcome == "pass"
-    voucher_issue(program=sh_program, company=app.company, amount=Decimal("2500000"), actor=None)
+    voucher_issue(program=sh_program, company=app.company, amount=Decimal("2500000"), actor=SYSTEM)
     assert outcome(app, {"type": "within_company_yearly_cap"}).outcome == "pass"  # exactly the cap
-    voucher_issue(program=sh_program, company=app.company, amount=Decimal("0.01"), actor=None)
+    voucher_issue(program=sh_program, company=app.company, amount=Decimal("0.01"), actor=SYSTEM)
     assert outcome(app, {"type": "within_company_yearly_cap"}).outcome == "fail"
 
 

@@ -13,6 +13,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import DatabaseError, transaction
 
+from portal.audit import SYSTEM
 from portal.errors import DomainError
 from tests.concurrency import outcome_codes, race
 from tests.vouchers.conftest import make_company, make_program
@@ -92,9 +93,9 @@ def test_verify_ledger_names_the_voucher_that_disagrees(issued, capsys):
 def test_issue_never_exceeds_the_budget(shanghai, startup_user):
     program = make_program(shanghai.city, budget=Decimal("150000.00"), award_max=Decimal("100000"))
     company = make_company(startup_user)
-    voucher_issue(program=program, company=company, amount=Decimal("100000"), actor=None)
+    voucher_issue(program=program, company=company, amount=Decimal("100000"), actor=SYSTEM)
     with pytest.raises(DomainError) as err:
-        voucher_issue(program=program, company=company, amount=Decimal("50000.01"), actor=None)
+        voucher_issue(program=program, company=company, amount=Decimal("50000.01"), actor=SYSTEM)
     assert err.value.code == "conflict"
     program.refresh_from_db()
     assert program.allocated == Decimal("100000.00")
@@ -150,7 +151,7 @@ def test_concurrent_issues_never_exceed_the_budget():
     company = make_company(UserFactory(email="c@budget.test"))
 
     def issue():
-        voucher_issue(program=program, company=company, amount=Decimal("100000"), actor=None)
+        voucher_issue(program=program, company=company, amount=Decimal("100000"), actor=SYSTEM)
 
     assert outcome_codes(race(*[issue] * 8)) == ["conflict"] * 3 + ["done"] * 5
     program.refresh_from_db()
@@ -165,7 +166,7 @@ def test_validity_is_the_programs_months(shanghai, startup_user):
         program=program,
         company=make_company(startup_user),
         amount=Decimal("100000"),
-        actor=None,
+        actor=SYSTEM,
         valid_from=date(2026, 8, 31),
     )
     assert (voucher.valid_from, voucher.valid_until) == (date(2026, 8, 31), date(2027, 2, 27))

@@ -267,7 +267,7 @@ def test_every_email_links_to_the_page_to_act_on_at_site_url(
             scores={"team": 8, "plan": 8},
         )
         objection = services.objection_raise(
-            application=Application.objects.get(pk=app.pk), user=outsider, text="与供应商有关联"
+            application=Application.objects.get(pk=app.pk), actor=outsider, text="与供应商有关联"
         )
     Application.objects.filter(pk=app.pk).update(notice_ends_at=timezone.now())
     with django_capture_on_commit_callbacks(execute=True):
@@ -309,7 +309,7 @@ def test_the_objector_is_told_the_outcome_in_their_language_with_the_citys_time(
     )
     with time_machine.travel(datetime(2026, 12, 1, 17, 5, tzinfo=UTC), tick=False):
         objection = services.objection_raise(
-            application=Application.objects.get(pk=app.pk), user=objector, text="关联交易"
+            application=Application.objects.get(pk=app.pk), actor=objector, text="关联交易"
         )
     mail.outbox.clear()
     with (

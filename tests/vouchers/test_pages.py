@@ -213,7 +213,7 @@ def test_approval_is_offered_only_after_the_notice_and_its_objections(
         recommend=True,
     )
     objection = services.objection_raise(
-        application=Application.objects.get(pk=app.pk), user=outsider, text="关联"
+        application=Application.objects.get(pk=app.pk), actor=outsider, text="关联"
     )
 
     def offered() -> bool:

@@ -101,7 +101,7 @@ def sh_world(shanghai, startup_user, company):
     noticed.refresh_from_db()
     assert noticed.state == "in_notice"
     objection = services.objection_raise(
-        application=noticed, user=UserFactory(email="citizen@example.cn"), text="质疑"
+        application=noticed, actor=UserFactory(email="citizen@example.cn"), text="质疑"
     )
     invitation = services.company_invite(
         company=company, actor=startup_user, email="colleague@startup.test"

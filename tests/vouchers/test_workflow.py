@@ -12,6 +12,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db.models import F
 from django.utils import timezone
 
+from portal.audit import SYSTEM
 from portal.errors import DomainError
 from portal.models import AuditEvent
 from tests.concurrency import outcome_codes, race
@@ -88,7 +89,7 @@ def test_review_and_notice_journey_in_shenzhen(sz_program, shenzhen, startup_use
     app.refresh_from_db()
     assert app.state == "in_notice"
     assert app.notice_ends_at - timezone.now() > timedelta(days=4, hours=23)
-    objection = services.objection_raise(application=app, user=outsider, text="与供应商存在关联")
+    objection = services.objection_raise(application=app, actor=outsider, text="与供应商存在关联")
     with pytest.raises(DomainError, match="not ended") as err:
         services.application_approve(
             application=app,
@@ -372,7 +373,7 @@ def test_approver_cannot_approve_an_application_they_reviewed(sz_program, shenzh
     from portal.models import Role
     from portal.services import membership_grant
 
-    membership_grant(actor=None, city=shenzhen.city, user=shenzhen.approver, role=Role.REVIEWER)
+    membership_grant(actor=SYSTEM, city=shenzhen.city, user=shenzhen.approver, role=Role.REVIEWER)
     company = services.company_create(
         actor=startup_user, legal_name="X", credit_code="91440300708461136T"
     )

@@ -9,7 +9,7 @@ from datetime import timedelta
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from portal.audit import audit_record
+from portal.audit import Actor, actor_name, audit_record
 from portal.errors import DomainError
 from portal.models import User
 from portal.queue import publish_on_commit
@@ -68,7 +68,7 @@ def step(
     application: Application,
     *,
     action: str,
-    actor: User | None,
+    actor: Actor,
     target: str,
     note: str = "",
     notify: str = "",
@@ -94,7 +94,7 @@ def step(
         application=application,
         from_state=before,
         to_state=target,
-        actor_label=actor.email if actor is not None else "system",
+        actor_label=actor_name(actor),
         note=note[:2000],
     )
     audit_record(
@@ -112,7 +112,7 @@ def step(
 
 
 def to_recommended(
-    application: Application, *, action: str, actor: User | None, note: str
+    application: Application, *, action: str, actor: Actor, note: str
 ) -> Application:
     """Recommended, and straight into public notice when the program has one."""
     days = application.program.notice_days

@@ -124,17 +124,17 @@ def company_invite(*, company: Company, actor: User, email: str) -> CompanyInvit
     return invitation
 
 
-def invitation_accept(*, token: str, user: User) -> Company:
+def invitation_accept(*, token: str, actor: User) -> Company:
     with transaction.atomic():
         invitation = (
             CompanyInvitation.objects.select_for_update()
             .filter(token=token, accepted_at__isnull=True)
             .first()
         )
-        if invitation is None or invitation.email != user.email.lower():
+        if invitation is None or invitation.email != actor.email.lower():
             raise DomainError(_("This invitation is not valid for your account."), code="not_found")
-        CompanyMember.objects.get_or_create(company=invitation.company, user=user)
+        CompanyMember.objects.get_or_create(company=invitation.company, user=actor)
         invitation.accepted_at = timezone.now()
         invitation.save(update_fields=["accepted_at"])
-        audit_record(action="company.join", actor=user, target=invitation.company)
+        audit_record(action="company.join", actor=actor, target=invitation.company)
     return invitation.company

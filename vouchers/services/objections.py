@@ -20,7 +20,7 @@ from vouchers.tasks import application_notify
 MAX_OBJECTIONS_PER_PERSON = 3
 
 
-def objection_raise(*, application: Application, user: User, text: str) -> Objection:
+def objection_raise(*, application: Application, actor: User, text: str) -> Objection:
     text = (text or "").strip()
     if not text:
         raise invalid("text", _("Write your objection."))
@@ -34,7 +34,7 @@ def objection_raise(*, application: Application, user: User, text: str) -> Objec
             )
         # Each objection blocks approval until resolved: one person may not flood it.
         if (
-            Objection.objects.filter(application=application, raised_by=user).count()
+            Objection.objects.filter(application=application, raised_by=actor).count()
             >= MAX_OBJECTIONS_PER_PERSON
         ):
             raise DomainError(
@@ -46,10 +46,10 @@ def objection_raise(*, application: Application, user: User, text: str) -> Objec
                 code="conflict",
             )
         objection = Objection.objects.create(
-            application=application, raised_by=user, text=text[:5000]
+            application=application, raised_by=actor, text=text[:5000]
         )
         audit_record(
-            action="objection.raise", city=application.city, actor=user, target=application
+            action="objection.raise", city=application.city, actor=actor, target=application
         )
     return objection
 

@@ -9,9 +9,9 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
-from portal.audit import audit_record
+from portal.audit import SYSTEM, Actor, audit_record
 from portal.errors import DomainError
-from portal.models import City, Role, User
+from portal.models import City, Role
 from portal.tenancy import has_role
 from vouchers import eligibility
 from vouchers.models import Program
@@ -151,10 +151,10 @@ def program_validate(values: dict[str, Any]) -> dict[str, list[str]]:
 
 
 def program_save(
-    *, city: City, actor: User | None, values: dict[str, Any], program: Program | None = None
+    *, city: City, actor: Actor, values: dict[str, Any], program: Program | None = None
 ) -> Program:
     """Create or change one of the city's programs (program managers only)."""
-    if actor is not None and not has_role(actor, city, Role.PROGRAM_MANAGER):
+    if actor is not SYSTEM and not has_role(actor, city, Role.PROGRAM_MANAGER):
         raise DomainError(_("Only the city's program managers edit programs."), code="forbidden")
     errors = program_validate(values)
     if errors:

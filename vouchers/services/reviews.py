@@ -9,7 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from portal.audit import audit_record
+from portal.audit import SYSTEM, audit_record
 from portal.errors import DomainError
 from portal.models import Role, User
 from portal.queue import publish_on_commit
@@ -101,13 +101,13 @@ def _conclude(application: Application) -> None:
     yes = sum(1 for r in done if r.recommend)
     note = _("%(yes)s of %(n)s reviews recommend.") % {"yes": yes, "n": len(done)}
     if yes * 2 > len(done):
-        to_recommended(application, action="conclude_reviews", actor=None, note=note)
+        to_recommended(application, action="conclude_reviews", actor=SYSTEM, note=note)
     elif yes * 2 == len(done):
         if application.state != ApplicationState.TIE_BREAK:
             step(
                 application,
                 action="conclude_reviews",
-                actor=None,
+                actor=SYSTEM,
                 target=ApplicationState.TIE_BREAK,
                 note=note,
                 notify="tie_break",
@@ -117,7 +117,7 @@ def _conclude(application: Application) -> None:
         step(
             application,
             action="conclude_reviews",
-            actor=None,
+            actor=SYSTEM,
             target=ApplicationState.NOT_RECOMMENDED,
             note=note,
             notify="not_recommended",

@@ -124,7 +124,7 @@ def notice(request: CityRequest, city_slug: str, slug: str) -> HttpResponse:
             request,
             form,
             lambda: services.objection_raise(
-                application=application, user=user, text=form.cleaned_data["text"]
+                application=application, actor=user, text=form.cleaned_data["text"]
             ),
             _("Your objection was recorded; the city will resolve it before any approval."),
         ):
@@ -227,7 +227,7 @@ def company_detail(request: SignedInRequest, pk: int) -> HttpResponse:
 def invitation_accept(request: SignedInRequest, token: str) -> HttpResponse:
     if request.method == "POST":
         try:
-            company = services.invitation_accept(token=token, user=request.user)
+            company = services.invitation_accept(token=token, actor=request.user)
         except DomainError:
             raise Http404 from None
         messages.success(request, _("You joined %(company)s.") % {"company": company.legal_name})

@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from compute.models import DataCenter
 from compute.services import api_key_issue
+from portal.audit import SYSTEM
 from portal.errors import DomainError
 
 
@@ -30,7 +31,7 @@ class Command(BaseCommand):
             raise CommandError(f"No data center '{slug}'. Known: {known}.")
         try:
             key, raw = api_key_issue(
-                data_center=data_center, actor=None, name=name, expires_on=expires
+                data_center=data_center, actor=SYSTEM, name=name, expires_on=expires
             )
         except DomainError as error:
             raise CommandError(error.message) from None

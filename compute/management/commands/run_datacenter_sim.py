@@ -61,6 +61,7 @@ class Command(BaseCommand):
     def _demo(self, o) -> list[tuple[DataCenterSimulator, str]]:
         from compute.models import DataCenter
         from compute.services import api_key_issue, data_center_save
+        from portal.audit import SYSTEM
         from portal.models import User
 
         sims = []
@@ -82,7 +83,7 @@ class Command(BaseCommand):
                     raise CommandError("No platform admin to record the feed move; run seed_demo.")
                 dc.feed_url = feed_url
                 data_center_save(actor=admin, data_center=dc, changed=["feed_url"])
-            _key, raw = api_key_issue(data_center=dc, actor=None, name="simulator")
+            _key, raw = api_key_issue(data_center=dc, actor=SYSTEM, name="simulator")
             sims.append((sim, raw))
             self.stdout.write(f"{dc.slug}: feed at {dc.feed_url}")
         if not sims:

@@ -15,6 +15,7 @@ from django.core.management.base import BaseCommand, CommandError
 from compute.models import DataCenter
 from compute.services import api_key_issue
 from compute.simulation import SHANGHAI, usage_records
+from portal.audit import SYSTEM
 
 
 def _valid_from(client: httpx.Client, codes: list[str]) -> dict[str, datetime]:
@@ -61,7 +62,7 @@ class Command(BaseCommand):
         if key and len(centers) > 1:
             raise CommandError("--key fits one data center only.")
         keys = {
-            dc.slug: key or api_key_issue(data_center=dc, actor=None, name="simulate_push")[1]
+            dc.slug: key or api_key_issue(data_center=dc, actor=SYSTEM, name="simulate_push")[1]
             for dc in centers
         }
         rng = random.Random(seed)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING
 
 from django.db.models import Sum
 from django.utils import timezone, translation
@@ -20,6 +21,9 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from vouchers.models import document_type_label
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 PASS, FAIL, NEEDS_REVIEW = "pass", "fail", "needs_review"
 
@@ -276,7 +280,7 @@ def rules_problem(rules: object) -> str | None:
 
 
 # The catalogue's rule types as program managers choose them (the editor's select).
-RULE_LABELS: dict[str, str] = {
+RULE_LABELS: dict[str, StrOrPromise] = {
     "registered_in_city": gettext_lazy("Registered in the city"),
     "founded_within_years": gettext_lazy("Founded within a number of years"),
     "max_headcount": gettext_lazy("Headcount at most"),

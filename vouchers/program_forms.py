@@ -10,9 +10,13 @@ program comes back exactly as it was saved (`program_rows_initial` ↔ `*_value`
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 from vouchers import eligibility
 from vouchers.models import DOCUMENT_TYPES
@@ -100,7 +104,7 @@ class DocumentRowForm(RowForm):
         ]
 
     def clean(self) -> dict:
-        data = super().clean()
+        data: dict[str, Any] = super().clean() or self.cleaned_data
         kind, custom = data.get("doc_type"), (data.get("custom") or "").strip()
         if kind == CUSTOM and not custom:
             self.add_error("custom", _("Write the identifier of the document type."))
@@ -159,7 +163,7 @@ class RuleRowForm(RowForm):
         self.fields["cap"].help_text = _("Empty: the program's yearly cap per company.")
 
     def clean(self) -> dict:
-        data = super().clean()
+        data: dict[str, Any] = super().clean() or self.cleaned_data
         kind = data.get("type")
         for name, (rule, _parameter) in self.PARAMETER_FIELDS.items():
             if kind and rule != kind and data.get(name) is not None:
@@ -183,7 +187,7 @@ class RowFormSet(forms.BaseFormSet):
     """Rows in the order chosen (the ORDER field, or as listed), without deleted or
     blank ones; a duplicate is an error on the row that repeats."""
 
-    duplicate_message = ""
+    duplicate_message: StrOrPromise = ""
 
     def rows(self) -> list[forms.Form]:
         # Saved rows count even unchanged; a blank row offered below them does not.
@@ -191,7 +195,7 @@ class RowFormSet(forms.BaseFormSet):
             form
             for i, form in enumerate(self.forms)
             if (i < self.initial_form_count() or form.has_changed())
-            and not self._should_delete_form(form)
+            and not self._should_delete_form(form)  # type: ignore[attr-defined]
             and form.is_valid()
         ]
         position = {id(form): i for i, form in enumerate(self.forms)}
@@ -218,7 +222,7 @@ class RowFormSet(forms.BaseFormSet):
             seen.add(key)
 
     def value(self) -> list:
-        return [form.value() for form in self.rows()]
+        return [form.value() for form in self.rows()]  # type: ignore[attr-defined]
 
 
 class RubricFormSet(RowFormSet):

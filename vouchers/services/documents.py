@@ -37,7 +37,8 @@ def _editable_document(application: Application, actor: User, document: Document
 def _delete_file_on_commit(document: Document) -> None:
     # The file goes only once the row's deletion is committed; a rollback keeps both.
     storage, name = document.file.storage, document.file.name
-    transaction.on_commit(lambda: storage.delete(name))
+    if name:
+        transaction.on_commit(lambda: storage.delete(name))
 
 
 def document_remove(*, application: Application, actor: User, document: Document) -> None:
@@ -62,7 +63,7 @@ def document_remove(*, application: Application, actor: User, document: Document
 
 
 def document_replace(
-    *, application: Application, actor: User, document: Document, upload: UploadedFile
+    *, application: Application, actor: User, document: Document, upload: UploadedFile[bytes]
 ) -> Document:
     """A new file in the place of one uploaded before: the same type, the old file gone,
     in one step (the application never lacks the document in between)."""

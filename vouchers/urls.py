@@ -4,8 +4,7 @@ public program pages and its staff pages under /<city_slug>/."""
 from django.urls import include, path
 
 from vouchers import views
-from vouchers.views import decisions
-from vouchers.views import application_documents, program_editor
+from vouchers.views import application_documents, decisions, program_editor
 
 app_name = "vouchers"
 

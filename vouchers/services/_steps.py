@@ -89,7 +89,7 @@ def step(
     if letter_number is not None:
         letter_issue(application=application, kind=LetterKind.APPROVAL, number=letter_number)
     elif target in LETTERS:
-        letter_issue(application=application, kind=LETTERS[target])
+        letter_issue(application=application, kind=LETTERS[ApplicationState(target)])
     change = StateChange.objects.create(
         application=application,
         from_state=before,

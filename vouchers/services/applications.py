@@ -8,6 +8,7 @@ notification after commit).
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -375,7 +376,7 @@ def application_approve(
         application.award_reason = reason
         if program.acceptance_days > 0:
             award_reserve(program=program, amount=amount)
-            application.award_expires_at = application.decided_at + timezone.timedelta(
+            application.award_expires_at = application.decided_at + timedelta(
                 days=program.acceptance_days
             )
             step(

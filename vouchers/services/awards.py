@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from portal.audit import SYSTEM, Actor
 from portal.citytime import city_datetime
 from portal.errors import DomainError
 from portal.locks import retry_on_deadlock
@@ -63,7 +64,7 @@ def award_accept(*, application: Application, actor: User) -> Voucher:
     return voucher
 
 
-def _release(application: Application, *, action: str, actor: User | None, target: str) -> None:
+def _release(application: Application, *, action: str, actor: Actor, target: str) -> None:
     award_release(program=application.program, amount=application.awarded_amount)
     application.award_answered_at = timezone.now()
     step(
@@ -96,5 +97,5 @@ def award_lapse(*, application: Application) -> bool:
             application.award_expires_at and timezone.now() < application.award_expires_at
         ):
             return False
-        _release(application, action="lapse_award", actor=None, target=ApplicationState.LAPSED)
+        _release(application, action="lapse_award", actor=SYSTEM, target=ApplicationState.LAPSED)
     return True

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 
 from portal.audit import audit_record
 from portal.errors import DomainError
 from portal.forms import apply_domain_error
+from portal.http import SignedInRequest
 from portal.models import Role
 from portal.tenancy import staff_required
 from vouchers import letter_selectors, selectors, services, workflow
@@ -24,7 +25,7 @@ ANSWERS = {"accept": "accept_award", "decline": "decline_award"}
 
 
 @login_required
-def award_answer(request: HttpRequest, pk: int, answer: str) -> HttpResponse:
+def award_answer(request: SignedInRequest, pk: int, answer: str) -> HttpResponse:
     """GET: what accepting or declining means, with a confirmation; POST with the
     confirmation ticked: the service."""
     app = selectors.application_get(user=request.user, pk=pk)
@@ -66,13 +67,13 @@ def _pdf(letter: DecisionLetter) -> HttpResponse:
 
 
 @login_required
-def my_letter(request: HttpRequest, pk: int, letter_id: int) -> HttpResponse:
+def my_letter(request: SignedInRequest, pk: int, letter_id: int) -> HttpResponse:
     app = selectors.application_get(user=request.user, pk=pk)
     return _pdf(letter_selectors.letter_get(application=app, pk=letter_id))
 
 
 @staff_required()
-def staff_letter(request: HttpRequest, city_slug: str, pk: int, letter_id: int) -> HttpResponse:
+def staff_letter(request: SignedInRequest, city_slug: str, pk: int, letter_id: int) -> HttpResponse:
     app = selectors.application_get(city=request.city, pk=pk)
     letter = letter_selectors.letter_get(application=app, pk=letter_id)
     audit_record(
@@ -87,7 +88,7 @@ def staff_letter(request: HttpRequest, city_slug: str, pk: int, letter_id: int) 
 
 
 @staff_required(Role.PROGRAM_MANAGER)
-def staff_letter_templates(request: HttpRequest, city_slug: str, slug: str) -> HttpResponse:
+def staff_letter_templates(request: SignedInRequest, city_slug: str, slug: str) -> HttpResponse:
     """One form per kind of letter; the posted kind is saved, every field's problem
     shown next to it."""
     program = selectors.program_get(city=request.city, slug=slug)

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 
+from portal.audit import SYSTEM
 from portal.models import AuditEvent
 from tests.vouchers.conftest import program_values
 from vouchers import demo, services
@@ -234,7 +235,7 @@ def test_the_demo_programs_come_back_unchanged(client, shanghai, city):
         "closes_at": datetime.fromisoformat("2026-12-31T18:00:00+08:00"),
         **terms,
     }
-    program = services.program_save(city=shanghai.city, actor=None, values=values)
+    program = services.program_save(city=shanghai.city, actor=SYSTEM, values=values)
     before = {name: getattr(program, name) for name in services.PROGRAM_FIELDS}
     client.force_login(shanghai.manager)
     url = f"/shanghai/staff/programs/{program.slug}/"

@@ -27,7 +27,7 @@ from compute.models import BATCH_PENDING, BatchStatus, DataCenter, UsageBatch
 from portal.audit import audit_record
 from portal.errors import DomainError
 from portal.models import User
-from portal.queue import BROKER_ERRORS
+from portal.queue import BROKER_ERRORS, task_named
 
 log = logging.getLogger(__name__)
 
@@ -40,16 +40,16 @@ MAX_ATTEMPTS = 10
 OUTBOX_AFTER = timedelta(seconds=30)
 # The sweeper's share per run: taken oldest first, so none is starved.
 SWEEP_LIMIT = 500
+# The task that applies a batch, asked for by name: compute.tasks imports this module.
+APPLY_TASK = "compute.tasks.usage_batch_apply_task"
 
 
 def usage_batch_enqueue(batch_id: int) -> bool:
     """Put the batch's task on the broker and note that it is there. Never raises: the
     batch is safe in PostgreSQL, and the sweeper enqueues it later if this fails (the
     API still answers 202 while Redis is down)."""
-    from compute.tasks import usage_batch_apply_task  # tasks import this module
-
     try:
-        usage_batch_apply_task.delay(batch_id)
+        task_named(APPLY_TASK).delay(batch_id)
     except BROKER_ERRORS:
         log.warning("usage batch %s: broker unreachable; the sweeper will enqueue it", batch_id)
         return False

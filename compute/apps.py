@@ -7,6 +7,7 @@ class ComputeConfig(AppConfig):
     verbose_name = _("Compute")
 
     def ready(self) -> None:
+        from compute.audit_actions import compute_audit_actions_register
         from compute.links import links_register
         from compute.metrics import metrics_register
         from compute.security import security_register
@@ -14,3 +15,4 @@ class ComputeConfig(AppConfig):
         links_register()
         metrics_register()
         security_register()
+        compute_audit_actions_register()

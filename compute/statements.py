@@ -9,6 +9,8 @@ import functools
 import io
 from collections.abc import Callable
 
+from django.utils.translation import gettext as _
+
 from compute.models import Settlement, SettlementStatus
 from portal.dbrouter import use_replica
 
@@ -63,90 +65,141 @@ def statement_csv(settlement: Settlement) -> bytes:
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 
+# The lines table of the PDF: x of each column's left edge (amounts: right edge), in
+# points on A4 with a 50 pt margin. Record ids wrap inside their column, never cut.
+_KIND_X, _RECORD_X, _VOUCHER_X, _AMOUNT_X, _COVERED_X = 50, 110, 300, 470, 545
+_RECORD_WIDTH = _VOUCHER_X - _RECORD_X - 8
+_TOP, _BOTTOM = 60, 70
+
+
+def _wrap(text: str, font: str, size: float, width: float) -> list[str]:
+    """`text` cut into pieces no wider than `width` (ids have no spaces to break at)."""
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+
+    pieces, piece = [], ""
+    for char in text:
+        if piece and stringWidth(piece + char, font, size) > width:
+            pieces.append(piece)
+            piece = ""
+        piece += char
+    return [*pieces, piece] if piece or not pieces else pieces
+
+
+def _numbered_canvas(font: str):
+    """A reportlab canvas that writes "page x of y" on every page once it knows y: each
+    finished page is kept until `save`, then numbered and written."""
+    from reportlab.pdfgen import canvas
+
+    class NumberedCanvas(canvas.Canvas):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            self._pages: list[dict] = []
+
+        def showPage(self) -> None:  # reportlab names it so
+            self._pages.append(dict(self.__dict__))
+            self._startPage()
+
+        def save(self) -> None:
+            total = len(self._pages)
+            for number, page in enumerate(self._pages, start=1):
+                self.__dict__.update(page)
+                self.setFont(font, 8)
+                width = self._pagesize[0]
+                self.drawRightString(
+                    width - 50,
+                    30,
+                    _("Page %(page)s of %(pages)s") % {"page": number, "pages": total},
+                )
+                super().showPage()
+            super().save()
+
+    return NumberedCanvas
+
+
 @_from_replica_once_issued
 def statement_pdf(settlement: Settlement) -> bytes:
+    """The statement in the active language (the reader's), with the city and the data
+    center in both their names: the lines with full record ids (wrapped), the header
+    on every page, "page x of y", the totals and the signature block on the last page."""
     from reportlab.lib.pagesizes import A4
     from reportlab.pdfbase import pdfmetrics
     from reportlab.pdfbase.cidfonts import UnicodeCIDFont
-    from reportlab.pdfgen import canvas
 
     font = "STSong-Light"
     if font not in pdfmetrics.getRegisteredFontNames():
         pdfmetrics.registerFont(UnicodeCIDFont(font))
     buffer = io.BytesIO()
-    pdf = canvas.Canvas(buffer, pagesize=A4)
+    pdf = _numbered_canvas(font)(buffer, pagesize=A4)
     pdf.setTitle(
-        f"Settlement {settlement.city.slug} {settlement.data_center.slug} {settlement.period:%Y-%m}"
+        f"{_('Settlement statement')} {settlement.city.slug} {settlement.data_center.slug} "
+        f"{settlement.period:%Y-%m}"
     )
     _width, height = A4
-    left, y = 50, height - 60
+    y = height - _TOP
+
+    def new_page() -> None:
+        nonlocal y
+        pdf.showPage()
+        y = height - _TOP
 
     def line(text: str, size: int = 10, gap: int = 15) -> None:
         nonlocal y
-        if y < 80:
-            pdf.showPage()
-            y = height - 60
+        if y < _BOTTOM + gap:
+            new_page()
         pdf.setFont(font, size)
-        pdf.drawString(left, y, text)
+        pdf.drawString(_KIND_X, y, text)
         y -= gap
 
-    line("算力券结算单 Computing-voucher settlement statement", 15, 24)
-    line(f"城市 City: {settlement.city.name_zh} / {settlement.city.name_en}")
+    city, dc = settlement.city, settlement.data_center
+    line(_("Computing-voucher settlement statement"), 15, 24)
+    line(f"{_('City')}: {city.name_zh} / {city.name_en}")
+    line(f"{_('Data center')}: {dc.name_zh} / {dc.name_en}")
     line(
-        f"数据中心 Data center: {settlement.data_center.name_zh} / {settlement.data_center.name_en}"
-    )
-    line(
-        f"结算期 Period: {settlement.period:%Y-%m}    "
-        f"状态 Status: {settlement.get_status_display()} ({settlement.status})"
-    )
-    line(f"记录数 Records: {settlement.records}")
-    line(f"标价合计 List price total: ¥{settlement.amount_total:,.2f}")
-    line(
-        f"抵扣合计（城市应付）Covered total (owed by the city): ¥{settlement.covered_total:,.2f}",
-        11,
+        f"{_('Period')}: {settlement.period:%Y-%m}    "
+        f"{_('Status')}: {settlement.get_status_display()}",
+        10,
         24,
     )
-    # The lines table: fixed column positions (the CJK font is proportional, so padding
-    # with spaces would not align), amounts right-aligned, the header on every page.
-    columns = [(left, "类型 Kind"), (left + 70, "记录 Record"), (left + 250, "算力券 Voucher")]
-    amounts = [(left + 420, "标价 Amount"), (left + 495, "抵扣 Covered")]
 
     def header() -> None:
         nonlocal y
         pdf.setFont(font, 9)
-        for x, title in columns:
-            pdf.drawString(x, y, title)
-        for x, title in amounts:
-            pdf.drawRightString(x, y, title)
-        pdf.line(left, y - 4, left + 495, y - 4)
+        pdf.drawString(_KIND_X, y, str(_("Kind")))
+        pdf.drawString(_RECORD_X, y, str(_("Record")))
+        pdf.drawString(_VOUCHER_X, y, str(_("Voucher")))
+        pdf.drawRightString(_AMOUNT_X, y, str(_("Amount")))
+        pdf.drawRightString(_COVERED_X, y, str(_("Covered")))
+        pdf.line(_KIND_X, y - 4, _COVERED_X, y - 4)
         y -= 16
 
     header()
     for item in settlement.lines.order_by("id").iterator(chunk_size=2000):
-        if y < 80:
-            pdf.showPage()
-            y = height - 60
+        pieces = _wrap(item.record_id, font, 8, _RECORD_WIDTH)
+        if y - 11 * (len(pieces) - 1) < _BOTTOM:
+            new_page()
             header()
         pdf.setFont(font, 8)
-        pdf.drawString(columns[0][0], y, item.get_kind_display())
-        pdf.drawString(columns[1][0], y, item.record_id[:40])
-        pdf.drawString(columns[2][0], y, item.voucher_code)
-        pdf.drawRightString(amounts[0][0], y, f"{item.amount:,.2f}")
-        pdf.drawRightString(amounts[1][0], y, f"{item.covered_amount:,.2f}")
-        y -= 12
-    y -= 20
-    line("签章 Signatures", 11, 22)
-    line(
-        "城市主管部门 For the city: ____________________   日期 Date: __________   （盖章 Seal）",
-        10,
-        30,
-    )
-    line(
-        "数据中心 For the data center: ____________________   "
-        "日期 Date: __________   （盖章 Seal）",
-        10,
-        30,
-    )
+        pdf.drawString(_KIND_X, y, item.get_kind_display())
+        # The id's pieces one under the other, drawn together so that text extraction
+        # reads them in order.
+        for n, piece in enumerate(pieces):
+            pdf.drawString(_RECORD_X, y - 11 * n, piece)
+        pdf.drawString(_VOUCHER_X, y, item.voucher_code)
+        pdf.drawRightString(_AMOUNT_X, y, f"{item.amount:,.2f}")
+        pdf.drawRightString(_COVERED_X, y, f"{item.covered_amount:,.2f}")
+        y -= 11 * len(pieces) + 1
+    # The totals and the signatures stay together on the last page.
+    if y < _BOTTOM + 170:
+        new_page()
+    y -= 10
+    pdf.line(_KIND_X, y + 8, _COVERED_X, y + 8)
+    line(f"{_('Records')}: {settlement.records}")
+    line(f"{_('List price total')}: ¥{settlement.amount_total:,.2f}")
+    line(f"{_('Covered total (owed by the city)')}: ¥{settlement.covered_total:,.2f}", 11, 30)
+    line(str(_("Signatures")), 11, 22)
+    seal = f"{_('Date')}: __________   ({_('Seal')})"
+    line(f"{_('For the city')}: ____________________   {seal}", 10, 30)
+    line(f"{_('For the data center')}: ____________________   {seal}", 10, 30)
     pdf.showPage()
     pdf.save()
     return buffer.getvalue()

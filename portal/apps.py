@@ -7,6 +7,8 @@ class PortalConfig(AppConfig):
     verbose_name = _("Portal")
 
     def ready(self) -> None:
+        from portal.audit_labels import portal_audit_actions_register
         from portal.signin import signals_connect
 
         signals_connect()
+        portal_audit_actions_register()

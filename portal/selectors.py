@@ -9,9 +9,12 @@ another tenant's objects are simply not there; `_get` raises `Http404` for "miss
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.db.models import Q, QuerySet
 from django.shortcuts import get_object_or_404
 
+from portal.audit_labels import audit_action_filter, audit_action_search
 from portal.models import AuditEvent, City, CityMembership, StaffInvitation, User
 
 
@@ -52,11 +55,37 @@ def staff_invitation_list(*, city: City) -> QuerySet[StaffInvitation]:
     )
 
 
-def audit_event_list(*, city: City, query: str = "") -> QuerySet[AuditEvent]:
+def audit_event_list(
+    *,
+    city: City,
+    query: str = "",
+    since: datetime | None = None,
+    until: datetime | None = None,
+    actor: str = "",
+    action: str = "",
+    target_type: str = "",
+    target_id: str = "",
+) -> QuerySet[AuditEvent]:
+    """The city's events, newest first: `since` inclusive, `until` exclusive; `actor`
+    part of who acted; `action` a code or a family (`export.*`); `query` matches a code,
+    an action's label in the active language, an actor or an object id."""
     qs = AuditEvent.objects.filter(city=city).order_by("-seq")
+    if since is not None:
+        qs = qs.filter(created_at__gte=since)
+    if until is not None:
+        qs = qs.filter(created_at__lt=until)
+    if actor:
+        qs = qs.filter(actor_label__icontains=actor)
+    if action:
+        qs = qs.filter(audit_action_filter(action))
+    if target_type:
+        qs = qs.filter(target_type=target_type)
+    if target_id:
+        qs = qs.filter(target_id=target_id)
     if query:
         qs = qs.filter(
             Q(action__icontains=query)
+            | Q(action__in=audit_action_search(query))
             | Q(actor_label__icontains=query)
             | Q(target_id=query)
             | Q(target_type__icontains=query)

@@ -27,6 +27,8 @@ portal_patterns = [
 ]
 
 urlpatterns = [
+    # Browsers ask for /favicon.ico whatever the page says; the icon is a static file.
+    path("favicon.ico", views.favicon),
     # For load balancers, container healthchecks and Prometheus (docs/operations.md).
     path("healthz", health.healthz, name="healthz"),
     path("metrics", metrics.metrics_view, name="metrics"),

@@ -3,13 +3,22 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponsePermanentRedirect,
+    JsonResponse,
+)
 from django.shortcuts import redirect, render
+from django.templatetags.static import static
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 from django.views.i18n import set_language as django_set_language
 
 from portal import selectors
+from portal.audit_trail import audit_filters
+from portal.citytime import city_zone
 from portal.errors import DomainError, error_body
 from portal.forms import StaffGrantForm, apply_domain_error
 from portal.http import CityRequest, SignedInRequest, page_of
@@ -133,11 +142,19 @@ def staff_join(request: SignedInRequest, city_slug: str, token: str) -> HttpResp
 
 @staff_required(Role.AUDITOR, Role.PROGRAM_MANAGER)
 def audit_log(request: SignedInRequest, city_slug: str) -> HttpResponse:
-    query = request.GET.get("q", "").strip()[:100]
-    events = selectors.audit_event_list(city=request.city, query=query)
-    page = page_of(request, events)
+    """The city's trail, filtered (portal.audit_trail) and shown with readable names
+    (portal.audit_labels)."""
+    form, filters = audit_filters(request, request.city)
+    events = selectors.audit_event_list(city=request.city, **filters)
     return render(
-        request, "portal/audit_log.html", {"city": request.city, "page": page, "query": query}
+        request,
+        "portal/audit_log.html",
+        {
+            "city": request.city,
+            "page": page_of(request, events),
+            "form": form,
+            "zone": city_zone(request.city).key,
+        },
     )
 
 
@@ -186,3 +203,9 @@ def error_500(request: HttpRequest) -> HttpResponse:
     from django.template import loader
 
     return HttpResponse(loader.get_template("500.html").render({}), status=500)
+
+
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers ask for /favicon.ico whatever the page says: send them to the static
+    file (resolved per request, so a hashed name from the manifest is found)."""
+    return HttpResponsePermanentRedirect(static("icons/favicon.ico"))

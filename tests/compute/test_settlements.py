@@ -293,7 +293,10 @@ def test_csv_rows_and_pdf_period(november, shanghai):
     lines = [r for r in rows if r and r[0] == "usage"]
     assert len(lines) == 5
     assert rows[-1] == ["total", "5", "", "510.00", "153.00"]
-    assert b"2026-11" in statement_pdf(s)
+    import pypdf
+
+    pdf_text = pypdf.PdfReader(io.BytesIO(statement_pdf(s))).pages[0].extract_text()
+    assert "2026-11" in pdf_text
 
 
 def test_the_beat_task_drafts_last_month(november, shanghai):

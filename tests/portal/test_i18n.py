@@ -71,3 +71,19 @@ def test_compiletranslations_compiles_stale_catalogues_only(settings, tmp_path):
     assert len(mo.translated_entries()) == len(polib.pofile(str(po)).translated_entries())
     call_command("compiletranslations", stdout=out)  # up to date: left alone
     assert out.getvalue().strip().endswith("Compiled 0 catalogue(s).")
+
+
+def test_quantities_and_rates_as_people_read_them():
+    from portal.templatetags.money import format_percent, format_quantity
+
+    # Card-hours showed as "20000.0" (issue #14 item 3).
+    assert format_quantity(Decimal("20000.0")) == "20,000"
+    assert format_quantity(20000.0) == "20,000"
+    assert format_quantity(Decimal("1234.500")) == "1,234.5"
+    assert format_quantity(Decimal("0.0005")) == "0.001"
+    assert format_quantity(Decimal("-1500")) == "-1,500"
+    assert format_quantity(None) == "" and format_quantity("n/a") == ""
+    assert format_percent(Decimal("0.30")) == "30%"
+    assert format_percent(Decimal("0.125")) == "12.5%"
+    assert format_percent(Decimal("1")) == "100%"
+    assert format_percent("") == ""

@@ -87,3 +87,29 @@ def test_quantities_and_rates_as_people_read_them():
     assert format_percent(Decimal("0.125")) == "12.5%"
     assert format_percent(Decimal("1")) == "100%"
     assert format_percent("") == ""
+
+
+# The glossary (docs/glossary.md): one Chinese word per domain term, in the UI too.
+GLOSSARY = {
+    "Program": "专项",
+    "Programs": "专项",
+    "Program manager": "专项主管",
+    "Project": "申报项目",
+    "Project title": "申报项目名称",
+    "Application": "申请",
+    "Applications": "申请",
+    "Voucher": "算力券",
+    "Redemptions": "核销",
+    "Data center": "数据中心",
+    "Ledger": "台账",
+}
+
+
+def test_the_ui_uses_the_glossarys_words():
+    from django.utils import translation
+
+    with translation.override("zh-hans"):
+        words = {english: translation.gettext(english) for english in GLOSSARY}
+    assert words == GLOSSARY
+    # "Program" and "Project" were both 项目: two identical column headers.
+    assert words["Program"] != words["Project"]

@@ -8,6 +8,7 @@ class ComputeConfig(AppConfig):
 
     def ready(self) -> None:
         from compute.audit_actions import compute_audit_actions_register
+        from compute.audit_actions import compute_audit_actions_register
         from compute.links import links_register
         from compute.metrics import metrics_register
         from compute.security import security_register
@@ -15,4 +16,5 @@ class ComputeConfig(AppConfig):
         links_register()
         metrics_register()
         security_register()
+        compute_audit_actions_register()
         compute_audit_actions_register()

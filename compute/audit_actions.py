@@ -32,5 +32,7 @@ def compute_audit_actions_register() -> None:
             "settlement.issue": _("Statement issued"),
             "settlement.confirm": _("Statement confirmed"),
             "settlement.mark_paid": _("Statement marked paid"),
+            # manage.py seed_scale (compute/scale.py): one event per load.
+            "scale.seed": _("Scale test data loaded"),
         }
     )

@@ -8,7 +8,9 @@ class PortalConfig(AppConfig):
 
     def ready(self) -> None:
         from portal.audit_labels import portal_audit_actions_register
+        from portal.audit_labels import portal_audit_actions_register
         from portal.signin import signals_connect
 
         signals_connect()
+        portal_audit_actions_register()
         portal_audit_actions_register()

@@ -31,11 +31,14 @@ class AuditFilterForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["action"].choices = [("", _("All actions")), *audit_action_choices()]
-        self.fields["target_type"].choices = [("", _("All objects")), *audit_target_choices()]
+        action, target_type = self.fields["action"], self.fields["target_type"]
+        assert isinstance(action, forms.ChoiceField)
+        assert isinstance(target_type, forms.ChoiceField)
+        action.choices = [("", _("All actions")), *audit_action_choices()]
+        target_type.choices = [("", _("All objects")), *audit_target_choices()]
 
-    def clean(self) -> dict:
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
         start, end = data.get("date_from"), data.get("date_to")
         if start and end and start > end:
             raise forms.ValidationError(_("The start date is after the end date."))

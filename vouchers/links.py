@@ -34,6 +34,8 @@ def waiting_days(since) -> str:
     if since is None:
         return ""
     days = (timezone.now() - since).days
+    if days < 1:
+        return gettext("waiting under a day")
     return ngettext("waiting %(n)s day", "waiting %(n)s days", days) % {"n": days}
 
 
@@ -147,6 +149,12 @@ def links_register() -> None:
         name="vouchers.programs",
         label=_("See the programs open for applications"),
         url=lambda city: reverse("vouchers:programs", args=[city.slug]),
+    )
+    link_register(
+        "portal.city_home",
+        name="vouchers.results",
+        label=_("Public results: the awards made"),
+        url=lambda city: reverse("vouchers:results", args=[city.slug]),
     )
     link_group_register(
         "portal.staff_home",

@@ -4,7 +4,7 @@ public program pages and its staff pages under /<city_slug>/."""
 from django.urls import include, path
 
 from vouchers import views
-from vouchers.views import application_documents, decisions, program_editor
+from vouchers.views import application_documents, decisions, program_editor, results
 
 app_name = "vouchers"
 
@@ -49,6 +49,8 @@ city_patterns = [
     path("programs/", views.programs, name="programs"),
     path("programs/<slug:slug>/", views.program_detail, name="program"),
     path("programs/<slug:slug>/notice/", views.notice, name="notice"),
+    path("programs/<slug:slug>/results/", results.program_results, name="program_results"),
+    path("results/", results.results_index, name="results"),
     path("staff/applications/", views.queue, name="queue"),
     path("staff/applications/<int:pk>/", views.staff_application, name="staff_application"),
     path(

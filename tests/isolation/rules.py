@@ -82,6 +82,9 @@ ANSWERS_ANYONE: dict[str, str] = {
     "vouchers:programs": "public: a city's open programs",
     "vouchers:program": "public: an open program's terms",
     "vouchers:notice": "public: the public notice (company B has nothing in notice)",
+    "vouchers:results": "public: the city's programs with public results",
+    "vouchers:program_results": "public: a program's results (结果公示), awards whose notice "
+    "ended; company B has none",
     "vouchers:invitation": "GET shows the accept button for whatever token; the POST "
     "looks it up (and is a 404 for anyone but the invitee)",
     "portal:staff_join": "GET shows the accept button for whatever token (the city's name "

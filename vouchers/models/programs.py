@@ -71,6 +71,16 @@ class Program(models.Model):
     )
     rubric = models.JSONField(_("scoring rubric"), default=list, blank=True)
     notice_days = models.PositiveSmallIntegerField(_("public-notice days"), default=0)
+    # The public results page (结果公示, /<city>/programs/<slug>/results/): which companies
+    # were awarded how much and when, once their notice ended. Off: the page is a 404.
+    publish_results = models.BooleanField(
+        _("publish the results"),
+        default=True,
+        help_text=_(
+            "Show the awarded companies, amounts and decision dates on a public page once "
+            "each award's public notice has ended. Never documents, scores or personal data."
+        ),
+    )
     required_documents = models.JSONField(_("required document types"), default=list, blank=True)
     eligibility_rules = models.JSONField(_("eligibility rules"), default=list, blank=True)
     hard_fail_rejects = models.BooleanField(

@@ -39,6 +39,7 @@ PROGRAM_FIELDS = [
     "acceptance_days",
     "rubric",
     "notice_days",
+    "publish_results",
     "required_documents",
     "eligibility_rules",
     "hard_fail_rejects",

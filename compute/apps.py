@@ -8,7 +8,6 @@ class ComputeConfig(AppConfig):
 
     def ready(self) -> None:
         from compute.audit_actions import compute_audit_actions_register
-        from compute.audit_actions import compute_audit_actions_register
         from compute.links import links_register
         from compute.metrics import metrics_register
         from compute.security import security_register
@@ -16,5 +15,5 @@ class ComputeConfig(AppConfig):
         links_register()
         metrics_register()
         security_register()
-        compute_audit_actions_register()
+        # The labels of the audit codes this app writes (portal.audit_labels).
         compute_audit_actions_register()

@@ -8,9 +8,8 @@ class PortalConfig(AppConfig):
 
     def ready(self) -> None:
         from portal.audit_labels import portal_audit_actions_register
-        from portal.audit_labels import portal_audit_actions_register
         from portal.signin import signals_connect
 
         signals_connect()
-        portal_audit_actions_register()
+        # The labels of the audit codes this app writes (portal.audit_labels).
         portal_audit_actions_register()

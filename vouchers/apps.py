@@ -8,11 +8,10 @@ class VouchersConfig(AppConfig):
 
     def ready(self) -> None:
         from vouchers.audit_actions import vouchers_audit_actions_register
-        from vouchers.audit_actions import vouchers_audit_actions_register
         from vouchers.ledger_anchors import ledger_anchor_register
         from vouchers.links import links_register
 
         ledger_anchor_register()
         links_register()
-        vouchers_audit_actions_register()
+        # The labels of the audit codes this app writes (portal.audit_labels).
         vouchers_audit_actions_register()

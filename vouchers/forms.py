@@ -3,6 +3,7 @@ from __future__ import annotations
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from portal.forms import FiniteDecimalField
 from portal.models import City
 from vouchers.models import ApplicationState, EligibilityResult, Program, document_type_label
 from vouchers.services.programs import PROGRAM_FIELDS
@@ -66,7 +67,7 @@ class ProjectForm(forms.Form):
 class PlanRowForm(forms.Form):
     accelerator = forms.CharField(label=_("Accelerator model"), max_length=64)
     domestic = forms.BooleanField(label=_("Domestic chip"), required=False)
-    hours = forms.DecimalField(
+    hours = FiniteDecimalField(
         label=_("Accelerator-hours"), min_value=1, max_digits=12, decimal_places=1
     )
     preferred_data_center = forms.CharField(
@@ -217,12 +218,22 @@ class ResolveForm(forms.Form):
 
 
 class QueueForm(forms.Form):
-    q = forms.CharField(label=_("Company name or credit code"), required=False, max_length=100)
+    q = forms.CharField(
+        label=_("Search"),
+        help_text=_("Company name, credit code or project title"),
+        required=False,
+        max_length=100,
+    )
     program = forms.ModelChoiceField(
-        label=_("Program"), queryset=Program.objects.none(), required=False
+        label=_("Program"),
+        queryset=Program.objects.none(),
+        required=False,
+        empty_label=_("All programs"),
     )
     state = forms.ChoiceField(label=_("State"), required=False)
-    assignee = forms.ModelChoiceField(label=_("Reviewer"), queryset=None, required=False)  # type: ignore[var-annotated]
+    assignee = forms.ModelChoiceField(  # type: ignore[var-annotated]
+        label=_("Reviewer"), queryset=None, required=False, empty_label=_("All reviewers")
+    )
     eligibility = forms.ChoiceField(
         label=_("Eligibility"),
         required=False,

@@ -88,6 +88,30 @@ def program_get(*, city: City, slug: str, only_open: bool = False) -> Program:
     return get_object_or_404(program_list(city=city, only_open=only_open), slug=slug)
 
 
+def program_results_list(*, city: City) -> QuerySet[Program]:
+    """The city's programs whose results are public: published (not a draft) and not
+    kept from the public by the program (`publish_results`)."""
+    return program_list(city=city).filter(publish_results=True).exclude(status=ProgramStatus.DRAFT)
+
+
+def program_results_get(*, city: City, slug: str) -> Program:
+    return get_object_or_404(program_results_list(city=city), slug=slug)
+
+
+def award_result_list(*, program: Program) -> QuerySet:
+    """What the public results page shows of a program's awards, and nothing more: the
+    company's name and credit code, the amount and the decision date of each approved
+    application whose public notice (if it had one) has ended, oldest decision first.
+    Rows of plain values, so no template can reach a document, a score or a person."""
+    now = timezone.now()
+    return (
+        Application.objects.filter(program=program, state=ApplicationState.APPROVED)
+        .filter(Q(notice_ends_at__isnull=True) | Q(notice_ends_at__lte=now))
+        .order_by("decided_at", "pk")
+        .values("pk", "company__legal_name", "company__credit_code", "awarded_amount", "decided_at")
+    )
+
+
 # --- applications ----------------------------------------------------------------------------
 
 

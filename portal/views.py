@@ -19,8 +19,6 @@ from django.views.i18n import set_language as django_set_language
 from portal import selectors
 from portal.audit_trail import audit_filters
 from portal.citytime import city_zone
-from portal.audit_trail import audit_filters
-from portal.citytime import city_zone
 from portal.errors import DomainError, error_body
 from portal.forms import StaffGrantForm, apply_domain_error
 from portal.http import CityRequest, SignedInRequest, page_of

@@ -47,7 +47,7 @@ class AcceptForm(forms.Form):
 
 class ApiKeyForm(forms.Form):
     name = forms.CharField(
-        label=_("Name"),
+        label=_("Key name"),
         max_length=100,
         required=False,
         help_text=_("To tell keys apart, e.g. 'billing system 2026'."),

@@ -201,6 +201,14 @@ def test_console_issues_a_key_once_and_revokes_it(console, ledger_world):
     assert key.revoked_at is not None
 
 
+def test_the_key_list_names_its_column_for_keys(console, ledger_world):
+    # The name column of the API keys read 姓名 (a person's name) in Chinese (issue #14).
+    console.post("/dc/guian/keys/", {"name": "billing 2026"})
+    page = console.get("/dc/guian/keys/", HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert "<th>密钥名称</th>" in page
+    assert "姓名" not in page
+
+
 # --- city staff ---------------------------------------------------------------------------
 
 

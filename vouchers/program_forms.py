@@ -18,6 +18,7 @@ from django.utils.translation import gettext_lazy as _
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
 
+from portal.forms import FiniteDecimalField
 from vouchers import eligibility
 from vouchers.models import DOCUMENT_TYPES
 from vouchers.services.programs import (
@@ -57,14 +58,18 @@ class RowForm(forms.Form):
 
 class RubricRowForm(RowForm):
     name = forms.CharField(label=_("Criterion"), max_length=100)
-    weight = forms.DecimalField(
+    weight = FiniteDecimalField(
         label=_("Weight"),
         max_value=RUBRIC_MAX_WEIGHT,
         max_digits=6,
         decimal_places=2,
-        help_text=_("Above 0, at most %(n)s.") % {"n": RUBRIC_MAX_WEIGHT},
     )
     max = forms.IntegerField(label=_("Maximum points"), min_value=1, max_value=RUBRIC_MAX_POINTS)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # In the reader's language: a lazy string formatted at import would not be.
+        self.fields["weight"].help_text = _("Above 0, at most %(n)s.") % {"n": RUBRIC_MAX_WEIGHT}
 
     def clean_name(self) -> str:
         return self.cleaned_data["name"].strip()
@@ -125,7 +130,7 @@ def _parameter_field(rule: str, name: str, label) -> forms.Field:
         return forms.IntegerField(
             label=label, min_value=int(spec.low), max_value=int(spec.high), required=False
         )
-    return forms.DecimalField(
+    return FiniteDecimalField(
         label=label,
         min_value=spec.low,
         max_value=spec.high,

@@ -17,7 +17,7 @@
   }
 
   function showRuleParameters(row) {
-    var type = row.querySelector("select[name$='-type']");
+    var type = row.querySelector("select[name$='-type']:not([name$='-doc_type'])");
     if (!type) { return; }
     row.querySelectorAll("[data-rule]").forEach(function (input) {
       var label = input.closest("label");
@@ -26,6 +26,16 @@
       // A field with an error stays visible, so its message is never hidden.
       label.classList.toggle("is-hidden", !relevant && !label.querySelector(".error"));
     });
+  }
+
+  // A document row's identifier field is for "another type" only.
+  function showCustomType(row) {
+    var kind = row.querySelector("select[name$='-doc_type']");
+    var custom = row.querySelector("input[name$='-custom']");
+    if (!kind || !custom) { return; }
+    var label = custom.closest("label");
+    var relevant = kind.value === "__custom__";
+    label.classList.toggle("is-hidden", !relevant && custom.value === "" && !label.querySelector(".error"));
   }
 
   function wire(row, set) {
@@ -48,7 +58,12 @@
       remove.addEventListener("change", function () { row.classList.toggle("removed", remove.checked); });
       row.classList.toggle("removed", remove.checked);
     }
-    var type = row.querySelector("select[name$='-type']");
+    var kind = row.querySelector("select[name$='-doc_type']");
+    if (kind) {
+      kind.addEventListener("change", function () { showCustomType(row); });
+      showCustomType(row);
+    }
+    var type = row.querySelector("select[name$='-type']:not([name$='-doc_type'])");
     if (type) {
       type.addEventListener("change", function () { showRuleParameters(row); });
       showRuleParameters(row);

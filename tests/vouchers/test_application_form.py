@@ -211,3 +211,23 @@ def test_signing_up_from_a_program_page_returns_there_after_verification(
         )
         assert response["Location"] == program_page
     assert confirmer.get(program_page).context["user"].email == "new@startup.test"
+
+
+@pytest.mark.parametrize("hours", ["sNaN", "NaN", "Infinity", "-Infinity"])
+def test_a_plan_row_of_non_finite_hours_is_a_field_error(client, draft, startup_user, hours):
+    """The form fuzzer's find: Django's DecimalField parsed "sNaN" and the formset's
+    has_changed() then compared it, which raises (a 500)."""
+    client.force_login(startup_user)
+    response = client.post(
+        f"/company/applications/{draft.pk}/?step=plan",
+        {
+            "plan-TOTAL_FORMS": "1",
+            "plan-INITIAL_FORMS": "0",
+            "plan-0-accelerator": "Ascend 910B",
+            "plan-0-hours": hours,
+            "go": "stay",
+        },
+    )
+    assert response.status_code == 200
+    assert "hours" in response.context["formset"].forms[0].errors
+    assert list(draft.compute_plan.values_list("hours", flat=True)) == [Decimal("20000.0")]

@@ -350,3 +350,14 @@ def test_the_program_page_shows_window_rules_rubric_and_rates(
     for expected in words:
         assert expected in page, expected
     assert "团队" in page and "×2" in page
+
+
+@pytest.mark.parametrize("value", ["sNaN", "NaN", "-Infinity"])
+def test_a_non_finite_number_in_a_blank_row_is_a_field_error(client, editor, sh_program, value):
+    url, data = editor
+    data |= {"rubric-TOTAL_FORMS": "1", "rubric-INITIAL_FORMS": "0", "reviews_required": "1"}
+    data |= {"rubric-0-name": "团队", "rubric-0-weight": value, "rubric-0-max": "10"}
+    response = client.post(url, data)
+    assert response.status_code == 200
+    assert "weight" in response.context["rows"]["rubric"].forms[0].errors
+    assert Program.objects.get(pk=sh_program.pk).rubric == []

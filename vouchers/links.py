@@ -106,6 +106,14 @@ def _review_work(request) -> WorkList | None:
     )
 
 
+def _company_detail(application) -> str:
+    if application.state == ApplicationState.AWARDED and application.award_expires_at:
+        return gettext("accept by %(when)s") % {
+            "when": city_datetime(application.award_expires_at, application.city)
+        }
+    return application.title
+
+
 def _company_work(request, state: str) -> WorkList | None:
     if not request.user.is_authenticated:
         return None
@@ -117,7 +125,7 @@ def _company_work(request, state: str) -> WorkList | None:
             Link(
                 label=f"#{a.pk} {a.city.name} · {a.program.name}",
                 url=reverse("vouchers:application", args=[a.pk]),
-                detail=a.title,
+                detail=_company_detail(a),
             )
             for a in first
         ],
@@ -209,6 +217,12 @@ def links_register() -> None:
         name="vouchers.notice_waiting",
         title=_("Waiting before approval"),
         work=lambda request: _application_work(request, Todo.NOTICE_WAITING),
+    )
+    work_list_register(
+        "vouchers.company_home",
+        name="vouchers.awards",
+        title=_("Awards to accept or decline"),
+        work=lambda request: _company_work(request, ApplicationState.AWARDED),
     )
     work_list_register(
         "vouchers.company_home",

@@ -43,13 +43,14 @@ def _apps(program, company, user, state, n):
 
 @pytest.fixture
 def company_work(ledger_world, startup_user, shanghai):
-    """The startup's company: 2 information requests, 1 draft; its voucher from the
-    fixture is bound (active redemption); 2 more vouchers, one with a redemption
-    requested and one unbound. Another company's rows of each kind must not count."""
+    """The startup's company: 1 award to accept, 2 information requests, 1 draft; its
+    voucher from the fixture is bound (active redemption); 2 more vouchers, one with a
+    redemption requested and one unbound. Another company's rows of each kind must not count."""
     w = ledger_world
     _apps(w.program, w.company, startup_user, ApplicationState.INFO_REQUESTED, 2)
     _apps(w.program, w.company, startup_user, ApplicationState.DRAFT, 1)
     _apps(w.program, w.company, startup_user, ApplicationState.SUBMITTED, 3)
+    _apps(w.program, w.company, startup_user, ApplicationState.AWARDED, 1)
     waiting = voucher_issue(
         program=w.program, company=w.company, amount=Decimal("100.00"), actor=shanghai.approver
     )
@@ -63,6 +64,7 @@ def company_work(ledger_world, startup_user, shanghai):
     other = make_company(stranger, name="别家公司", code="91310000MA1FL9TQ2X")
     _apps(w.program, other, stranger, ApplicationState.INFO_REQUESTED, 4)
     _apps(w.program, other, stranger, ApplicationState.DRAFT, 4)
+    _apps(w.program, other, stranger, ApplicationState.AWARDED, 4)
     voucher_issue(
         program=w.program, company=other, amount=Decimal("100.00"), actor=shanghai.approver
     )
@@ -74,6 +76,7 @@ def test_the_company_home_leads_with_its_own_work(client, company_work, startup_
     html = client.get("/company/").content.decode()
     # other_voucher (Shenzhen) has an active redemption in the fixture: bound.
     assert counts(html) == {
+        "vouchers.awards": 1,
         "vouchers.info_requested": 2,
         "vouchers.drafts": 1,
         "compute.unbound": 1,
@@ -82,6 +85,7 @@ def test_the_company_home_leads_with_its_own_work(client, company_work, startup_
     for url, n in [
         ("/company/?state=info_requested", 2),
         ("/company/?state=draft", 1),
+        ("/company/?state=awarded", 1),
     ]:
         assert url in html
         assert len(client.get(url).context["applications"]) == n

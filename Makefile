@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test e2e bench load lint typecheck format venv clean lock
+.PHONY: demo test e2e bench bench-dashboards load lint typecheck format venv clean lock
 
 $(STAMP): requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,12 @@ e2e: $(STAMP)
 # Prints figures (records/s end to end beside PostgreSQL COPY); asserts nothing.
 bench: $(STAMP)
 	$(PY) scripts/devservices.py run -- $(PY) tests/bench/bench_ingestion.py
+
+# The dashboards, the queue, the audit page and the exports on a seed_scale city through
+# gunicorn (BENCH_SCALE="applications vouchers records", default "100000 20000 2000000");
+# prints median/p95 ms, query counts, export rows/s and peak RSS (docs/performance.md).
+bench-dashboards: $(STAMP)
+	$(PY) scripts/devservices.py run -- $(PY) tests/bench/bench_dashboards.py
 
 # 50 data-center clients for 60 s against gunicorn and Celery workers (LOAD_ARGS, e.g.
 # "--seconds 20 --clients 10"); fails unless the accounting balances to the cent and no

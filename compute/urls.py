@@ -3,15 +3,25 @@ the reserved /my/ and /dc/ prefixes); `city_patterns` inside /<city_slug>/."""
 
 from django.urls import include, path
 
-from compute.views import company, operator, staff
+from compute.views import company, exports, operator, staff
 
 app_name = "compute"
+
+
+def _exports(prefix: str, view, name: str) -> list:
+    """`<prefix>.csv` and `<prefix>.xlsx` for one export view (the format as a fixed
+    argument, not a URL parameter)."""
+    return [
+        path(f"{prefix}.{fmt}", view, {"fmt": fmt}, name=f"{name}_{fmt}") for fmt in ("csv", "xlsx")
+    ]
+
 
 site_patterns = [
     path("my/vouchers/", company.my_vouchers, name="my_vouchers"),
     path("my/vouchers/<str:code>/", company.my_voucher, name="my_voucher"),
     path("my/redemptions/<int:pk>/cancel/", company.my_redemption_cancel, name="my_cancel"),
     path("my/redemptions/<int:pk>/close/", company.my_redemption_close, name="my_close"),
+    *_exports("my/exports/usage", exports.my_usage_export, "my_usage_export"),
     path("dc/", operator.console_list, name="console_list"),
     path("dc/<slug:slug>/", operator.console, name="console"),
     path("dc/<slug:slug>/redemptions/", operator.console_redemptions, name="console_redemptions"),
@@ -52,9 +62,17 @@ site_patterns = [
         operator.console_settlement,
         name="console_settlement_download",
     ),
+    *_exports("dc/<slug:slug>/exports/usage", exports.console_usage_export, "console_usage_export"),
+    *_exports(
+        "dc/<slug:slug>/exports/settlements",
+        exports.console_settlement_export,
+        "console_settlement_export",
+    ),
 ]
 
 city_patterns = [
+    *_exports("staff/exports/usage", exports.usage_export, "usage_export"),
+    *_exports("staff/exports/settlements", exports.settlement_export, "settlement_export"),
     path("staff/vouchers/", staff.staff_vouchers, name="staff_vouchers"),
     path("staff/vouchers/<str:code>/", staff.staff_voucher, name="staff_voucher"),
     path(

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest
 
+from portal.models import Role
 from portal.tenancy import cities_of, roles_in_city
 
 
@@ -17,5 +18,7 @@ def navigation(request: HttpRequest) -> dict:
         "current_city": city,
         "city_roles": roles,
         "is_city_staff": bool(roles),
+        # Program managers and auditors export the city's lists (portal/exports.py).
+        "can_export_city": bool(roles & {Role.PROGRAM_MANAGER, Role.AUDITOR}),
         "staff_cities": cities_of(getattr(request, "user", None)),
     }

@@ -6,7 +6,7 @@ City slugs may not take the names of the site-wide prefixes (see `RESERVED_SLUGS
 from django.contrib import admin
 from django.urls import include, path
 
-from portal import health, metrics, views
+from portal import export_views, health, metrics, views
 from portal.signin import sessions_page
 
 city_patterns = [
@@ -16,6 +16,15 @@ city_patterns = [
     path("staff/members/<int:pk>/revoke/", views.staff_member_revoke, name="staff_member_revoke"),
     path("staff/join/<str:token>/", views.staff_join, name="staff_join"),
     path("staff/audit/", views.audit_log, name="audit_log"),
+    *[
+        path(
+            f"staff/audit/export.{fmt}",
+            export_views.audit_export,
+            {"fmt": fmt},
+            name=f"audit_export_{fmt}",
+        )
+        for fmt in ("csv", "xlsx")
+    ],
 ]
 
 portal_patterns = [

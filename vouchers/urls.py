@@ -4,9 +4,18 @@ public program pages and its staff pages under /<city_slug>/."""
 from django.urls import include, path
 
 from vouchers import views
-from vouchers.views import application_documents, decisions, program_editor, results
+from vouchers.views import application_documents, decisions, exports, program_editor, results
 
 app_name = "vouchers"
+
+
+def _exports(prefix: str, view, name: str) -> list:
+    """`<prefix>.csv` and `<prefix>.xlsx` for one export view (the format as a fixed
+    argument, not a URL parameter)."""
+    return [
+        path(f"{prefix}.{fmt}", view, {"fmt": fmt}, name=f"{name}_{fmt}") for fmt in ("csv", "xlsx")
+    ]
+
 
 site_patterns = [
     path("company/", views.company_home, name="company_home"),
@@ -23,6 +32,8 @@ site_patterns = [
         views.my_document,
         name="my_document",
     ),
+    *_exports("company/exports/vouchers", exports.my_voucher_export, "my_voucher_export"),
+    *_exports("company/exports/ledger", exports.my_ledger_export, "my_ledger_export"),
     path(
         "company/applications/<int:pk>/award/<slug:answer>/",
         decisions.award_answer,
@@ -76,6 +87,10 @@ city_patterns = [
         name="staff_program_edit",
     ),
     path("staff/programs/<slug:slug>/ranking/", views.staff_ranking, name="staff_ranking"),
+    *_exports("staff/exports/applications", exports.application_export, "application_export"),
+    *_exports("staff/exports/awards", exports.award_export, "award_export"),
+    *_exports("staff/exports/vouchers", exports.voucher_export, "voucher_export"),
+    *_exports("staff/exports/ledger", exports.ledger_export, "ledger_export"),
     path(
         "staff/programs/<slug:slug>/letters/",
         decisions.staff_letter_templates,

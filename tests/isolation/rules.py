@@ -68,6 +68,29 @@ OWN_WRITES: dict[str, tuple[frozenset[str], frozenset[str], str]] = {
     ),
 }
 
+# Every export is an audit event (issue #12 item 7): `export.<kind>` in the caller's
+# city's chain (or the platform's, for a company's or a data center's own export).
+for _export in (
+    "vouchers:application_export",
+    "vouchers:award_export",
+    "vouchers:voucher_export",
+    "vouchers:ledger_export",
+    "vouchers:my_voucher_export",
+    "vouchers:my_ledger_export",
+    "compute:usage_export",
+    "compute:settlement_export",
+    "compute:console_usage_export",
+    "compute:console_settlement_export",
+    "compute:my_usage_export",
+    "portal:audit_export",
+):
+    for _fmt in ("csv", "xlsx"):
+        OWN_WRITES[f"{_export}_{_fmt}"] = (
+            frozenset({"*"}),
+            frozenset({"portal_auditevent"}),
+            "an export of the caller's own rows is audited (export.<kind>, with its filter)",
+        )
+
 # A 5xx that is a route's answer, not a crash: url name -> (status, why).
 NOT_A_CRASH: dict[str, tuple[int, str]] = {
     "healthz": (503, "the health check's answer while no Celery worker or beat has a heartbeat"),

@@ -1,0 +1,232 @@
+"""Exports of the compute app's lists (issue #12 item 7): usage records and settlement
+statements, as CSV or XLSX (`portal.exports` streams them and audits each as
+`export.<kind>`).
+
+The city's program managers and auditors export the city's (usage charged to its
+vouchers, its statements as the statements page filters them); a data center's
+operators export their data center's (statements once issued, as in the console); a
+company's members export the usage of their own vouchers. Anyone else gets a 404.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from django.contrib.auth.decorators import login_required
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse
+from django.utils.translation import get_language
+from django.utils.translation import gettext as _
+
+from compute import selectors
+from compute.models import DataCenter, RecordStatus, SettlementStatus, UsageRecord
+from compute.views.common import settlement_filters
+from portal.exports import ExportFormat, export_filters, export_response, keyset_rows, labelled
+from portal.models import Role
+from portal.tenancy import staff_required
+from vouchers import selectors as voucher_selectors
+
+CITY_EXPORTERS = (Role.PROGRAM_MANAGER, Role.AUDITOR)
+
+
+def _format(fmt: str) -> str:
+    if fmt not in {f.value for f in ExportFormat}:
+        raise Http404
+    return fmt
+
+
+def _zh() -> bool:
+    return (get_language() or "").startswith("zh")
+
+
+def _operated(request: HttpRequest, slug: str) -> DataCenter:
+    return selectors.data_center_get(operator=request.user, slug=slug)
+
+
+# --- usage records --------------------------------------------------------------------------
+
+
+def usage_export_rows(records: QuerySet[UsageRecord]) -> Iterator[tuple]:
+    """Each usage record with its voucher and data center, by id, a chunk at a time."""
+    status = labelled(RecordStatus.choices)
+    fields = [
+        "id",
+        "record_id",
+        "data_center__name_zh" if _zh() else "data_center__name_en",
+        "voucher__code",
+        "resource",
+        "domestic",
+        "started_at",
+        "ended_at",
+        "quantity",
+        "amount",
+        "covered_amount",
+        "status",
+        "created_at",
+    ]
+    for row in keyset_rows(records, fields):
+        yield (*row[:11], status(row[11]), row[12])
+
+
+def _usage_headers() -> list[str]:
+    return [
+        "#",
+        _("Record"),
+        _("Data center"),
+        _("Voucher"),
+        _("Accelerator"),
+        _("Domestic chip"),
+        _("Started"),
+        _("Ended"),
+        _("Hours"),
+        _("List price"),
+        _("Covered"),
+        _("Status"),
+        _("Received"),
+    ]
+
+
+def _usage_response(request, records, *, fmt, filename, **scope) -> HttpResponse:
+    return export_response(
+        request,
+        kind="usage",
+        fmt=_format(fmt),
+        headers=_usage_headers(),
+        rows=usage_export_rows(records),
+        filename=filename,
+        **scope,
+    )
+
+
+@staff_required(*CITY_EXPORTERS)
+def usage_export(request: HttpRequest, city_slug: str, fmt: str) -> HttpResponse:
+    records = UsageRecord.objects.filter(voucher__city=request.city)
+    filters = {}
+    if slug := request.GET.get("data_center", "")[:40]:
+        records = records.filter(data_center__slug=slug)
+        filters["data_center"] = slug
+    return _usage_response(
+        request,
+        records,
+        fmt=fmt,
+        filename=f"usage-{request.city.slug}",
+        filters=filters,
+        city=request.city,
+    )
+
+
+@login_required
+def console_usage_export(request: HttpRequest, slug: str, fmt: str) -> HttpResponse:
+    dc = _operated(request, slug)
+    return _usage_response(
+        request,
+        selectors.usage_record_list(data_center=dc),
+        fmt=fmt,
+        filename=f"usage-{dc.slug}",
+        filters={},
+        scope={"data_center": dc.slug},
+    )
+
+
+@login_required
+def my_usage_export(request: HttpRequest, fmt: str) -> HttpResponse:
+    vouchers = voucher_selectors.voucher_list(user=request.user)
+    if not vouchers.exists():
+        raise Http404
+    records = UsageRecord.objects.filter(voucher__in=vouchers.values("pk"))
+    filters = {}
+    if code := request.GET.get("voucher", "").strip()[:24]:
+        if not vouchers.filter(code=code).exists():
+            raise Http404
+        records = records.filter(voucher__code=code)
+        filters["voucher"] = code
+    return _usage_response(
+        request,
+        records,
+        fmt=fmt,
+        filename="my-usage",
+        filters=filters,
+        scope={"companies": sorted(set(vouchers.values_list("company_id", flat=True)))},
+    )
+
+
+# --- settlement statements -------------------------------------------------------------------
+
+
+def _settlement_rows(settlements, *, counterpart: str) -> Iterator[tuple]:
+    status = labelled(SettlementStatus.choices)
+    rows = settlements.values_list(
+        "pk",
+        "period",
+        counterpart,
+        "status",
+        "records",
+        "amount_total",
+        "covered_total",
+        "issued_at",
+        "confirmed_at",
+        "paid_at",
+        "payment_ref",
+    )
+    for pk, period, who, st, *rest in rows.iterator(chunk_size=2000):
+        yield (pk, f"{period:%Y-%m}", who, status(st), *rest)
+
+
+def _settlement_headers(counterpart: str) -> list[str]:
+    return [
+        "#",
+        _("Period"),
+        counterpart,
+        _("Status"),
+        _("Records"),
+        _("List price total"),
+        _("Covered total"),
+        _("Issued at"),
+        _("Confirmed at"),
+        _("Paid at"),
+        _("Payment reference"),
+    ]
+
+
+def _audited(filters: dict) -> dict:
+    filters = dict(filters)
+    filters.pop("newest_first", None)
+    return export_filters(filters)
+
+
+@staff_required(*CITY_EXPORTERS)
+def settlement_export(request: HttpRequest, city_slug: str, fmt: str) -> HttpResponse:
+    filters = settlement_filters(request)
+    settlements = selectors.settlement_list(city=request.city, **filters)
+    return export_response(
+        request,
+        kind="settlements",
+        fmt=_format(fmt),
+        headers=_settlement_headers(_("Data center")),
+        rows=_settlement_rows(
+            settlements,
+            counterpart="data_center__name_zh" if _zh() else "data_center__name_en",
+        ),
+        filename=f"settlements-{request.city.slug}",
+        filters=_audited(filters),
+        city=request.city,
+    )
+
+
+@login_required
+def console_settlement_export(request: HttpRequest, slug: str, fmt: str) -> HttpResponse:
+    dc = _operated(request, slug)
+    filters = settlement_filters(request)
+    settlements = selectors.settlement_list(data_center=dc, issued_only=True, **filters)
+    return export_response(
+        request,
+        kind="settlements",
+        fmt=_format(fmt),
+        headers=_settlement_headers(_("City")),
+        rows=_settlement_rows(
+            settlements, counterpart="city__name_zh" if _zh() else "city__name_en"
+        ),
+        filename=f"settlements-{dc.slug}",
+        filters=_audited(filters),
+        scope={"data_center": dc.slug},
+    )

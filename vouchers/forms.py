@@ -284,6 +284,19 @@ class ProgramForm(forms.ModelForm):
             "description_zh": forms.Textarea(attrs={"rows": 3}),
             "description_en": forms.Textarea(attrs={"rows": 3}),
         }
+        # changed_data (which money fields a post changes, for re-authentication) compares
+        # parsed values: a posted "sNaN" must fail parsing, not the comparison.
+        field_classes = {
+            name: FiniteDecimalField
+            for name in (
+                "budget",
+                "award_min",
+                "award_max",
+                "rate_domestic",
+                "rate_other",
+                "company_yearly_cap",
+            )
+        }
 
     def _post_clean(self):
         # The model's CheckConstraints are checked by the service with clearer messages.

@@ -361,3 +361,13 @@ def test_a_non_finite_number_in_a_blank_row_is_a_field_error(client, editor, sh_
     assert response.status_code == 200
     assert "weight" in response.context["rows"]["rubric"].forms[0].errors
     assert Program.objects.get(pk=sh_program.pk).rubric == []
+
+
+@pytest.mark.parametrize("field", ["budget", "award_min", "rate_domestic", "company_yearly_cap"])
+@pytest.mark.parametrize("value", ["sNaN", "-Infinity"])
+def test_a_non_finite_money_field_is_a_field_error(client, editor, sh_program, field, value):
+    url, data = editor
+    response = client.post(url, data | {field: value})
+    assert response.status_code == 200
+    assert field in response.context["form"].errors
+    assert Program.objects.get(pk=sh_program.pk).budget == Decimal("5000000.00")

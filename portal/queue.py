@@ -10,6 +10,7 @@ send it again. Usage batches have an outbox of their own (compute.batches)."""
 
 from __future__ import annotations
 
+import importlib
 import logging
 from typing import Any
 
@@ -29,6 +30,9 @@ def task_named(name: str) -> Task:
     for a module that the task's own module imports: asking by name keeps the import
     one-way (compute.tasks imports compute.batches, not the other way), and the task
     object returned honours eager mode and test patches as an import would."""
+    # Import the task's module first: nothing else may have (the web process never
+    # imports compute.tasks, and Celery registers a task when its module is imported).
+    importlib.import_module(name.rpartition(".")[0])
     task: Task = current_app.tasks[name]
     return task
 

@@ -1,6 +1,10 @@
 """compute.batches enqueues the apply task by name, so it need not import compute.tasks
 (which imports it): the name must stay the task's, and the import must stay one-way."""
 
+import os
+import subprocess
+import sys
+
 import grimp
 
 from compute.batches import APPLY_TASK, usage_batch_enqueue
@@ -31,3 +35,25 @@ def test_enqueue_sends_the_batch_to_the_apply_task(ledger_world, monkeypatch):
     assert sent == [batch.pk]
     batch.refresh_from_db()
     assert batch.enqueued_at is not None
+
+
+def test_the_task_is_found_in_a_process_that_never_imported_compute_tasks():
+    # The web process imports compute.batches but not compute.tasks; Celery registers a
+    # task only when its module is imported, so the lookup must import it itself.
+    script = (
+        "import sys, django; django.setup()\n"
+        "from compute.batches import APPLY_TASK\n"
+        "from portal.queue import task_named\n"
+        "assert 'compute.tasks' not in sys.modules\n"
+        "print(task_named(APPLY_TASK).name)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "portal.settings"},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == APPLY_TASK

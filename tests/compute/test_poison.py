@@ -20,7 +20,7 @@ from portal.celery import app as celery_app
 from portal.errors import DomainError
 from portal.models import AuditEvent
 from tests.compute.conftest import record
-from tests.compute.test_usage_rules import BATCHES, push, push_raw, raw_record, results
+from tests.compute.usage_push import BATCHES, push, push_raw, raw_record, results
 
 pytestmark = pytest.mark.usefixtures("eager_tasks")
 

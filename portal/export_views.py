@@ -15,17 +15,19 @@ from django.utils.translation import gettext as _
 from portal import selectors
 from portal.audit_labels import audit_action_label, audit_target_label
 from portal.audit_trail import audit_filters
-from portal.exports import ExportFormat, export_filters, export_response, keyset_rows
+from portal.citytime import city_zone
+from portal.exports import ExportFormat, export_filters, export_response, keyset_rows, local_time
 from portal.models import AuditEvent, Role
 from portal.tenancy import staff_required
 
 
-def audit_export_rows(events: QuerySet[AuditEvent]) -> Iterator[tuple]:
+def audit_export_rows(events: QuerySet[AuditEvent], zone: str) -> Iterator[tuple]:
     """The events as the page shows them (the action's and object's names in the
     user's language) and the codes beside them, with their data and hash."""
+    events = events.annotate(at=local_time("created_at", zone))
     fields = [
         "seq",
-        "created_at",
+        "at",
         "actor_label",
         "action",
         "target_type",
@@ -72,7 +74,7 @@ def audit_export(request: HttpRequest, city_slug: str, fmt: str) -> HttpResponse
         kind="audit",
         fmt=fmt,
         headers=headers,
-        rows=audit_export_rows(events),
+        rows=audit_export_rows(events, city_zone(request.city).key),
         filename=f"audit-{request.city.slug}",
         filters=export_filters(filters),
         city=request.city,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
@@ -21,7 +22,15 @@ from django.utils.translation import gettext as _
 from compute import selectors
 from compute.models import DataCenter, RecordStatus, SettlementStatus, UsageRecord
 from compute.views.common import settlement_filters
-from portal.exports import ExportFormat, export_filters, export_response, keyset_rows, labelled
+from portal.citytime import city_zone
+from portal.exports import (
+    ExportFormat,
+    export_filters,
+    export_response,
+    keyset_rows,
+    labelled,
+    local_time,
+)
 from portal.models import Role
 from portal.tenancy import staff_required
 from vouchers import selectors as voucher_selectors
@@ -46,9 +55,15 @@ def _operated(request: HttpRequest, slug: str) -> DataCenter:
 # --- usage records --------------------------------------------------------------------------
 
 
-def usage_export_rows(records: QuerySet[UsageRecord]) -> Iterator[tuple]:
-    """Each usage record with its voucher and data center, by id, a chunk at a time."""
+def usage_export_rows(records: QuerySet[UsageRecord], zone: str) -> Iterator[tuple]:
+    """Each usage record with its voucher and data center, by id, a chunk at a time;
+    times as text in `zone`."""
     status = labelled(RecordStatus.choices)
+    records = records.annotate(
+        started=local_time("started_at", zone),
+        ended=local_time("ended_at", zone),
+        received=local_time("created_at", zone),
+    )
     fields = [
         "id",
         "record_id",
@@ -56,13 +71,13 @@ def usage_export_rows(records: QuerySet[UsageRecord]) -> Iterator[tuple]:
         "voucher__code",
         "resource",
         "domestic",
-        "started_at",
-        "ended_at",
+        "started",
+        "ended",
         "quantity",
         "amount",
         "covered_amount",
         "status",
-        "created_at",
+        "received",
     ]
     for row in keyset_rows(records, fields):
         yield (*row[:11], status(row[11]), row[12])
@@ -87,12 +102,14 @@ def _usage_headers() -> list[str]:
 
 
 def _usage_response(request, records, *, fmt, filename, **scope) -> HttpResponse:
+    city = scope.get("city")
+    zone = city_zone(city).key if city is not None else settings.TIME_ZONE
     return export_response(
         request,
         kind="usage",
         fmt=_format(fmt),
         headers=_usage_headers(),
-        rows=usage_export_rows(records),
+        rows=usage_export_rows(records, zone),
         filename=filename,
         **scope,
     )

@@ -74,7 +74,12 @@ PAGES: list[tuple[str, str, dict, str]] = [
     ("data-center dashboard JSON", "compute:console_dashboard_json", {"slug": "dc"}, "operator"),
     ("platform overview", "compute:platform_overview", {}, "admin"),
     ("platform overview JSON", "compute:platform_overview_json", {}, "admin"),
-    ("public results", "vouchers:results", {"city_slug": "city", "slug": "program"}, "manager"),
+    (
+        "public results",
+        "vouchers:program_results",
+        {"city_slug": "city", "slug": "program"},
+        "manager",
+    ),
 ]
 
 
@@ -234,6 +239,8 @@ def main() -> None:
     _setup_database(url)
     os.environ["DATABASE_URL"] = url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+    # The server and this process (which signs the sessions in) share the keys.
+    os.environ["DJANGO_SECRET_KEY"] = "bench-only"
     os.environ.setdefault("AUDIT_CHAIN_KEY", "bench-only")
     sys.path.insert(0, str(ROOT))
     import django
@@ -285,11 +292,17 @@ def main() -> None:
     env = {
         **os.environ,
         "DJANGO_DEBUG": "0",
-        "DJANGO_SECRET_KEY": "bench-only",
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
         "DJANGO_SECURE_SSL_REDIRECT": "0",
         "LOG_LEVEL": "WARNING",
     }
+    # Without DEBUG the pages need the static files' manifest (var/static).
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+    )
     port = _free_port()
     command = [sys.executable, "-m", "gunicorn", "portal.wsgi", "--bind", f"127.0.0.1:{port}"]
     command += ["--workers", "1", "--threads", "2", "--worker-class", "gthread"]

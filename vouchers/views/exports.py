@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.contrib.postgres.aggregates import StringAgg
 from django.db.models import F, OuterRef, QuerySet, Subquery, Value
@@ -20,12 +21,14 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
+from portal.citytime import city_zone
 from portal.exports import (
     ExportFormat,
     export_filters,
     export_response,
     keyset_rows,
     labelled,
+    local_time,
 )
 from portal.models import Role
 from portal.tenancy import has_role, staff_required
@@ -259,8 +262,9 @@ def _voucher_headers() -> list[str]:
     ]
 
 
-def _ledger_rows(entries: QuerySet[LedgerEntry]) -> Iterator[tuple]:
+def _ledger_rows(entries: QuerySet[LedgerEntry], zone: str) -> Iterator[tuple]:
     kind = labelled(EntryKind.choices)
+    entries = entries.annotate(at=local_time("created_at", zone))
     fields = [
         "id",
         "voucher__code",
@@ -270,7 +274,7 @@ def _ledger_rows(entries: QuerySet[LedgerEntry]) -> Iterator[tuple]:
         "actor_label",
         "usage_record_id",
         "memo",
-        "created_at",
+        "at",
     ]
     for pk, code, k, amount, after, actor, record, memo, at in keyset_rows(entries, fields):
         yield pk, code, kind(k), amount, after, actor, record, memo, at
@@ -326,7 +330,7 @@ def ledger_export(request: HttpRequest, city_slug: str, fmt: str) -> HttpRespons
         kind="ledger",
         fmt=fmt,
         headers=_ledger_headers(),
-        rows=_ledger_rows(entries),
+        rows=_ledger_rows(entries, city_zone(request.city).key),
         filename=f"ledger-{request.city.slug}" + (f"-{code}" if code else ""),
         filters={"voucher": code} if code else {},
         city=request.city,
@@ -370,7 +374,7 @@ def my_ledger_export(request: HttpRequest, fmt: str) -> HttpResponse:
         kind="ledger",
         fmt=fmt,
         headers=_ledger_headers(),
-        rows=_ledger_rows(entries),
+        rows=_ledger_rows(entries, settings.TIME_ZONE),
         filename="my-ledger" + (f"-{code}" if code else ""),
         filters={"voucher": code} if code else {},
         scope={"companies": sorted({c for c in vouchers.values_list("company_id", flat=True)})},

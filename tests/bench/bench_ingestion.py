@@ -25,8 +25,6 @@ from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from portal.audit import SYSTEM
-
 ROOT = Path(__file__).resolve().parents[2]
 RECORDS = int(os.environ.get("BENCH_RECORDS", "100000"))
 VOUCHERS = int(os.environ.get("BENCH_VOUCHERS", "1000"))
@@ -127,6 +125,7 @@ def main() -> None:
 
     from compute.models import DataCenter, Redemption, RedemptionStatus, Registration
     from compute.services import api_key_issue
+    from portal.audit import SYSTEM
     from portal.models import City
     from vouchers.ledger import voucher_issue
     from vouchers.models import Company, Program

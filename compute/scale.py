@@ -301,7 +301,7 @@ class _World:
             requested = Decimal(rng.randrange(100, 1000)) * 1000
             if n < vouchers:
                 state = ApplicationState.APPROVED
-                decided = submitted + timedelta(days=rng.randint(10, 40))
+                decided: datetime | None = submitted + timedelta(days=rng.randint(10, 40))
                 awarded = requested
             else:
                 state = rng.choices(states, weights)[0]
@@ -568,7 +568,7 @@ class _World:
                 action="voucher.issue",
                 city=self.city,
                 actor=approver,
-                target=VoucherTarget(voucher_id),
+                target=VoucherTarget(voucher_id),  # type: ignore[arg-type]  # pk and label only
                 data={
                     "code": self.voucher_codes[voucher_id],
                     "amount": str(face),

@@ -28,7 +28,7 @@ class ModelCopier:
         for f in model._meta.concrete_fields:
             if f.column in given or f.primary_key or f.has_db_default():
                 continue
-            rest.append(f.column)
+            rest.append(f.column)  # type: ignore[arg-type]  # set for concrete fields
             self.tail.append(_field(_default(f, now)))
         self.sql = f"COPY {model._meta.db_table} ({', '.join(given + rest)}) FROM STDIN"
         self.suffix = "".join("\t" + v for v in self.tail)

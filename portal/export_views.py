@@ -9,7 +9,7 @@ import json
 from collections.abc import Iterator
 
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponseBase
 from django.utils.translation import gettext as _
 
 from portal import selectors
@@ -17,6 +17,7 @@ from portal.audit_labels import audit_action_label, audit_target_label
 from portal.audit_trail import audit_filters
 from portal.citytime import city_zone
 from portal.exports import ExportFormat, export_filters, export_response, keyset_rows, local_time
+from portal.http import SignedInRequest
 from portal.models import AuditEvent, Role
 from portal.tenancy import staff_required
 
@@ -53,7 +54,7 @@ def audit_export_rows(events: QuerySet[AuditEvent], zone: str) -> Iterator[tuple
 
 
 @staff_required(Role.AUDITOR, Role.PROGRAM_MANAGER)
-def audit_export(request: HttpRequest, city_slug: str, fmt: str) -> HttpResponse:
+def audit_export(request: SignedInRequest, city_slug: str, fmt: str) -> HttpResponseBase:
     if fmt not in {f.value for f in ExportFormat}:
         raise Http404
     _form, filters = audit_filters(request, request.city)

@@ -36,11 +36,12 @@ from typing import Any
 
 import xlsxwriter
 from django.db.models import CharField, F, Func, QuerySet, Value
-from django.http import HttpRequest, StreamingHttpResponse
+from django.http import StreamingHttpResponse
 from django.utils import timezone, translation
 
 from portal.audit import audit_record
 from portal.citytime import city_zone
+from portal.http import SignedInRequest
 from portal.models import City, User
 
 # Text starting with one of these is run as a formula by Excel, LibreOffice and Sheets.
@@ -238,7 +239,7 @@ def _within(stream: Iterator[bytes], language: str | None, zone) -> Iterator[byt
 
 
 def export_response(
-    request: HttpRequest,
+    request: SignedInRequest,
     *,
     kind: str,
     fmt: str,

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponseBase
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
@@ -31,6 +31,7 @@ from portal.exports import (
     labelled,
     local_time,
 )
+from portal.http import SignedInRequest
 from portal.models import Role
 from portal.tenancy import staff_required
 from vouchers import selectors as voucher_selectors
@@ -48,7 +49,7 @@ def _zh() -> bool:
     return (get_language() or "").startswith("zh")
 
 
-def _operated(request: HttpRequest, slug: str) -> DataCenter:
+def _operated(request: SignedInRequest, slug: str) -> DataCenter:
     return selectors.data_center_get(operator=request.user, slug=slug)
 
 
@@ -101,7 +102,7 @@ def _usage_headers() -> list[str]:
     ]
 
 
-def _usage_response(request, records, *, fmt, filename, **scope) -> HttpResponse:
+def _usage_response(request, records, *, fmt, filename, **scope) -> HttpResponseBase:
     city = scope.get("city")
     zone = city_zone(city).key if city is not None else settings.TIME_ZONE
     return export_response(
@@ -116,7 +117,7 @@ def _usage_response(request, records, *, fmt, filename, **scope) -> HttpResponse
 
 
 @staff_required(*CITY_EXPORTERS)
-def usage_export(request: HttpRequest, city_slug: str, fmt: str) -> HttpResponse:
+def usage_export(request: SignedInRequest, city_slug: str, fmt: str) -> HttpResponseBase:
     records = UsageRecord.objects.filter(voucher__city=request.city)
     filters = {}
     if slug := request.GET.get("data_center", "")[:40]:
@@ -133,7 +134,7 @@ def usage_export(request: HttpRequest, city_slug: str, fmt: str) -> HttpResponse
 
 
 @login_required
-def console_usage_export(request: HttpRequest, slug: str, fmt: str) -> HttpResponse:
+def console_usage_export(request: SignedInRequest, slug: str, fmt: str) -> HttpResponseBase:
     dc = _operated(request, slug)
     return _usage_response(
         request,
@@ -146,7 +147,7 @@ def console_usage_export(request: HttpRequest, slug: str, fmt: str) -> HttpRespo
 
 
 @login_required
-def my_usage_export(request: HttpRequest, fmt: str) -> HttpResponse:
+def my_usage_export(request: SignedInRequest, fmt: str) -> HttpResponseBase:
     vouchers = voucher_selectors.voucher_list(user=request.user)
     if not vouchers.exists():
         raise Http404
@@ -212,7 +213,7 @@ def _audited(filters: dict) -> dict:
 
 
 @staff_required(*CITY_EXPORTERS)
-def settlement_export(request: HttpRequest, city_slug: str, fmt: str) -> HttpResponse:
+def settlement_export(request: SignedInRequest, city_slug: str, fmt: str) -> HttpResponseBase:
     filters = settlement_filters(request)
     settlements = selectors.settlement_list(city=request.city, **filters)
     return export_response(
@@ -231,7 +232,7 @@ def settlement_export(request: HttpRequest, city_slug: str, fmt: str) -> HttpRes
 
 
 @login_required
-def console_settlement_export(request: HttpRequest, slug: str, fmt: str) -> HttpResponse:
+def console_settlement_export(request: SignedInRequest, slug: str, fmt: str) -> HttpResponseBase:
     dc = _operated(request, slug)
     filters = settlement_filters(request)
     settlements = selectors.settlement_list(data_center=dc, issued_only=True, **filters)

@@ -17,7 +17,7 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.postgres.aggregates import StringAgg
 from django.db.models import F, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce, NullIf
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponseBase
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
@@ -30,6 +30,7 @@ from portal.exports import (
     labelled,
     local_time,
 )
+from portal.http import SignedInRequest
 from portal.models import Role
 from portal.tenancy import has_role, staff_required
 from vouchers import selectors
@@ -128,7 +129,7 @@ def application_export_rows(queryset: QuerySet[Application]) -> Iterator[tuple]:
         )
 
 
-def application_export_queryset(request: HttpRequest) -> tuple[QuerySet[Application], dict]:
+def application_export_queryset(request: SignedInRequest) -> tuple[QuerySet[Application], dict]:
     """The queue exactly as `views.queue` filters it for this request (its form, its
     selector), narrowed to the user's own assignments unless they may export the city."""
     reviewers = selectors.reviewer_list(city=request.city)
@@ -145,7 +146,7 @@ def application_export_queryset(request: HttpRequest) -> tuple[QuerySet[Applicat
 
 
 @staff_required()
-def application_export(request: HttpRequest, city_slug: str, fmt: str) -> HttpResponse:
+def application_export(request: SignedInRequest, city_slug: str, fmt: str) -> HttpResponseBase:
     fmt = _format(fmt)
     apps, filters = application_export_queryset(request)
     headers = [
@@ -176,7 +177,7 @@ def application_export(request: HttpRequest, city_slug: str, fmt: str) -> HttpRe
 
 
 @staff_required(*CITY_EXPORTERS)
-def award_export(request: HttpRequest, city_slug: str, fmt: str) -> HttpResponse:
+def award_export(request: SignedInRequest, city_slug: str, fmt: str) -> HttpResponseBase:
     """Approved applications: who was awarded how much, when, and the voucher issued."""
     fmt = _format(fmt)
     filters: dict = {}
@@ -220,7 +221,7 @@ def award_export(request: HttpRequest, city_slug: str, fmt: str) -> HttpResponse
 # --- vouchers and their ledger ----------------------------------------------------------------
 
 
-def _voucher_filters(request: HttpRequest) -> dict:
+def _voucher_filters(request: SignedInRequest) -> dict:
     """The voucher list's search and status (as its form reads them)."""
     query = request.GET.get("q", "").strip()[:100]
     status = request.GET.get("status", "")
@@ -295,7 +296,7 @@ def _ledger_headers() -> list[str]:
 
 
 @staff_required(*CITY_EXPORTERS)
-def voucher_export(request: HttpRequest, city_slug: str, fmt: str) -> HttpResponse:
+def voucher_export(request: SignedInRequest, city_slug: str, fmt: str) -> HttpResponseBase:
     fmt = _format(fmt)
     filters = _voucher_filters(request)
     vouchers = selectors.voucher_list(city=request.city, **filters)
@@ -321,7 +322,7 @@ def _entries_of(vouchers: QuerySet[Voucher], code: str) -> QuerySet[LedgerEntry]
 
 
 @staff_required(*CITY_EXPORTERS)
-def ledger_export(request: HttpRequest, city_slug: str, fmt: str) -> HttpResponse:
+def ledger_export(request: SignedInRequest, city_slug: str, fmt: str) -> HttpResponseBase:
     fmt = _format(fmt)
     code = request.GET.get("voucher", "").strip()[:24]
     entries = _entries_of(Voucher.objects.filter(city=request.city), code)
@@ -340,7 +341,7 @@ def ledger_export(request: HttpRequest, city_slug: str, fmt: str) -> HttpRespons
 # --- a company's own ----------------------------------------------------------------------
 
 
-def _company_vouchers(request: HttpRequest) -> QuerySet[Voucher]:
+def _company_vouchers(request: SignedInRequest) -> QuerySet[Voucher]:
     vouchers = selectors.voucher_list(user=request.user)
     if not vouchers.exists():  # no company, or none with a voucher: nothing to export
         raise Http404
@@ -348,7 +349,7 @@ def _company_vouchers(request: HttpRequest) -> QuerySet[Voucher]:
 
 
 @login_required
-def my_voucher_export(request: HttpRequest, fmt: str) -> HttpResponse:
+def my_voucher_export(request: SignedInRequest, fmt: str) -> HttpResponseBase:
     fmt = _format(fmt)
     vouchers = _company_vouchers(request)
     return export_response(
@@ -364,7 +365,7 @@ def my_voucher_export(request: HttpRequest, fmt: str) -> HttpResponse:
 
 
 @login_required
-def my_ledger_export(request: HttpRequest, fmt: str) -> HttpResponse:
+def my_ledger_export(request: SignedInRequest, fmt: str) -> HttpResponseBase:
     fmt = _format(fmt)
     vouchers = _company_vouchers(request)
     code = request.GET.get("voucher", "").strip()[:24]

@@ -10,10 +10,12 @@ class ComputeConfig(AppConfig):
         from compute.audit_actions import compute_audit_actions_register
         from compute.links import links_register
         from compute.metrics import metrics_register
+        from compute.notification_kinds import notification_kinds_register
         from compute.security import security_register
 
         links_register()
         metrics_register()
+        notification_kinds_register()
         security_register()
         # The labels of the audit codes this app writes (portal.audit_labels).
         compute_audit_actions_register()

@@ -13,7 +13,6 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone, translation
@@ -33,6 +32,7 @@ from portal.audit import SYSTEM, Actor, actor_user, audit_record
 from portal.errors import DomainError
 from portal.locks import retry_on_deadlock
 from portal.models import City, Role, User
+from portal.notifications import notify
 from portal.tenancy import has_role
 from vouchers.ledger import ledger_reverse
 from vouchers.models import Company, Program, Voucher, VoucherStatus
@@ -183,10 +183,12 @@ def _api_key_remind(key: ApiKey, now: datetime) -> int:
         for user in key.data_center.operators.filter(is_active=True):
             with translation.override(user.preferred_language):
                 when = timezone.localtime(key.expires_at).strftime("%Y-%m-%d %H:%M")
-                send_mail(
-                    _("[Suanli] API key %(prefix)s… of %(dc)s expires on %(when)s")
+                notify(
+                    user=user,
+                    kind="api_key",
+                    subject=_("[Suanli] API key %(prefix)s… of %(dc)s expires on %(when)s")
                     % {"prefix": key.prefix, "dc": key.data_center.name, "when": when},
-                    _(
+                    body=_(
                         "The API key %(prefix)s… (%(name)s) of %(dc)s stops working on "
                         "%(when)s (Asia/Shanghai). Issue a new key in the console "
                         "(%(url)s), switch your clients to it, then revoke the old one."
@@ -198,8 +200,7 @@ def _api_key_remind(key: ApiKey, now: datetime) -> int:
                         "when": when,
                         "url": f"{settings.SITE_URL}/dc/{key.data_center.slug}/keys/",
                     },
-                    settings.DEFAULT_FROM_EMAIL,
-                    [user.email],
+                    path=f"/dc/{key.data_center.slug}/keys/",
                 )
             sent += 1
     return sent

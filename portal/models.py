@@ -53,6 +53,12 @@ class User(AbstractBaseUser, PermissionsMixin):
     )
     is_active = models.BooleanField(_("active"), default=True)
     date_joined = models.DateTimeField(_("date joined"), default=timezone.now)
+    # The header's unread count, kept with each notification created or read
+    # (portal.notifications), so that no page pays a query for it.
+    unread_notifications = models.PositiveIntegerField(default=0)
+    # Kinds of notification (portal.notifications.KINDS) the user gets no e-mail for;
+    # the in-portal entry is always made.
+    email_off = models.JSONField(_("no e-mail for"), default=list, blank=True)
 
     objects = UserManager()
 
@@ -262,3 +268,27 @@ class SignIn(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class Notification(models.Model):
+    """A message to one user in the portal, made wherever an e-mail is sent (whether or
+    not the user takes e-mail for its kind): in their language, with the page to act on."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"
+    )
+    kind = models.CharField(_("kind"), max_length=40)
+    subject = models.CharField(_("subject"), max_length=300)
+    body = models.TextField(_("message"))
+    path = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    read_at = models.DateTimeField(_("read at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("notification")
+        verbose_name_plural = _("notifications")
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["user", "-created_at"], name="notification_user_created")]
+
+    def __str__(self) -> str:
+        return self.subject

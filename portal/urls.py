@@ -7,6 +7,12 @@ from django.contrib import admin
 from django.urls import include, path
 
 from portal import export_views, health, metrics, views
+from portal.notification_views import (
+    notification_list,
+    notification_read,
+    notification_read_all,
+    notification_settings,
+)
 from portal.signin import sessions_page
 
 city_patterns = [
@@ -31,6 +37,22 @@ portal_patterns = [
     path("", views.landing, name="landing"),
     path("i18n/setlang/", views.set_language, name="set_language"),
     path("accounts/profile/", views.profile, name="profile"),
+    path("accounts/notifications/", notification_list, name="notifications"),
+    path(
+        "accounts/notifications/<int:pk>/read/",
+        notification_read,
+        name="notification_read",
+    ),
+    path(
+        "accounts/notifications/read-all/",
+        notification_read_all,
+        name="notifications_read_all",
+    ),
+    path(
+        "accounts/notifications/settings/",
+        notification_settings,
+        name="notification_settings",
+    ),
     path("accounts/sessions/", sessions_page, name="sessions"),
     path("<slug:city_slug>/", include(city_patterns)),
 ]

@@ -16,7 +16,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 from django.views.i18n import set_language as django_set_language
 
-from portal import selectors
+from portal import notifications, selectors
 from portal.audit_trail import audit_filters
 from portal.citytime import city_zone
 from portal.errors import DomainError, error_body
@@ -176,7 +176,13 @@ def profile(request: SignedInRequest) -> HttpResponse:
     return render(
         request,
         "portal/profile.html",
-        {"memberships": selectors.membership_list(user=request.user)},
+        {
+            "memberships": selectors.membership_list(user=request.user),
+            "notification_kinds": [
+                (kind, label, notifications.email_wanted(request.user, kind))
+                for kind, label in notifications.KINDS.items()
+            ],
+        },
     )
 
 

@@ -12,8 +12,6 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from django.conf import settings
-from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.urls import reverse
@@ -21,8 +19,8 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
 from portal.citytime import city_date, city_datetime
-from portal.http import absolute_url
 from portal.links import link_list
+from portal.notifications import notify
 from vouchers.ledger import voucher_expire
 from vouchers.models import (
     REVIEW_STATES,
@@ -35,7 +33,7 @@ from vouchers.models import (
 )
 
 if TYPE_CHECKING:
-    from django_stubs_ext import StrOrPromise
+    pass
 
 
 def vouchers_expire_due(*, today: date | None = None) -> list[str]:
@@ -88,27 +86,22 @@ def _voucher_path(voucher: Voucher) -> str:
     return links[0].url if links else reverse("vouchers:company_home")
 
 
-def _on_the_portal(body: str, path: str) -> str:
-    return body + "\n\n" + str(_("On the portal: %(link)s")) % {"link": absolute_url(path)}
-
-
-def _mail_company(voucher: Voucher, subject: StrOrPromise, body: StrOrPromise) -> int:
+def _mail_company(voucher: Voucher, subject: str, body: str) -> int:
+    """Each member's notification (and e-mail, unless they turned it off)."""
     sent = 0
     for user in voucher.company.members.filter(is_active=True):
         with translation.override(user.preferred_language):
-            send_mail(
-                str(subject) % {"code": voucher.code},
-                _on_the_portal(
-                    str(body)
-                    % {
-                        "code": voucher.code,
-                        "balance": f"{voucher.balance:,.2f}",
-                        "until": city_date(voucher.valid_until, voucher.city),
-                    },
-                    _voucher_path(voucher),
-                ),
-                settings.DEFAULT_FROM_EMAIL,
-                [user.email],
+            notify(
+                user=user,
+                kind="voucher",
+                subject=str(subject) % {"code": voucher.code},
+                body=str(body)
+                % {
+                    "code": voucher.code,
+                    "balance": f"{voucher.balance:,.2f}",
+                    "until": city_date(voucher.valid_until, voucher.city),
+                },
+                path=_voucher_path(voucher),
             )
         sent += 1
     return sent
@@ -166,20 +159,19 @@ def _remind_reviewers() -> int:
             continue
         with translation.override(review.reviewer.preferred_language):
             application = review.application
-            send_mail(
-                str(_("[Suanli] A review is waiting: %(title)s")) % {"title": application.title},
-                _on_the_portal(
-                    str(_("Application %(id)s has waited for your review since %(since)s."))
-                    % {
-                        "id": application.pk,
-                        "since": city_datetime(review.assigned_at, application.city),
-                    },
-                    reverse(
-                        "vouchers:staff_application", args=[application.city.slug, application.pk]
-                    ),
+            notify(
+                user=review.reviewer,
+                kind="review",
+                subject=str(_("[Suanli] A review is waiting: %(title)s"))
+                % {"title": application.title},
+                body=str(_("Application %(id)s has waited for your review since %(since)s."))
+                % {
+                    "id": application.pk,
+                    "since": city_datetime(review.assigned_at, application.city),
+                },
+                path=reverse(
+                    "vouchers:staff_application", args=[application.city.slug, application.pk]
                 ),
-                settings.DEFAULT_FROM_EMAIL,
-                [review.reviewer.email],
             )
         sent += 1
     return sent

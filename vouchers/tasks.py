@@ -14,13 +14,16 @@ from django.utils.translation import gettext as _
 from portal.citytime import city_date, city_datetime
 from portal.http import absolute_url
 from portal.models import Role, User
+from portal.notifications import notify
 from vouchers.jobs import awards_lapse_due, reminders_send, vouchers_expire_due
 from vouchers.models import (
     REVIEW_STATES,
     Application,
     ApplicationState,
     CompanyInvitation,
+    DecisionLetter,
     EligibilityResult,
+    LetterKind,
     Objection,
     Review,
     StateChange,
@@ -101,9 +104,13 @@ def _texts(event: str) -> tuple[str, str]:
     }[event]
 
 
-def _with_link(body: str, path: str) -> str:
-    """Every e-mail ends with the absolute link to the page to act on (or read)."""
-    return body + "\n\n" + _("On the portal: %(link)s") % {"link": absolute_url(path)}
+# The decisions whose message carries their letter.
+LETTER_EVENTS = {
+    "approved": LetterKind.APPROVAL,
+    "awarded": LetterKind.APPROVAL,
+    "rejected": LetterKind.REJECTION,
+    "not_recommended": LetterKind.NOT_RECOMMENDED,
+}
 
 
 # Events for the city's staff rather than the company: the role told.
@@ -186,6 +193,23 @@ def application_notify(
         path = reverse("vouchers:notice", args=[city.slug, application.program.slug])
     else:
         recipients = application.company.members.filter(is_active=True)
+    # The decision's letter (issued in the decision's transaction), attached for the
+    # company's members.
+    letter = None
+    if event in LETTER_EVENTS and event not in STAFF_EVENTS:
+        letter = (
+            DecisionLetter.objects.filter(application=application, kind=LETTER_EVENTS[event])
+            .order_by("-id")
+            .first()
+        )
+    attachments = [(f"{letter.number}.pdf", bytes(letter.pdf), "application/pdf")] if letter else []
+    kind = (
+        "tie_break"
+        if event in STAFF_EVENTS
+        else "objection"
+        if event == "objection_resolved"
+        else "application"
+    )
     sent = 0
     for user in recipients:
         with translation.override(user.preferred_language):
@@ -211,11 +235,18 @@ def application_notify(
                 "resolved": city_datetime(objection.resolved_at, city) if objection else "",
                 "resolution": objection.resolution if objection else "",
             }
-            send_mail(
-                subject % values,
-                _with_link(body % values, path),
-                settings.DEFAULT_FROM_EMAIL,
-                [user.email],
+            text = body % values
+            if letter is not None:
+                text += "\n\n" + _(
+                    "The decision letter %(number)s is attached, and on the application's page."
+                ) % {"number": letter.number}
+            notify(
+                user=user,
+                kind=kind,
+                subject=subject % values,
+                body=text,
+                path=path,
+                attachments=attachments,
             )
         sent += 1
     return sent
@@ -228,15 +259,15 @@ def review_assigned_notify(review_id: int) -> None:
     ).get(pk=review_id)
     application = review.application
     with translation.override(review.reviewer.preferred_language):
-        send_mail(
-            _("[Suanli] Please review: %(title)s") % {"title": application.title},
-            _with_link(
-                _("You are assigned to review application %(id)s in %(program)s.")
-                % {"id": application.pk, "program": application.program.name},
-                reverse("vouchers:staff_application", args=[application.city.slug, application.pk]),
+        notify(
+            user=review.reviewer,
+            kind="review",
+            subject=_("[Suanli] Please review: %(title)s") % {"title": application.title},
+            body=_("You are assigned to review application %(id)s in %(program)s.")
+            % {"id": application.pk, "program": application.program.name},
+            path=reverse(
+                "vouchers:staff_application", args=[application.city.slug, application.pk]
             ),
-            settings.DEFAULT_FROM_EMAIL,
-            [review.reviewer.email],
         )
 
 
@@ -247,18 +278,23 @@ def invitation_send(invitation_id: int) -> None:
     invitee = User.objects.filter(email__iexact=invitation.email).first()
     language = invitee.preferred_language if invitee else settings.LANGUAGE_CODE
     with translation.override(language):
-        _invitation_mail(invitation)
+        _invitation_mail(invitation, invitee)
 
 
-def _invitation_mail(invitation: CompanyInvitation) -> None:
-    send_mail(
-        _("[Suanli] You are invited to join %(company)s")
-        % {"company": invitation.company.legal_name},
-        _("Sign in or register with this address, then open %(link)s")
-        % {"link": absolute_url(reverse("vouchers:invitation", args=[invitation.token]))},
-        settings.DEFAULT_FROM_EMAIL,
-        [invitation.email],
-    )
+def _invitation_mail(invitation: CompanyInvitation, invitee: User | None) -> None:
+    """To an account: a notification (and its e-mail); to an address without one, the
+    e-mail alone."""
+    path = reverse("vouchers:invitation", args=[invitation.token])
+    subject = _("[Suanli] You are invited to join %(company)s") % {
+        "company": invitation.company.legal_name
+    }
+    body = _("Sign in or register with this address, then open %(link)s") % {
+        "link": absolute_url(path)
+    }
+    if invitee is not None and invitee.is_active:
+        notify(user=invitee, kind="invitation", subject=subject, body=body, path=path)
+    else:
+        send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [invitation.email])
 
 
 @shared_task(acks_late=True, time_limit=1800, soft_time_limit=1700)

@@ -271,7 +271,7 @@ def candidates(route: Route, kwarg: str, world: World) -> list[Value] | None:
         return [Value(t, True) for t in world.tokens]
     if kwarg == "record_id":
         return [Value(r, True) for r in world.record_ids]
-    if kwarg in ("action", "download"):
+    if kwarg in ("action", "download", "answer"):
         return [Value(v, None) for v in sorted(values_of(route.view, kwarg))] or None
     if kwarg == "pk" or kwarg.endswith("_id"):
         kind = KIND_OF_SEGMENT.get(segment)

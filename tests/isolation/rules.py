@@ -59,6 +59,11 @@ OWN_WRITES: dict[str, tuple[frozenset[str], frozenset[str], str]] = {
         "X's own usage batch is stored (202) even when its records name B's voucher; "
         "applying it must reject every record and charge nothing (checked)",
     ),
+    "portal:notification_settings": (
+        frozenset({"*"}),
+        frozenset({"portal_user"}),
+        "the caller's own choice of e-mail per kind of notification (User.email_off)",
+    ),
     # Lands with portal.signin (issue #15); harmless while the route does not exist.
     "portal:sessions": (
         frozenset({"*"}),
@@ -128,6 +133,7 @@ KIND_OF_SEGMENT = {
     "keys": "api_key",
     "settlements": "settlement",
     "members": "membership",
+    "letters": "letter",
 }
 
 FORM = "application/x-www-form-urlencoded"

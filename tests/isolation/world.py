@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import transaction
 
 from compute.ingest import BatchBody, usage_batch_receive
 from compute.ingest.apply import usage_batch_apply
@@ -38,6 +39,8 @@ from tests.vouchers.conftest import (
 from vouchers import services
 from vouchers.credit_code import credit_code_generate
 from vouchers.ledger import voucher_issue
+from vouchers.letters import letter_issue
+from vouchers.models import LetterKind
 
 # --- the world ----------------------------------------------------------------------------
 
@@ -183,6 +186,9 @@ def _build_world(shanghai, shenzhen, startup_user, company_a, program_a) -> Worl
     )
     app_n.refresh_from_db()
     assert app_n.state == "in_notice", app_n.state
+    # A decision letter of company B's application (issued as a decision would).
+    with transaction.atomic():
+        letter_b = letter_issue(application=app_b, kind=LetterKind.NOT_RECOMMENDED)
     objection = services.objection_raise(
         application=app_n, actor=UserFactory(email="citizen@zqx.test"), text="异议内容ZQX机密"
     )
@@ -296,6 +302,7 @@ def _build_world(shanghai, shenzhen, startup_user, company_a, program_a) -> Worl
             UsageRecord.objects.filter(data_center=dc_y).values_list("pk", flat=True)
         ),
         "program": [program_b.pk],
+        "letter": [letter_b.pk],
         "invitation": [invitation.pk],
         "membership": list(
             CityMembership.objects.filter(city=sz.city).values_list("pk", flat=True)

@@ -179,7 +179,8 @@ def test_template_placeholders_are_validated(sh_program, shanghai):
     assert caught.value.code == "forbidden"
 
 
-def test_template_page_shows_the_error_next_to_the_field(client, sh_program, shanghai):
+def test_template_page_shows_the_error_next_to_the_field(client, sh_program, shanghai, settings):
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
     client.force_login(shanghai.manager)
     url = reverse("vouchers:staff_letter_templates", args=["shanghai", sh_program.slug])
     page = client.get(url)
@@ -195,7 +196,9 @@ def test_template_page_shows_the_error_next_to_the_field(client, sh_program, sha
         },
     )
     assert response.status_code == 200
-    assert "Unknown placeholder {nonsense}" in response.content.decode()
+    assert '<small class="error" role="alert">Unknown placeholder {nonsense}' in (
+        response.content.decode()
+    )
     response = client.post(
         url,
         {

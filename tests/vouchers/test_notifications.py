@@ -194,8 +194,9 @@ def test_a_review_refusal_gives_the_tally_in_each_members_language(
     app.refresh_from_db()
     assert app.state == "not_recommended"
     (body,) = [m.body for m in mail.outbox if m.to == [startup_user.email]]
-    text, link = body.split("\n\n")
+    text, letter, link = body.split("\n\n")
     assert text.endswith("0 of 2 reviews recommend.")
+    assert letter.startswith("The decision letter SZ-")  # attached, in English
     assert link.endswith(f"/company/applications/{app.pk}/")
 
 

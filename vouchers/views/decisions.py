@@ -29,7 +29,7 @@ def award_answer(request: SignedInRequest, pk: int, answer: str) -> HttpResponse
     """GET: what accepting or declining means, with a confirmation; POST with the
     confirmation ticked: the service."""
     app = selectors.application_get(user=request.user, pk=pk)
-    if answer not in ANSWERS:
+    if answer not in ("accept", "decline"):
         raise Http404
     if request.method == "POST":
         if request.POST.get("confirm") != "yes":

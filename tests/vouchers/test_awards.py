@@ -247,3 +247,15 @@ def test_another_user_gets_404_on_the_award_pages(
         assert client.post(url, {"confirm": "yes"}).status_code == 404
     app.refresh_from_db()
     assert app.state == ApplicationState.AWARDED
+
+
+@pytest.mark.parametrize(("days", "ok"), [(0, True), (90, True), (91, False)])
+def test_acceptance_days_are_bounded(shanghai, days, ok):
+    values = program_values(slug=f"days-{days}", acceptance_days=days)
+    if ok:
+        program = services.program_save(city=shanghai.city, actor=shanghai.manager, values=values)
+        assert program.acceptance_days == days
+        return
+    with pytest.raises(DomainError) as caught:
+        services.program_save(city=shanghai.city, actor=shanghai.manager, values=values)
+    assert "acceptance_days" in caught.value.fields

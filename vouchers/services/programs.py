@@ -90,6 +90,7 @@ PROGRAM_NUMBER_BOUNDS = {
     "grace_days": (0, 365),
     "reviews_required": (0, 20),
     "notice_days": (0, 90),
+    "acceptance_days": (0, 90),
 }
 EARLIEST_DATE = date(2000, 1, 1)
 LATEST_DATE = date(2100, 12, 31)

@@ -98,7 +98,7 @@ def seed_compute_links() -> int:
     from django.contrib.auth.hashers import make_password
 
     from compute.models import Redemption, RedemptionStatus, Registration
-    from portal.demo import DEMO_PASSWORD, _user
+    from portal.demo import DEMO_PASSWORD, _user, demo_second_factor
     from portal.models import City
     from vouchers.models import Program, Voucher, VoucherStatus
 
@@ -112,9 +112,9 @@ def seed_compute_links() -> int:
             feed_token=f"demo-feed-{slug}",
         )
     for slug, center in centers.items():
-        center.operators.add(
-            _user(operator_email(slug), f"{center.name_zh}运维", "zh-hans", password_hash)
-        )
+        ops = _user(operator_email(slug), f"{center.name_zh}运维", "zh-hans", password_hash)
+        center.operators.add(ops)
+        demo_second_factor(ops)
     created = 0
     for city in City.objects.filter(slug__in=SERVES):
         served = [centers[s] for s in SERVES[city.slug] if s in centers]

@@ -8,6 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from allauth.account.models import EmailAddress
+from allauth.mfa.models import Authenticator
+from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
+from allauth.mfa.totp.internal.auth import TOTP
 from django.contrib.auth.hashers import make_password
 
 from portal.audit import SYSTEM
@@ -15,6 +18,10 @@ from portal.models import City, Role, User
 from portal.services import membership_grant
 
 DEMO_PASSWORD = "suanli-demo-2026"  # noqa: S105 - published demo login, printed by make demo
+# The authenticator-app secret of every demo login that must sign in with a second
+# factor (platform admin, city staff, data-center operators): published in the README
+# so a newcomer can add it to an authenticator app or run `oathtool --totp -b <secret>`.
+DEMO_TOTP_SECRET = "SUANLIDEMOTWOFACTORSECRETKEYABCD"  # noqa: S105 - published, demo only
 
 
 @dataclass(frozen=True)
@@ -73,9 +80,17 @@ def _user(email: str, name: str, language: str, password_hash: str, **extra) -> 
     return user
 
 
+def demo_second_factor(user: User) -> None:
+    """Enrol the demo's published authenticator secret (and recovery codes) for a user
+    who must sign in with a second factor, unless they have one already."""
+    if not Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists():
+        TOTP.activate(user, DEMO_TOTP_SECRET)
+    RecoveryCodes.activate(user)  # keeps existing codes
+
+
 def seed_portal() -> dict[str, City]:
     password_hash = make_password(DEMO_PASSWORD)
-    _user(
+    admin = _user(
         "admin@demo.suanli.cn",
         "平台管理员",
         "zh-hans",
@@ -83,6 +98,7 @@ def seed_portal() -> dict[str, City]:
         is_staff=True,
         is_superuser=True,
     )
+    demo_second_factor(admin)
     cities: dict[str, City] = {}
     for demo in CITIES:
         city, _ = City.objects.get_or_create(
@@ -98,6 +114,7 @@ def seed_portal() -> dict[str, City]:
                 password_hash,
             )
             membership_grant(actor=SYSTEM, city=city, user=user, role=role)
+            demo_second_factor(user)
     for email, name, language in STARTUPS:
         _user(email, name, language, password_hash)
     return cities
@@ -106,6 +123,8 @@ def seed_portal() -> dict[str, City]:
 def describe_logins() -> list[str]:
     lines = [
         f"password for every demo login: {DEMO_PASSWORD}",
+        f"second factor of staff, admin and operators: authenticator secret {DEMO_TOTP_SECRET}"
+        f" (a code: oathtool --totp -b {DEMO_TOTP_SECRET})",
         "platform admin: admin@demo.suanli.cn",
     ]
     for demo in CITIES[:2]:

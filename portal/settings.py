@@ -429,6 +429,11 @@ LOGGING = {
 # syntax.
 ACCOUNT_RATE_LIMITS = {
     "login_failed": env_str("LOGIN_FAILURE_LIMIT") or "10/m/ip,30/h/ip,5/15m/key",
+    # The pages that take the password of someone already signed in (a stolen session
+    # cookie could guess it there): confirming before a sensitive action (every visit
+    # counts) and changing the password. allauth's defaults have no hourly bound.
+    "reauthenticate": "10/m/user,30/h/user",
+    "change_password": "5/m/user,20/h/user",
 }
 # Sessions end after this long idle and this long after signing in (seconds), enforced
 # by portal.signin.SessionTimeoutMiddleware. Strict: superusers, platform staff, staff of
@@ -467,6 +472,26 @@ CELERY_BEAT_SCHEDULE["remind-expiring-api-keys"] = {
     "schedule": crontab(hour=9, minute=15),
 }
 TASK_QUEUES["notifications"].append("compute.tasks.api_keys_expiry_remind_task")
+# Two-factor sign-in (portal/twofactor.py): allauth's MFA with an authenticator app
+# (TOTP, with recovery codes) and passkeys or security keys (WebAuthn) as the second
+# factor after the password. Required of whom portal.signin.is_privileged names,
+# optional for company users. Codes of the step before and after count too (clocks
+# drift); a used code is refused within its window. Passkeys are not offered as a
+# password-free sign-in: a key without user verification would be one factor.
+INSTALLED_APPS.insert(INSTALLED_APPS.index("allauth.account") + 1, "allauth.mfa")
+MFA_ADAPTER = "portal.twofactor.MFAAdapter"
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes", "webauthn"]
+MFA_TOTP_TOLERANCE = 1
+# Browsers allow WebAuthn on http://localhost and 127.0.0.1 (the demo); allauth checks
+# the origin itself and wants this to accept http.
+MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = DEBUG
+# Sensitive actions (portal/reauth.py) and allauth's own (adding or removing an
+# authenticator) need an authentication this recent, in seconds; signing in counts.
+ACCOUNT_REAUTHENTICATION_TIMEOUT = 15 * 60
+MIDDLEWARE += [
+    "portal.twofactor.TwoFactorMiddleware",
+    "portal.reauth.ReauthenticationMiddleware",
+]
 # Rotating DJANGO_SECRET_KEY (SECURITY.md): the former keys, comma-separated, still
 # verify what they signed (sessions, password-reset links) until those run out.
 SECRET_KEY_FALLBACKS = env_list("DJANGO_SECRET_KEY_FALLBACKS")

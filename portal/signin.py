@@ -26,6 +26,11 @@ from dataclasses import dataclass
 from importlib import import_module
 from typing import Any
 
+from allauth.account.internal.flows.login import (
+    get_authentication_records,
+    record_authentication,
+)
+from allauth.mfa.models import Authenticator
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
@@ -51,6 +56,9 @@ from portal.models import CityMembership, SignIn, User
 STARTED = "_suanli_signed_in_at"
 SEEN = "_suanli_seen_at"
 POLICY = "_suanli_session_policy"
+# Whether the user counted as privileged when the policy was last decided (two-factor
+# sign-in reads it: portal.twofactor).
+PRIVILEGED = "_suanli_privileged"
 # The idle clock is written back at most once a minute, not on every request (each
 # write is a database write); a session may so end up to a minute early.
 SEEN_EVERY = 60
@@ -82,11 +90,13 @@ def is_privileged(user: User) -> bool:
 class SessionPolicy:
     idle: int  # seconds without a request
     absolute: int  # seconds since signing in
+    privileged: bool = False
 
 
 def session_policy(user: User) -> SessionPolicy:
-    idle, absolute = settings.SESSION_STRICT if is_privileged(user) else settings.SESSION_DEFAULT
-    return SessionPolicy(idle, absolute)
+    privileged = is_privileged(user)
+    idle, absolute = settings.SESSION_STRICT if privileged else settings.SESSION_DEFAULT
+    return SessionPolicy(idle, absolute, privileged)
 
 
 # --- /admin/login/ --------------------------------------------------------------------
@@ -130,6 +140,7 @@ def session_stamp(session: Any, user: User, now: float | None = None) -> None:
     policy = session_policy(user)
     session[STARTED] = session[SEEN] = now
     session[POLICY] = [policy.idle, policy.absolute]
+    session[PRIVILEGED] = policy.privileged
     session.set_expiry(policy.idle)
 
 
@@ -173,6 +184,7 @@ class SessionTimeoutMiddleware:
             if now - seen >= SEEN_EVERY:
                 policy = session_policy(user)
                 session[POLICY] = [policy.idle, policy.absolute]
+                session[PRIVILEGED] = policy.privileged
                 session[SEEN] = now
                 # The store forgets the session on time too (and the cookie expires),
                 # unless it was meant to end with the browser ("remember me" unticked).
@@ -196,6 +208,13 @@ def on_user_logged_in(sender: Any, request: HttpRequest | None, user: User, **kw
     if request is None or not hasattr(request, "session"):
         return
     session_stamp(request.session, user)
+    # Signing in is a fresh authentication: sensitive actions (portal.reauth) and
+    # allauth's own (enrolling a second factor right after the password step) need not
+    # ask for it again within the re-authentication timeout. Recorded the way allauth
+    # records a re-authentication, by the method the sign-in ended with.
+    records = get_authentication_records(request, user)
+    method = records[-1].get("method", "password") if records else "password"
+    record_authentication(request, user, method=method, reauthenticated=True, sign_in=True)
     if not request.session.session_key:
         request.session.save()
     SignIn.objects.create(
@@ -271,6 +290,34 @@ def sessions_end_all(*, user: User, ip: str | None = None) -> int:
     return ended
 
 
+def session_end(*, user: User, sign_in_id: int, ip: str | None = None) -> bool:
+    """Sign the user out of one of their other sessions (a browser left signed in
+    elsewhere); False if it is not theirs or no longer alive."""
+    store = _session_store()
+    with transaction.atomic():
+        sign_in = (
+            SignIn.objects.select_for_update()
+            .filter(user=user, pk=sign_in_id, ended_at__isnull=True)
+            .first()
+        )
+        if sign_in is None:
+            return False
+        alive = bool(sign_in.session_key) and store().exists(sign_in.session_key)
+        if alive:
+            store(sign_in.session_key).delete()
+        sign_in.ended_at = timezone.now()
+        sign_in.save(update_fields=["ended_at"])
+        if alive:
+            audit_record(
+                action="user.sign_out_session",
+                actor=user,
+                target=user,
+                data={"sign_in": sign_in.pk},
+                ip=ip,
+            )
+    return alive
+
+
 # --- the sessions page ------------------------------------------------------------------
 
 
@@ -278,6 +325,16 @@ def sessions_end_all(*, user: User, ip: str | None = None) -> int:
 def sessions_page(request: SignedInRequest) -> HttpResponse:
     """/accounts/sessions/: where the user is signed in, recent sign-ins, and a button
     that signs out everywhere."""
+    if request.method == "POST" and request.POST.get("end", "").isdigit():
+        # Another session only: this one ends with "sign out" (or everywhere).
+        chosen = int(request.POST["end"])
+        current = SignIn.objects.filter(
+            user=request.user, session_key=request.session.session_key
+        ).values_list("pk", flat=True)
+        ip = request.META.get("REMOTE_ADDR")
+        if chosen not in current and session_end(user=request.user, sign_in_id=chosen, ip=ip):
+            messages.success(request, _("That session was signed out."))
+        return HttpResponseRedirect(reverse("portal:sessions"))
     if request.method == "POST":
         ended = sessions_end_all(user=request.user, ip=request.META.get("REMOTE_ADDR"))
         logout(request)
@@ -300,5 +357,9 @@ def sessions_page(request: SignedInRequest) -> HttpResponse:
             "current_key": request.session.session_key,
             "idle": _duration(session_policy(request.user).idle),
             "absolute": _duration(session_policy(request.user).absolute),
+            "second_factor": Authenticator.objects.filter(
+                user=request.user,
+                type__in=[Authenticator.Type.TOTP, Authenticator.Type.WEBAUTHN],
+            ).exists(),
         },
     )

@@ -36,6 +36,21 @@ def _lock_order_checked(request):
 
 
 @pytest.fixture(autouse=True)
+def _signed_in_strongly(request, monkeypatch):
+    """`client.force_login(user)` skips the sign-in form, so its session has neither
+    passed a second factor nor (after a time_machine jump) authenticated recently.
+    Tests of other things take it as fully signed in: the two-factor and
+    re-authentication checks pass. Tests marked `auth_enforced` (tests/portal/
+    test_twofactor.py, test_reauth.py, the browser's) get the real checks."""
+    if request.node.get_closest_marker("auth_enforced"):
+        yield
+        return
+    monkeypatch.setattr("portal.twofactor.mfa_satisfied", lambda request: True)
+    monkeypatch.setattr("portal.reauth.recently_authenticated", lambda request: True)
+    yield
+
+
+@pytest.fixture(autouse=True)
 def _isolated_cache(settings):
     """Each test gets its own key space in the real Redis cache, so rate limits and
     cached roles never leak between tests or runs (flushing would hit the broker)."""

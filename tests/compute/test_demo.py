@@ -2,7 +2,8 @@ from django.core.management import call_command
 
 from compute.demo import SERVES, operator_email
 from compute.models import DataCenter, Redemption, Registration
-from portal.demo import DEMO_PASSWORD
+from portal.demo import DEMO_PASSWORD, DEMO_TOTP_SECRET
+from tests.mfa import totp_code
 
 
 def _links():
@@ -28,5 +29,7 @@ def test_demo_links_cities_data_centers_and_operators_idempotently(db):
 def test_demo_operator_reaches_the_console(client, db):
     call_command("seed_demo")
     client.post("/accounts/login/", {"login": operator_email("guian"), "password": DEMO_PASSWORD})
+    # Operators sign in with the demo's published authenticator secret (README).
+    client.post("/accounts/2fa/authenticate/", {"code": totp_code(DEMO_TOTP_SECRET)})
     assert client.get("/dc/guian/").status_code == 200
     assert client.get("/dc/wuhu/").status_code == 404

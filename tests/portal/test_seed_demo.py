@@ -51,11 +51,14 @@ def test_seed_demo_creates_six_cities_with_every_role_and_six_data_centers(db):
 
 
 def test_demo_logins_can_sign_in(client, db):
-    from portal.demo import DEMO_PASSWORD
+    from portal.demo import DEMO_PASSWORD, DEMO_TOTP_SECRET
+    from tests.mfa import totp_code
 
     call_command("seed_demo")
     response = client.post(
         "/accounts/login/", {"login": "manager@shanghai.demo.suanli.cn", "password": DEMO_PASSWORD}
     )
     assert response.status_code == 302
+    # Staff sign in with the demo's published authenticator secret (README).
+    client.post("/accounts/2fa/authenticate/", {"code": totp_code(DEMO_TOTP_SECRET)})
     assert client.get("/shanghai/staff/").status_code == 200

@@ -157,6 +157,26 @@ def test_sign_out_everywhere_ends_every_session(shanghai):
         assert event.actor == manager and event.data == {"sessions": 2}
 
 
+def test_one_other_session_is_signed_out_and_no_one_elses(shanghai):
+    manager = shanghai.manager
+    with time_machine.travel(START, tick=False):
+        laptop = _sign_in(manager, "198.51.100.31")
+        phone = _sign_in(manager, "198.51.100.32")
+        other = _sign_in(shanghai.reviewer, "198.51.100.33")
+        phone_sign_in = SignIn.objects.get(user=manager, ip="198.51.100.32")
+        others_sign_in = SignIn.objects.get(user=shanghai.reviewer)
+        page = laptop.get("/accounts/sessions/").content.decode()
+        assert f'name="end" value="{phone_sign_in.pk}"' in page
+        # Another user's session is not the manager's to end (nothing happens).
+        laptop.post("/accounts/sessions/", {"end": others_sign_in.pk})
+        assert _signed_in(other)
+        laptop.post("/accounts/sessions/", {"end": phone_sign_in.pk})
+        assert not _signed_in(phone)
+        assert _signed_in(laptop)
+        event = AuditEvent.objects.get(action="user.sign_out_session")
+        assert event.actor == manager and event.data == {"sign_in": phone_sign_in.pk}
+
+
 def test_sessions_page_needs_a_signed_in_user(client, db):
     assert client.get("/accounts/sessions/")["Location"].startswith("/accounts/login/")
     assert client.post("/accounts/sessions/").status_code == 302

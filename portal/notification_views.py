@@ -5,25 +5,25 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from portal import notifications
-from portal.http import page_of
+from portal.http import SignedInRequest, page_of
 
 
 @login_required
-def notification_list(request: HttpRequest) -> HttpResponse:
+def notification_list(request: SignedInRequest) -> HttpResponse:
     page = page_of(request, notifications.notification_list(user=request.user), size=20)
     return render(request, "portal/notifications.html", {"page": page})
 
 
 @login_required
 @require_POST
-def notification_read(request: HttpRequest, pk: int) -> HttpResponse:
+def notification_read(request: SignedInRequest, pk: int) -> HttpResponse:
     """Mark read; with `open`, go on to the page it is about (a path of this site)."""
     entry = notifications.notification_get(user=request.user, pk=pk)
     notifications.notification_read(user=request.user, notification=entry)
@@ -36,7 +36,7 @@ def notification_read(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def notification_read_all(request: HttpRequest) -> HttpResponse:
+def notification_read_all(request: SignedInRequest) -> HttpResponse:
     notifications.notification_read_all(user=request.user)
     messages.success(request, _("All notifications are marked read."))
     return redirect("portal:notifications")
@@ -44,7 +44,7 @@ def notification_read_all(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def notification_settings(request: HttpRequest) -> HttpResponse:
+def notification_settings(request: SignedInRequest) -> HttpResponse:
     kinds = [k for k in request.POST.getlist("email") if k in notifications.KINDS]
     notifications.notification_settings_save(user=request.user, email_kinds=kinds)
     messages.success(request, _("Your e-mail choices are saved."))

@@ -33,7 +33,7 @@ from vouchers.models import (
 )
 
 if TYPE_CHECKING:
-    pass
+    from django_stubs_ext import StrOrPromise
 
 
 def vouchers_expire_due(*, today: date | None = None) -> list[str]:
@@ -86,7 +86,7 @@ def _voucher_path(voucher: Voucher) -> str:
     return links[0].url if links else reverse("vouchers:company_home")
 
 
-def _mail_company(voucher: Voucher, subject: str, body: str) -> int:
+def _mail_company(voucher: Voucher, subject: StrOrPromise, body: StrOrPromise) -> int:
     """Each member's notification (and e-mail, unless they turned it off)."""
     sent = 0
     for user in voucher.company.members.filter(is_active=True):

@@ -8,12 +8,14 @@ class ComputeConfig(AppConfig):
 
     def ready(self) -> None:
         from compute.audit_actions import compute_audit_actions_register
+        from compute.dashboard_links import dashboard_links_register
         from compute.links import links_register
         from compute.metrics import metrics_register
         from compute.notification_kinds import notification_kinds_register
         from compute.security import security_register
 
         links_register()
+        dashboard_links_register()
         metrics_register()
         notification_kinds_register()
         security_register()

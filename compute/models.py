@@ -522,3 +522,11 @@ class SettlementLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.record_id} {self.covered_amount}"
+
+
+# The dashboards' rollups live in a module of their own (this one is long enough).
+from compute.rollup_models import (  # noqa: E402, F401
+    CompanyUsage,
+    IngestDay,
+    ProgramUsageDay,
+)

@@ -28,6 +28,7 @@ from compute.models import (
     RegistrationStatus,
     UsageRecord,
 )
+from compute.rollups import rollups_void
 from portal.audit import SYSTEM, Actor, actor_user, audit_record
 from portal.errors import DomainError
 from portal.locks import retry_on_deadlock
@@ -543,6 +544,7 @@ def usage_record_void(*, data_center: DataCenter, record_id: str, reason: str) -
                 covered_total=F("covered_total") - record.covered_amount,
                 updated_at=timezone.now(),
             )
+        rollups_void(usage_record_id=record.pk)  # the dashboards' sums
         record.status = RecordStatus.VOID
         record.void_reason = reason[:300]
         record.voided_at = timezone.now()

@@ -3,7 +3,7 @@ the reserved /my/ and /dc/ prefixes); `city_patterns` inside /<city_slug>/."""
 
 from django.urls import include, path
 
-from compute.views import company, exports, operator, staff
+from compute.views import company, dashboards, exports, operator, staff
 
 app_name = "compute"
 
@@ -18,12 +18,27 @@ def _exports(prefix: str, view, name: str) -> list:
 
 site_patterns = [
     path("my/vouchers/", company.my_vouchers, name="my_vouchers"),
+    path("my/dashboard/", dashboards.my_dashboard, name="my_dashboard"),
+    path(
+        "my/vouchers/<str:code>/usage.json",
+        dashboards.my_voucher_usage_json,
+        name="my_voucher_usage_json",
+    ),
     path("my/vouchers/<str:code>/", company.my_voucher, name="my_voucher"),
     path("my/redemptions/<int:pk>/cancel/", company.my_redemption_cancel, name="my_cancel"),
     path("my/redemptions/<int:pk>/close/", company.my_redemption_close, name="my_close"),
     *_exports("my/exports/usage", exports.my_usage_export, "my_usage_export"),
     path("dc/", operator.console_list, name="console_list"),
     path("dc/<slug:slug>/", operator.console, name="console"),
+    path("dc/<slug:slug>/dashboard/", dashboards.console_dashboard, name="console_dashboard"),
+    path(
+        "dc/<slug:slug>/dashboard.json",
+        dashboards.console_dashboard_json,
+        name="console_dashboard_json",
+    ),
+    # The superusers' overview of every city; /staff/ is reserved, never a city's slug.
+    path("staff/overview/", dashboards.platform_overview, name="platform_overview"),
+    path("staff/overview.json", dashboards.platform_overview_json, name="platform_overview_json"),
     path("dc/<slug:slug>/redemptions/", operator.console_redemptions, name="console_redemptions"),
     path(
         "dc/<slug:slug>/redemptions/<int:pk>/accept/",
@@ -71,6 +86,17 @@ site_patterns = [
 ]
 
 city_patterns = [
+    path("staff/dashboards/", dashboards.program_dashboards, name="program_dashboards"),
+    path(
+        "staff/programs/<slug:slug>/dashboard/",
+        dashboards.program_dashboard,
+        name="program_dashboard",
+    ),
+    path(
+        "staff/programs/<slug:slug>/dashboard.json",
+        dashboards.program_dashboard_json,
+        name="program_dashboard_json",
+    ),
     *_exports("staff/exports/usage", exports.usage_export, "usage_export"),
     *_exports("staff/exports/settlements", exports.settlement_export, "settlement_export"),
     path("staff/vouchers/", staff.staff_vouchers, name="staff_vouchers"),

@@ -6,8 +6,10 @@ from __future__ import annotations
 import itertools
 import time
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
-from typing import NamedTuple
+from typing import Any, NamedTuple
+from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
 from psycopg.errors import UniqueViolation
@@ -28,8 +30,14 @@ from compute.ingest.plan import (
 from compute.ingest.results import Results, results
 from compute.metrics import batch_applied
 from compute.models import BatchStatus, UsageBatch
+from compute.rollups import UsageSum, rollups_add_batch
 from portal.db import copy_lines_plain, copy_rows, copy_text, execute_bound, new_ids, sql_list
-from vouchers.ledger import ledger_charge_many, voucher_charge_terms, vouchers_lock
+from vouchers.ledger import (
+    ChargeTerms,
+    ledger_charge_many,
+    voucher_charge_terms,
+    vouchers_lock,
+)
 
 # status, void_reason and created_at are left to the columns' defaults ("accepted", "",
 # the statement's time): each field parsed costs PostgreSQL per row.
@@ -112,7 +120,42 @@ def _apply(batch: UsageBatch) -> None:
     # The plan's results, written before the locks: they stand unless `_charge` finds
     # that something changed meanwhile, and then it writes them again.
     _finish(batch, results(staged, plans))
-    _charge(batch, staged, plans, written)
+    final = _charge(batch, staged, plans, written)
+    # Last, as the rollups' shared rows are (compute/rollups.py): the dashboards' sums.
+    rollups_add_batch(
+        batch_id=batch.pk,
+        data_center_id=data_center_id,
+        usage=_usage_sums(staged, plans, final, terms),
+    )
+
+
+def _usage_sums(
+    staged: Staged, plans: list[Plan], final: list[Plan], terms: dict[int, ChargeTerms]
+) -> list[UsageSum]:
+    """The accepted records' usage per voucher, day (in the voucher's city's time) and
+    chip origin, from what applying the batch holds in memory: `final` is each first
+    occurrence's outcome as settled (its covered amount), `plans` names the voucher."""
+    sums: dict[tuple[int, date, bool], list[Any]] = {}
+    zones: dict[int, ZoneInfo] = {}
+    for occurrence, planned, outcome in zip(staged.first_occurrences, plans, final, strict=True):
+        if outcome.outcome != Outcome.ACCEPTED or outcome.covered is None:
+            continue
+        voucher_id = planned.voucher_id
+        zone = zones.get(voucher_id)
+        if zone is None:
+            zone = zones[voucher_id] = ZoneInfo(terms[voucher_id].timezone)
+        record = occurrence.record
+        key = (voucher_id, record.ended.astimezone(zone).date(), record.domestic)
+        quantity, amount = Decimal(record.quantity), Decimal(record.amount)
+        found = sums.get(key)
+        if found is None:
+            sums[key] = [1, quantity, amount, outcome.covered]
+        else:
+            found[0] += 1
+            found[1] += quantity
+            found[2] += amount
+            found[3] += outcome.covered
+    return [UsageSum(*key, *values) for key, values in sums.items()]
 
 
 def _write_records(batch: UsageBatch, staged: Staged, plans: list[Plan]) -> Written:
@@ -285,17 +328,18 @@ def settle(
     return decided
 
 
-def _charge(batch: UsageBatch, staged: Staged, plans: list[Plan], written: Written) -> None:
+def _charge(batch: UsageBatch, staged: Staged, plans: list[Plan], written: Written) -> list[Plan]:
     """Under the locks: lock the vouchers; when the plan stands (`_vouchers_stand`,
     `_redemptions_take`), write its charges; if not, lock the redemptions, settle every
-    record again and write what that decides, results included."""
+    record again and write what that decides, results included. Returns each first
+    occurrence's outcome as settled."""
     data_center_id = batch.data_center_id
     balances = vouchers_lock(written.totals)
     actor_label = f"data center #{data_center_id}"
     left = {voucher_id: balance for voucher_id, (_s, balance) in balances.items()}
     if _vouchers_stand(written, balances) and _redemptions_take(written):
         ledger_charge_many(balances=left, charges=written.charges, actor_label=actor_label)
-        return
+        return plans
     redemptions = active_redemptions(data_center_id, balances, lock=True)
     decided = settle(staged, plans, written.usage_record_ids, balances, redemptions)
     totals: dict[int, Decimal] = {}
@@ -323,6 +367,7 @@ def _charge(batch: UsageBatch, staged: Staged, plans: list[Plan], written: Writt
             )
         cursor.execute(_REDEMPTIONS_ADD, [sql_list(totals), sql_list(totals.values())])
     _finish(batch, results(staged, decided.outcomes))
+    return decided.outcomes
 
 
 def _finish(batch: UsageBatch, outcome: Results) -> None:

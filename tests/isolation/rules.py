@@ -55,9 +55,10 @@ APPS = ("portal", "vouchers", "compute")
 OWN_WRITES: dict[str, tuple[frozenset[str], frozenset[str], str]] = {
     "api:batch_create": (
         frozenset({"api_key_x"}),
-        frozenset({"compute_usagebatch"}),
+        frozenset({"compute_usagebatch", "compute_ingestday"}),
         "X's own usage batch is stored (202) even when its records name B's voucher; "
-        "applying it must reject every record and charge nothing (checked)",
+        "applying it must reject every record and charge nothing (checked); X's own "
+        "ingestion counts (its dashboard) count the rejections",
     ),
     "portal:notification_settings": (
         frozenset({"*"}),

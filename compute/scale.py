@@ -40,6 +40,7 @@ from django.db import connection, transaction
 
 from compute.demo import SERVES, seed_compute
 from compute.models import DataCenter, Redemption, Registration, UsageBatch, UsageRecord
+from compute.rollups import rollups_rebuild
 from compute.scale_copy import ModelCopier, VoucherTarget, year_later
 from portal.audit import audit_record
 from portal.db import new_ids
@@ -199,12 +200,8 @@ def _analyze(progress: Callable[[str], None]) -> None:
 def _rollups_rebuild(progress: Callable[[str], None]) -> None:
     """The dashboards' daily rollups, written again from the records (a bulk load does
     not go through the ingestion pipeline that keeps them)."""
-    try:
-        from compute import rollups
-    except ImportError:  # the rollups land with the dashboards (issue #12 item 10)
-        return
     progress("rebuilding the usage rollups")
-    rollups.rollups_rebuild()
+    rollups_rebuild()
 
 
 class _World:

@@ -1,10 +1,9 @@
 """Keeping the usage rollups (compute/rollup_models.py) in step with the usage records.
 
-- `rollups_add_batch`: the last statements of applying a batch, in its transaction, after
-  the charges: the batch's records as finally settled (summed in memory per voucher and
-  day, not read back) into the program's daily usage and the company's usage, and its
-  outcomes into the data center's ingestion counts (two statements; the first only if
-  records were accepted).
+- `rollups_add_batch`: the last statement of applying a batch, in its transaction, after
+  the charges: the batch's records as finally settled (summed in memory, not read back)
+  into the program's daily usage and the company's usage, and its outcomes into the data
+  center's ingestion counts. One statement of a few rows.
 - `rollups_void`: a voided record taken out again, in the void's transaction.
 - `rollups_rebuild` / `rollups_verify`: every row recomputed from the records (after a
   bulk load that bypassed the pipeline; the nightly reconciliation's check).
@@ -47,35 +46,39 @@ _ADD = (
 )
 
 # Every piece of SQL built here is a constant of this module (hence the noqa: S608).
-# A batch's usage, summed in Python per voucher × day × chip origin (a few rows per
-# voucher), joined to the vouchers for their program and company and summed again.
-_USAGE_ROLLUPS = f"""
-WITH r AS (
-  SELECT v.program_id, v.company_id, t.day, t.domestic, t.records, t.quantity, t.amount,
-         t.covered
-  FROM unnest(string_to_array(%(vouchers)s, ',')::bigint[],
-              string_to_array(%(days)s, ',')::date[],
-              string_to_array(%(domestic)s, ',')::boolean[],
-              string_to_array(%(records)s, ',')::integer[],
-              string_to_array(%(quantity)s, ',')::numeric[],
-              string_to_array(%(amount)s, ',')::numeric[],
-              string_to_array(%(covered)s, ',')::numeric[])
-       AS t(voucher_id, day, domestic, records, quantity, amount, covered)
-  JOIN vouchers_voucher v ON v.id = t.voucher_id
-),
-p AS (
+# A batch's usage, summed in memory per program × day × chip origin and per program ×
+# company (a few rows whatever the batch's size), and its outcomes: one statement.
+_BATCH_ROLLUPS = """
+WITH p AS (
   INSERT INTO compute_programusageday AS t
     (program_id, day, data_center_id, domestic, records, quantity, amount, covered)
-  SELECT program_id, day, %(data_center)s, domestic, {_SUMS}
-  FROM r GROUP BY 1, 2, 4 ORDER BY 1, 2, 4
-  ON CONFLICT (program_id, day, data_center_id, domestic) DO UPDATE SET {_ADD}
+  SELECT program_id, day, %(data_center)s, domestic, records, quantity, amount, covered
+  FROM unnest(string_to_array(%(p_program)s, ',')::bigint[],
+              string_to_array(%(p_day)s, ',')::date[],
+              string_to_array(%(p_domestic)s, ',')::boolean[],
+              string_to_array(%(p_records)s, ',')::integer[],
+              string_to_array(%(p_quantity)s, ',')::numeric[],
+              string_to_array(%(p_amount)s, ',')::numeric[],
+              string_to_array(%(p_covered)s, ',')::numeric[])
+       AS r(program_id, day, domestic, records, quantity, amount, covered)
+  ORDER BY 1, 2, 4
+  ON CONFLICT (program_id, day, data_center_id, domestic) DO UPDATE SET {add}
+),
+c AS (
+  INSERT INTO compute_companyusage AS t
+    (program_id, company_id, records, quantity, amount, covered)
+  SELECT * FROM unnest(string_to_array(%(c_program)s, ',')::bigint[],
+              string_to_array(%(c_company)s, ',')::bigint[],
+              string_to_array(%(c_records)s, ',')::integer[],
+              string_to_array(%(c_quantity)s, ',')::numeric[],
+              string_to_array(%(c_amount)s, ',')::numeric[],
+              string_to_array(%(c_covered)s, ',')::numeric[])
+       AS r(program_id, company_id, records, quantity, amount, covered)
+  ORDER BY 1, 2
+  ON CONFLICT (program_id, company_id) DO UPDATE SET {add}
 )
-INSERT INTO compute_companyusage AS t
-  (program_id, company_id, records, quantity, amount, covered)
-SELECT program_id, company_id, {_SUMS}
-FROM r GROUP BY 1, 2 ORDER BY 1, 2
-ON CONFLICT (program_id, company_id) DO UPDATE SET {_ADD}
-"""  # noqa: S608
+{ingest}
+"""
 
 # A batch's outcomes: the counts of the batch row, and its rejections by code from its
 # results (read only when something was rejected).
@@ -101,44 +104,53 @@ GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
 ON CONFLICT (data_center_id, day, outcome) DO UPDATE SET records = t.records + EXCLUDED.records
 """
 
+_ADD_BATCH = _BATCH_ROLLUPS.format(
+    add=_ADD, ingest=_INGEST_ADD.format(outcomes=_BATCH_OUTCOMES.format(where="b.id = %(batch)s"))
+)
 
-class UsageSum(NamedTuple):
-    """A batch's accepted usage of one voucher on one day (its city's time), by chip
-    origin: what `rollups_add_batch` adds."""
 
-    voucher_id: int
-    day: date
-    domestic: bool
+class Usage(NamedTuple):
+    """Sums of accepted usage records (what a rollup row adds)."""
+
     records: int
     quantity: Decimal
     amount: Decimal
     covered: Decimal
 
 
-def rollups_add_batch(*, batch_id: int, data_center_id: int, usage: list[UsageSum]) -> None:
-    """Add a batch just applied to the rollups: `usage` is its records as finally
-    settled (covered amounts final, records dropped under the locks left out), summed by
-    the caller from what it holds in memory; the batch's outcomes are read from its row.
-    Inside the batch's transaction, after its charges."""
+def _column(values, pick) -> str:
+    return ",".join(str(pick(v)) for v in values)
+
+
+def rollups_add_batch(
+    *,
+    batch_id: int,
+    data_center_id: int,
+    program_days: dict[tuple[int, date, bool], Usage],
+    companies: dict[tuple[int, int], Usage],
+) -> None:
+    """Add a batch just applied to the rollups: its accepted records as finally settled
+    (covered amounts final, records dropped under the locks left out), summed by the
+    caller from what it holds in memory per (program, day in the city's time, domestic)
+    and per (program, company); its outcomes are read from the batch's row. Inside the
+    batch's transaction, after its charges; one statement."""
+    days, sums = list(program_days), list(program_days.values())
+    pairs, totals = list(companies), list(companies.values())
+    params: dict[str, str | int] = {
+        "batch": batch_id,
+        "tz": settings.TIME_ZONE,
+        "data_center": data_center_id,
+        "p_program": _column(days, lambda k: k[0]),
+        "p_day": _column(days, lambda k: k[1].isoformat()),
+        "p_domestic": _column(days, lambda k: "t" if k[2] else "f"),
+        "c_program": _column(pairs, lambda k: k[0]),
+        "c_company": _column(pairs, lambda k: k[1]),
+    }
+    for prefix, values in (("p", sums), ("c", totals)):
+        for name in Usage._fields:
+            params[f"{prefix}_{name}"] = _column(values, lambda u, name=name: getattr(u, name))
     with connection.cursor() as cursor:
-        if usage:
-            cursor.execute(
-                _USAGE_ROLLUPS,
-                {
-                    "data_center": data_center_id,
-                    "vouchers": ",".join(str(u.voucher_id) for u in usage),
-                    "days": ",".join(u.day.isoformat() for u in usage),
-                    "domestic": ",".join("t" if u.domestic else "f" for u in usage),
-                    "records": ",".join(str(u.records) for u in usage),
-                    "quantity": ",".join(str(u.quantity) for u in usage),
-                    "amount": ",".join(str(u.amount) for u in usage),
-                    "covered": ",".join(str(u.covered) for u in usage),
-                },
-            )
-        cursor.execute(
-            _INGEST_ADD.format(outcomes=_BATCH_OUTCOMES.format(where="b.id = %(batch)s")),
-            {"batch": batch_id, "tz": settings.TIME_ZONE},
-        )
+        cursor.execute(_ADD_BATCH, params)
 
 
 _VOID = f"""

@@ -386,6 +386,8 @@ class ChargeTerms(NamedTuple):
     # the day after grace_until, 00:00 there
     rate_domestic: Decimal
     rate_other: Decimal
+    program_id: int  # fixed at issue, like the company: usage ingestion sums by them
+    company_id: int
 
 
 def voucher_charge_terms(voucher_ids: Iterable[int]) -> dict[int, ChargeTerms]:
@@ -394,7 +396,7 @@ def voucher_charge_terms(voucher_ids: Iterable[int]) -> dict[int, ChargeTerms]:
         cursor.execute(
             """
             SELECT v.id, v.valid_from, v.valid_until + p.grace_days, c.timezone,
-                   p.rate_domestic, p.rate_other
+                   p.rate_domestic, p.rate_other, v.program_id, v.company_id
             FROM vouchers_voucher v
             JOIN vouchers_program p ON p.id = v.program_id
             JOIN portal_city c ON c.id = v.city_id

@@ -1,0 +1,84 @@
+"""What the dashboards' rollups cost on the ingestion path, as an A/B in one process.
+
+Run after `make bench` (it reuses that database, `<name>_bench`, and its 1,000
+vouchers): batches of 5,000 of the benchmark's records are applied alternately with the
+rollups on and switched off (`rollups_add_batch` and `_usage_sums` replaced by no-ops),
+so the machine's drift hits both sides alike; prints the median milliseconds a batch of
+each side, the time of the two parts, and the difference. It asserts nothing.
+
+    .venv/bin/python tests/bench/ab_rollups.py          # AB_ROUNDS=12 by default
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parents[2]
+ROUNDS = int(os.environ.get("AB_ROUNDS", "12"))
+
+
+def main() -> None:
+    url = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/suanli"
+    parts = urlsplit(url)
+    os.environ["DATABASE_URL"] = urlunsplit(parts._replace(path=parts.path.rstrip("/") + "_bench"))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from compute.ingest import apply as usage
+    from compute.ingest import usage_batch_apply
+    from compute.models import DataCenter, UsageBatch
+    from tests.bench.bench_ingestion import bench_records
+    from vouchers.models import Voucher
+
+    dc = DataCenter.objects.get(slug="bench")
+    codes = list(Voucher.objects.order_by("id").values_list("code", flat=True))
+    tag = f"ab-{time.time_ns()}"
+    add, sums = usage.rollups_add_batch, usage._usage_sums
+    spent: dict[str, list[float]] = {"sums": [], "statement": []}
+
+    def timed_add(**kwargs):
+        start = time.perf_counter()
+        add(**kwargs)
+        spent["statement"].append(1000 * (time.perf_counter() - start))
+
+    def timed_sums(*args):
+        start = time.perf_counter()
+        result = sums(*args)
+        spent["sums"].append(1000 * (time.perf_counter() - start))
+        return result
+
+    times: dict[str, list[float]] = {"on": [], "off": []}
+    for r in range(ROUNDS):
+        for side in ("on", "off") if r % 2 == 0 else ("off", "on"):
+            records = bench_records(codes, 5000, prefix=f"{tag}-{r}-{side}")
+            batch = UsageBatch.objects.create(
+                data_center=dc, body_hash="-", received=5000, body=json.dumps({"records": records})
+            )
+            if side == "on":
+                usage.rollups_add_batch, usage._usage_sums = timed_add, timed_sums
+            else:
+                usage.rollups_add_batch = lambda **kwargs: None
+                usage._usage_sums = lambda *args: ({}, {})
+            start = time.perf_counter()
+            usage_batch_apply(batch_id=batch.pk)
+            times[side].append(1000 * (time.perf_counter() - start))
+    on, off = statistics.median(times["on"]), statistics.median(times["off"])
+    print(f"rollups on:  median {on:.0f} ms a batch of 5,000 ({ROUNDS} batches)")
+    print(f"rollups off: median {off:.0f} ms a batch of 5,000 ({ROUNDS} batches)")
+    print(
+        f"of which summing {statistics.median(spent['sums']):.1f} ms, "
+        f"the statement {statistics.median(spent['statement']):.1f} ms; "
+        f"difference {100 * (on / off - 1):+.1f}%"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -168,6 +168,8 @@ class EligibilityOutcome(models.Model):
     message_en = models.CharField(max_length=300)
 
     class Meta:
+        verbose_name = _("eligibility outcome")
+        verbose_name_plural = _("eligibility outcomes")
         ordering = ["id"]
 
     def __str__(self) -> str:
@@ -221,6 +223,8 @@ class InfoRequest(models.Model):
     answered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("info request")
+        verbose_name_plural = _("info requests")
         ordering = ["asked_at"]
 
     def __str__(self) -> str:
@@ -245,6 +249,8 @@ class Objection(models.Model):
     resolved_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("objection")
+        verbose_name_plural = _("objections")
         ordering = ["raised_at"]
 
     def __str__(self) -> str:
@@ -262,6 +268,8 @@ class StateChange(models.Model):
     at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = _("state change")
+        verbose_name_plural = _("state changes")
         ordering = ["at", "id"]
 
     def __str__(self) -> str:
@@ -290,6 +298,8 @@ class ReminderSent(models.Model):
     sent_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = _("reminder sent")
+        verbose_name_plural = _("reminders sent")
         # Not "reminder_once": compute's table kept that name until migration compute 0014.
         constraints = [models.UniqueConstraint(fields=["kind", "key"], name="reminder_sent_once")]
 

@@ -51,6 +51,8 @@ class LetterNumber(models.Model):
     last = models.PositiveIntegerField(default=0)
 
     class Meta:
+        verbose_name = _("letter number")
+        verbose_name_plural = _("letter numbers")
         constraints = [
             models.UniqueConstraint(fields=["city", "year"], name="letter_number_per_city_year")
         ]

@@ -32,6 +32,7 @@ from portal.exports import (
 )
 from portal.http import SignedInRequest
 from portal.models import Role
+from portal.stored_text import actor_text, memo_text
 from portal.tenancy import has_role, staff_required
 from vouchers import selectors
 from vouchers.forms import QueueForm
@@ -278,7 +279,7 @@ def _ledger_rows(entries: QuerySet[LedgerEntry], zone: str) -> Iterator[tuple]:
         "at",
     ]
     for pk, code, k, amount, after, actor, record, memo, at in keyset_rows(entries, fields):
-        yield pk, code, kind(k), amount, after, actor, record, memo, at
+        yield pk, code, kind(k), amount, after, actor_text(actor), record, memo_text(memo), at
 
 
 def _ledger_headers() -> list[str]:

@@ -120,11 +120,30 @@ def _setup_database(url: str) -> None:
         conn.execute(f'CREATE DATABASE "{name}"')
 
 
+def _signed_in(user):
+    """Django's test client signed in as `user`, past the second factor the privileged
+    must use (portal.twofactor): an authenticator on the account, and this session the
+    one that enrolled it. The session is in the database the server reads."""
+    from allauth.mfa.models import Authenticator
+    from django.test import Client
+
+    from portal.twofactor import ENROLLED_HERE
+
+    Authenticator.objects.get_or_create(
+        user=user, type=Authenticator.Type.TOTP, defaults={"data": {"secret": "bench"}}
+    )
+    client = Client()
+    client.force_login(user)
+    session = client.session
+    session[ENROLLED_HERE] = True
+    session.save()
+    return client
+
+
 def _sessions(result) -> dict[str, str]:
     """A signed-in session cookie per principal (Django's test client writes the
     session to the database the server reads)."""
     from django.conf import settings
-    from django.test import Client
 
     from compute.scale import founder_email, operator_email, staff_email
     from portal.models import User
@@ -143,9 +162,7 @@ def _sessions(result) -> dict[str, str]:
     users = {who: User.objects.get(email=email) for who, email in emails.items()}
     users["admin"] = admin
     for who, user in users.items():
-        client = Client()
-        client.force_login(user)
-        cookies[who] = client.cookies[settings.SESSION_COOKIE_NAME].value
+        cookies[who] = _signed_in(user).cookies[settings.SESSION_COOKIE_NAME].value
     return cookies
 
 
@@ -155,13 +172,11 @@ def _fill(kwargs: dict, values: dict) -> dict:
 
 def _query_count(path: str, user_email: str) -> tuple[int, int]:
     from django.db import connection
-    from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
     from portal.models import User
 
-    client = Client()
-    client.force_login(User.objects.get(email=user_email))
+    client = _signed_in(User.objects.get(email=user_email))
     client.get(path)  # warm: caches, translations
     with CaptureQueriesContext(connection) as queries:
         response = client.get(path)

@@ -253,3 +253,17 @@ def test_other_roles_cannot_export_the_city(queue_world, shanghai):
     for name in ("award_export", "voucher_export", "ledger_export"):
         for user in (shanghai.reviewer, shanghai.approver):
             assert client_for(user).get(_url(name, "csv")).status_code == 403
+
+
+def test_list_pages_link_their_exports_with_their_filters(queue_world, shanghai):
+    page = client_for(shanghai.manager).get("/shanghai/staff/applications/?state=in_review")
+    html = page.content.decode()
+    for fmt in ("csv", "xlsx"):
+        assert f'href="{_url("application_export", fmt)}?state=in_review"' in html
+        assert f'href="{_url("award_export", fmt)}"' in html
+    # A reviewer exports their own queue, not the city's awards.
+    html = client_for(shanghai.reviewer).get("/shanghai/staff/applications/").content.decode()
+    assert _url("application_export", "csv") in html
+    assert _url("award_export", "csv") not in html
+    vouchers = client_for(shanghai.auditor).get("/shanghai/staff/vouchers/?status=active")
+    assert f'href="{_url("voucher_export", "csv")}?status=active"' in vouchers.content.decode()

@@ -19,6 +19,7 @@ from portal.citytime import city_zone
 from portal.exports import ExportFormat, export_filters, export_response, keyset_rows, local_time
 from portal.http import SignedInRequest
 from portal.models import AuditEvent, Role
+from portal.stored_text import actor_text
 from portal.tenancy import staff_required
 
 
@@ -43,7 +44,7 @@ def audit_export_rows(events: QuerySet[AuditEvent], zone: str) -> Iterator[tuple
         yield (
             seq,
             at,
-            actor,
+            actor_text(actor),
             audit_action_label(action),
             action,
             audit_target_label(target_type, target_id) if target_type else "",

@@ -193,3 +193,22 @@ def test_actors_and_memos_of_the_demo_read_in_chinese(demo):
     stored_english = re.compile(r"^(system|application \d+|data center .+)$")
     assert [c for c in cells if stored_english.match(c)] == []
     assert "系统" in cells  # the demo's own events are the portal's
+
+
+def test_exports_of_the_audit_trail_and_ledger_name_actors_in_chinese(demo):
+    from django.urls import reverse
+
+    from tests.exporting import csv_rows
+
+    manager, paths = demo["program manager"]
+    city = paths[0].strip("/").split("/")[0]
+    client = Client()
+    client.force_login(manager)
+    client.post("/i18n/setlang/", {"language": "zh-hans", "next": "/"})
+    audit = csv_rows(client.get(reverse("portal:audit_export_csv", args=[city])))
+    actors = {row[2] for row in audit[1:]}
+    assert "系统" in actors and "system" not in actors
+    ledger = csv_rows(client.get(reverse("vouchers:ledger_export_csv", args=[city])))
+    memos = {row[7] for row in ledger[1:]}
+    assert any(re.fullmatch(r"申请 \d+", m) for m in memos)
+    assert not any(re.fullmatch(r"application \d+", m) for m in memos)

@@ -74,6 +74,7 @@ def test_apply_screen_approve_and_see_the_voucher(live_server, new_page, shangha
     approver.goto(f"{base}/shanghai/staff/applications/{application.pk}/")
     approver.click("summary:has-text('批准并发放算力券')")
     approver.fill("input[name=amount]", "250000")
+    approver.fill("textarea[name=reason]", "按计划核定")  # less than requested: a reason
     approver.click("button:has-text('批准')")
     approver.wait_for_load_state()
     application.refresh_from_db()

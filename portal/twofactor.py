@@ -66,6 +66,8 @@ def mfa_satisfied(request: HttpRequest) -> bool:
     """May this signed-in session act on privileged pages? The user has a second factor
     and this session used it at sign-in (or enrolled it)."""
     user = request.user
+    if not isinstance(user, User):  # anonymous: nobody to have passed a second factor
+        return False
     if not mfa_enrolled(user):
         return False
     if request.session.get(ENROLLED_HERE):

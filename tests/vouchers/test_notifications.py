@@ -360,7 +360,7 @@ def test_make_demo_sets_site_url_to_its_own_port(monkeypatch):
     started: list[dict] = []
 
     class FakeServices:
-        def __init__(self):
+        def __init__(self, *, app_role=False):
             self.env = {"PATH": "/usr/bin"}
 
         def __enter__(self):

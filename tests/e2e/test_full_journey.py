@@ -25,6 +25,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
+import pypdf
 import pytest
 from allauth.mfa.totp.internal.auth import TOTP
 from django.core import mail
@@ -418,4 +419,11 @@ def test_the_whole_journey(run, live_server, new_page, shanghai, eager_celery, t
         ops.click("a[href$='pdf/']")
     target = ARTIFACTS / run / f"{j.step + 1:02d}-statement.pdf"
     info.value.save_as(target)
-    assert target.read_bytes().startswith(b"%PDF")
+    # In the reader's language, with the usage record and the status just reached.
+    text = "\n".join(p.extract_text() for p in pypdf.PdfReader(target).pages)
+    heading, status = {
+        "en": ("Computing-voucher settlement statement", "Confirmed"),
+        "zh-hans": ("算力券结算单", "已确认"),
+    }[settings["language"]]
+    assert heading in text and status in text, text
+    assert _usage(voucher.code)["record_id"] in text, text

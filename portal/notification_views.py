@@ -26,7 +26,7 @@ def notification_list(request: SignedInRequest) -> HttpResponse:
 def notification_read(request: SignedInRequest, pk: int) -> HttpResponse:
     """Mark read; with `open`, go on to the page it is about (a path of this site)."""
     entry = notifications.notification_get(user=request.user, pk=pk)
-    notifications.notification_read(user=request.user, notification=entry)
+    notifications.notification_read(actor=request.user, notification=entry)
     if request.POST.get("open") and url_has_allowed_host_and_scheme(
         entry.path, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
@@ -37,7 +37,7 @@ def notification_read(request: SignedInRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def notification_read_all(request: SignedInRequest) -> HttpResponse:
-    notifications.notification_read_all(user=request.user)
+    notifications.notification_read_all(actor=request.user)
     messages.success(request, _("All notifications are marked read."))
     return redirect("portal:notifications")
 
@@ -46,6 +46,6 @@ def notification_read_all(request: SignedInRequest) -> HttpResponse:
 @require_POST
 def notification_settings(request: SignedInRequest) -> HttpResponse:
     kinds = [k for k in request.POST.getlist("email") if k in notifications.KINDS]
-    notifications.notification_settings_save(user=request.user, email_kinds=kinds)
+    notifications.notification_settings_save(actor=request.user, email_kinds=kinds)
     messages.success(request, _("Your e-mail choices are saved."))
     return redirect("portal:profile")

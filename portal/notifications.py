@@ -87,33 +87,33 @@ def notification_get(*, user: User, pk: int) -> Notification:
 # --- the reader's own changes ------------------------------------------------------------------
 
 
-def notification_read(*, user: User, notification: Notification) -> None:
+def notification_read(*, actor: User, notification: Notification) -> None:
     """Mark one read (once: the unread count drops only if it was unread)."""
-    if notification.user_id != user.pk:
+    if notification.user_id != actor.pk:
         raise DomainError(_("Not found."), code="not_found")
     with transaction.atomic():
         changed = Notification.objects.filter(pk=notification.pk, read_at__isnull=True).update(
             read_at=timezone.now()
         )
         if changed:
-            User.objects.filter(pk=user.pk, unread_notifications__gt=0).update(
+            User.objects.filter(pk=actor.pk, unread_notifications__gt=0).update(
                 unread_notifications=F("unread_notifications") - 1
             )
 
 
-def notification_read_all(*, user: User) -> int:
+def notification_read_all(*, actor: User) -> int:
     with transaction.atomic():
-        changed = Notification.objects.filter(user=user, read_at__isnull=True).update(
+        changed = Notification.objects.filter(user=actor, read_at__isnull=True).update(
             read_at=timezone.now()
         )
-        User.objects.filter(pk=user.pk).update(unread_notifications=0)
+        User.objects.filter(pk=actor.pk).update(unread_notifications=0)
     return changed
 
 
-def notification_settings_save(*, user: User, email_kinds: Iterable[str]) -> list[str]:
+def notification_settings_save(*, actor: User, email_kinds: Iterable[str]) -> list[str]:
     """Keep e-mail for `email_kinds`, none for the other registered kinds."""
     wanted = set(email_kinds)
     off = sorted(kind for kind in KINDS if kind not in wanted)
-    User.objects.filter(pk=user.pk).update(email_off=off)
-    user.email_off = off
+    User.objects.filter(pk=actor.pk).update(email_off=off)
+    actor.email_off = off
     return off

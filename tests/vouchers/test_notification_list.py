@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils import translation
 
 from portal import notifications
+from portal.errors import DomainError
 from portal.models import Notification, User
 from tests.factories import UserFactory
 from tests.vouchers.conftest import complete_draft
@@ -66,6 +67,30 @@ def test_unread_count_in_the_header_and_marking_read(client, db, settings):
     assert User.objects.get(pk=user.pk).unread_notifications == 0
     assert not Notification.objects.filter(user=user, read_at__isnull=True).exists()
     assert "<mark" not in client.get(reverse("portal:profile")).content.decode()
+
+
+def test_the_write_services_take_the_acting_user_as_actor(db):
+    """Write services name the acting user `actor` (issue #18): here the reader, who may
+    change only their own rows."""
+    alice, bob = UserFactory(), UserFactory()
+    _notify(alice, 2)
+    _notify(bob)
+    theirs = Notification.objects.get(user=bob)
+    with pytest.raises(DomainError) as refused:
+        notifications.notification_read(actor=alice, notification=theirs)
+    assert refused.value.code == "not_found"
+    assert User.objects.get(pk=bob.pk).unread_notifications == 1
+    mine = Notification.objects.filter(user=alice).first()
+    notifications.notification_read(actor=alice, notification=mine)
+    assert User.objects.get(pk=alice.pk).unread_notifications == 1
+    assert notifications.notification_read_all(actor=alice) == 1
+    assert User.objects.get(pk=alice.pk).unread_notifications == 0
+    assert User.objects.get(pk=bob.pk).unread_notifications == 1
+    kinds = sorted(notifications.KINDS)
+    assert kinds, "no notification kinds registered"
+    off = notifications.notification_settings_save(actor=alice, email_kinds=kinds[1:])
+    assert off == [kinds[0]] and User.objects.get(pk=alice.pk).email_off == [kinds[0]]
+    assert User.objects.get(pk=bob.pk).email_off == []
 
 
 def test_the_list_is_paged(client, db, django_assert_max_num_queries):

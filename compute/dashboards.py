@@ -80,7 +80,7 @@ def program_budget_get(*, program: Program) -> Budget:
 
 
 def _left(program: Program) -> Decimal:
-    return program.budget - program.allocated - getattr(program, "reserved", ZERO)
+    return program.budget - program.allocated - program.reserved
 
 
 def program_budget_list(*, city: City) -> list[tuple[Program, Budget]]:

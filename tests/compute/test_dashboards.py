@@ -466,3 +466,16 @@ def test_rollups_take_the_amounts_settled_under_the_locks(
     assert sum(p.covered for p in ProgramUsageDay.objects.all()) == charged
     assert sum(p.records for p in ProgramUsageDay.objects.all()) == 3
     assert rollups_verify() == []
+
+
+def test_left_to_award_leaves_out_what_awards_awaiting_acceptance_hold(dash, client, world):
+    from django.db import transaction
+
+    from vouchers.ledger import award_reserve
+
+    with transaction.atomic():
+        award_reserve(program=dash.program, amount=Decimal("250000.00"))
+    expected = _expected_budget(dash)
+    client.force_login(world["shanghai"].manager)
+    data = client.get(_program_url(dash, "dashboard.json")).json()
+    assert Decimal(data["budget"]["left"]) == expected["left"] - Decimal("250000.00")

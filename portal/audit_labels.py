@@ -91,6 +91,7 @@ def portal_audit_actions_register() -> None:
             "membership.revoke": _("Staff role revoked"),
             "membership.invite": _("Staff member invited"),
             "user.sign_out_everywhere": _("Signed out on every device"),
+            "user.sign_out_session": _("Another session signed out"),
             "user.create": _("User created"),
             "user.update": _("User changed"),
             "user.password_set": _("Password set"),

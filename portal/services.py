@@ -19,13 +19,14 @@ from portal.tasks import staff_invitation_send
 from portal.tenancy import has_role
 
 
-def user_set_language(*, user: User, language: str) -> User:
+def user_set_language(*, actor: User, language: str) -> User:
+    """The signed-in user's own language (the actor acts on their own account)."""
     if language not in dict(settings.LANGUAGES):
         raise DomainError(_("Unknown language."), fields={"language": [_("Unknown language.")]})
-    if user.preferred_language != language:
-        User.objects.filter(pk=user.pk).update(preferred_language=language)
-        user.preferred_language = language
-    return user
+    if actor.preferred_language != language:
+        User.objects.filter(pk=actor.pk).update(preferred_language=language)
+        actor.preferred_language = language
+    return actor
 
 
 def membership_grant(

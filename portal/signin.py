@@ -265,14 +265,14 @@ def sign_in_list(*, user: User, limit: int = 20) -> list[SignIn]:
     return list(SignIn.objects.filter(user=user).order_by("-created_at")[:limit])
 
 
-def sessions_end_all(*, user: User, ip: str | None = None) -> int:
-    """Sign the user out everywhere, this session too; return how many sessions ended.
+def sessions_end_all(*, actor: User, ip: str | None = None) -> int:
+    """Sign the actor out everywhere, this session too; return how many sessions ended.
 
     Every session that carries a signed-in user began with `login`, which recorded its
     sign-in, so the sign-ins name them all."""
     store = _session_store()
     with transaction.atomic():
-        open_ = SignIn.objects.select_for_update().filter(user=user, ended_at__isnull=True)
+        open_ = SignIn.objects.select_for_update().filter(user=actor, ended_at__isnull=True)
         keys = [key for key in open_.values_list("session_key", flat=True) if key]
         ended = 0
         for key in keys:
@@ -282,22 +282,22 @@ def sessions_end_all(*, user: User, ip: str | None = None) -> int:
         open_.update(ended_at=timezone.now())
         audit_record(
             action="user.sign_out_everywhere",
-            actor=user,
-            target=user,
+            actor=actor,
+            target=actor,
             data={"sessions": ended},
             ip=ip,
         )
     return ended
 
 
-def session_end(*, user: User, sign_in_id: int, ip: str | None = None) -> bool:
-    """Sign the user out of one of their other sessions (a browser left signed in
+def session_end(*, actor: User, sign_in_id: int, ip: str | None = None) -> bool:
+    """Sign the actor out of one of their other sessions (a browser left signed in
     elsewhere); False if it is not theirs or no longer alive."""
     store = _session_store()
     with transaction.atomic():
         sign_in = (
             SignIn.objects.select_for_update()
-            .filter(user=user, pk=sign_in_id, ended_at__isnull=True)
+            .filter(user=actor, pk=sign_in_id, ended_at__isnull=True)
             .first()
         )
         if sign_in is None:
@@ -310,8 +310,8 @@ def session_end(*, user: User, sign_in_id: int, ip: str | None = None) -> bool:
         if alive:
             audit_record(
                 action="user.sign_out_session",
-                actor=user,
-                target=user,
+                actor=actor,
+                target=actor,
                 data={"sign_in": sign_in.pk},
                 ip=ip,
             )
@@ -332,11 +332,11 @@ def sessions_page(request: SignedInRequest) -> HttpResponse:
             user=request.user, session_key=request.session.session_key
         ).values_list("pk", flat=True)
         ip = request.META.get("REMOTE_ADDR")
-        if chosen not in current and session_end(user=request.user, sign_in_id=chosen, ip=ip):
+        if chosen not in current and session_end(actor=request.user, sign_in_id=chosen, ip=ip):
             messages.success(request, _("That session was signed out."))
         return HttpResponseRedirect(reverse("portal:sessions"))
     if request.method == "POST":
-        ended = sessions_end_all(user=request.user, ip=request.META.get("REMOTE_ADDR"))
+        ended = sessions_end_all(actor=request.user, ip=request.META.get("REMOTE_ADDR"))
         logout(request)
         messages.success(
             request,

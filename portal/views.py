@@ -164,7 +164,7 @@ def set_language(request: HttpRequest) -> HttpResponse:
     language = request.POST.get("language", "")
     if request.user.is_authenticated:
         try:
-            user_set_language(user=request.user, language=language)
+            user_set_language(actor=request.user, language=language)
         except DomainError as error:
             messages.error(request, error.message)
             return redirect("portal:landing")

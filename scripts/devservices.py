@@ -41,6 +41,16 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _port_in_use(port: int) -> bool:
+    """True when something already listens on 127.0.0.1:`port` (the portal could not)."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
 def _start_postgres() -> tuple[str, str, object]:
     """The private server: (the owner's URL, the application role's URL, the server)."""
     import pgserver  # dev-only dependency
@@ -134,6 +144,15 @@ def run(command: list[str]) -> int:
 
 def demo() -> int:
     port = os.environ.get("PORT", "8000")
+    # Say which port and what to do, before starting anything (the simulators take free
+    # ports of their own: compute/management/commands/run_datacenter_sim.py).
+    if not port.isdigit() or _port_in_use(int(port)):
+        print(
+            f"[devservices] port {port} is in use or not a port number; "
+            f"choose another, e.g. PORT={_free_port()} make demo",
+            file=sys.stderr,
+        )
+        return 1
     manage = [PY, str(ROOT / "manage.py")]
     # The portal connects as the role that owns nothing; `migrate` as the owner.
     with Services(app_role=True) as services:

@@ -226,3 +226,28 @@ def test_approval_is_offered_only_after_the_notice_and_its_objections(
     assert not offered()  # an objection is open
     services.objection_resolve(objection=objection, actor=shanghai.manager, resolution="无关联")
     assert offered()
+
+
+def test_a_refused_approval_says_why_once_without_a_field_code(
+    client, shanghai, company, startup_user
+):
+    """The service's refusal named the field too ({"reason": [its message]}); the page
+    showed the message twice, the second time after the code "reason:" (English in a
+    Chinese page). Now once."""
+    program = services.program_save(  # no reviews, no notice: straight to approval
+        city=shanghai.city, actor=shanghai.manager, values=program_values()
+    )
+    app = complete_draft(program, company, startup_user, amount="500000.00")
+    services.application_submit(application=app, actor=startup_user)
+    services.application_start_screening(application=app, actor=shanghai.reviewer)
+    services.application_pass_screening(application=app, actor=shanghai.reviewer)
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "zh-hans"
+    client.force_login(shanghai.approver)
+    response = client.post(
+        f"/shanghai/staff/applications/{app.pk}/do/approve/",
+        {"amount": "250000", "reason": ""},
+        follow=True,
+    )
+    errors = [str(m) for m in response.context["messages"] if m.level_tag == "error"]
+    assert errors == ["核定金额低于申请的 ¥500,000.00，请说明理由。"]
+    assert Application.objects.get(pk=app.pk).state == ApplicationState.RECOMMENDED

@@ -54,11 +54,14 @@ from vouchers.models import Application, Document
 
 
 def _report(request: HttpRequest, error: DomainError) -> None:
-    """A service's refusal as messages, field by field (for pages without a form)."""
+    """A service's refusal as messages (for pages without a form): its message, then
+    each field's that says more. Not the field's code ("reason:"), which is no word
+    of the reader's language, and not the same sentence twice."""
     messages.error(request, error.message)
-    for field, errors in error.fields.items():
+    for errors in error.fields.values():
         for message in errors:
-            messages.error(request, f"{field}: {message}")
+            if str(message) != str(error.message):
+                messages.error(request, message)
 
 
 def _run(request: HttpRequest, form, action: Callable[[], object], done: str) -> bool:

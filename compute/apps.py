@@ -21,3 +21,9 @@ class ComputeConfig(AppConfig):
         security_register()
         # The labels of the audit codes this app writes (portal.audit_labels).
         compute_audit_actions_register()
+        from compute.webhooks.services import voucher_status_changed_receiver
+        from vouchers.signals import voucher_status_changed
+
+        voucher_status_changed.connect(
+            voucher_status_changed_receiver, dispatch_uid="compute.webhooks.voucher_status"
+        )

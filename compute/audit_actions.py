@@ -28,6 +28,9 @@ def compute_audit_actions_register() -> None:
             "usage_record.void": _("Usage record voided"),
             "usage_batch.fail": _("Usage batch failed"),
             "usage_batch.retry": _("Usage batch retried"),
+            "webhook.create": _("Webhook endpoint registered"),
+            "webhook.revoke": _("Webhook endpoint revoked"),
+            "webhook.redeliver": _("Webhook event sent again"),
             # One per statement step (compute.settlements.STEPS).
             "settlement.issue": _("Statement issued"),
             "settlement.confirm": _("Statement confirmed"),

@@ -11,6 +11,14 @@ from django.utils import timezone
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
+# Webhook endpoints and deliveries are in a module of their own (compute/webhooks/):
+# imported here, so that they load with the compute app's models.
+from compute.webhooks.models import (  # noqa: F401
+    DeliveryStatus,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+)
 from portal.models import City
 from vouchers.models import LedgerEntry, Program, Voucher, money_field
 

@@ -11,6 +11,7 @@ import secrets
 from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -29,6 +30,8 @@ from compute.models import (
     UsageRecord,
 )
 from compute.rollups import rollups_void
+from compute.webhooks.models import WebhookEvent
+from compute.webhooks.services import webhook_emit
 from portal.audit import SYSTEM, Actor, actor_user, audit_record
 from portal.errors import DomainError
 from portal.locks import retry_on_deadlock
@@ -387,6 +390,11 @@ def redemption_request(
             amount_cap=amount_cap,
             requested_by=actor,
         )
+        webhook_emit(
+            event=WebhookEvent.REDEMPTION_REQUESTED,
+            data_center_id=data_center.pk,
+            data=redemption_event_data(redemption),
+        )
         audit_record(
             action="redemption.request",
             city=voucher.city,
@@ -395,6 +403,25 @@ def redemption_request(
             data={"voucher": voucher.code, "data_center": data_center.slug},
         )
     return redemption
+
+
+# The redemption changes a data center hears of by webhook (compute.webhooks); an
+# acceptance or a rejection is the data center's own answer.
+REDEMPTION_EVENTS: dict[str, WebhookEvent] = {
+    RedemptionStatus.CANCELLED: WebhookEvent.REDEMPTION_CANCELLED,
+    RedemptionStatus.CLOSED: WebhookEvent.REDEMPTION_CLOSED,
+}
+
+
+def redemption_event_data(redemption: Redemption) -> dict[str, Any]:
+    """A redemption as webhooks carry it (the API's fields)."""
+    return {
+        "redemption": redemption.pk,
+        "voucher": redemption.voucher.code,
+        "status": redemption.status,
+        "contract_ref": redemption.contract_ref,
+        "amount_cap": None if redemption.amount_cap is None else f"{redemption.amount_cap:.2f}",
+    }
 
 
 def _transition(
@@ -429,6 +456,12 @@ def _transition(
             locked.reason = reason[:300]
             fields.append("reason")
         locked.save(update_fields=fields)
+        if to in REDEMPTION_EVENTS:
+            webhook_emit(
+                event=REDEMPTION_EVENTS[to],
+                data_center_id=locked.data_center_id,
+                data=redemption_event_data(locked),
+            )
         audit_record(
             action=action,
             city=locked.voucher.city,

@@ -27,6 +27,8 @@ from compute.models import (
     Settlement,
     SettlementStatus,
 )
+from compute.webhooks.models import WebhookEvent
+from compute.webhooks.services import webhook_emit
 from portal.audit import SYSTEM, Actor, audit_record
 from portal.errors import DomainError
 from portal.locks import retry_on_deadlock
@@ -214,6 +216,17 @@ def _advance(
         for name, value in fields.items():
             setattr(locked, name, value)
         locked.save()
+        if step == "issue":
+            webhook_emit(
+                event=WebhookEvent.STATEMENT_ISSUED,
+                data_center_id=locked.data_center_id,
+                data={
+                    "settlement": locked.pk,
+                    "city": locked.city.slug,
+                    "period": f"{locked.period:%Y-%m}",
+                    "covered_total": f"{locked.covered_total:.2f}",
+                },
+            )
         audit_record(
             action=f"settlement.{step}",
             city=locked.city,

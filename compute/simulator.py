@@ -80,12 +80,42 @@ class DataCenterSimulator:
     valid_from: dict[str, Any] = field(default_factory=dict)  # voucher code -> datetime
     faults: list[Fault] = field(default_factory=list)
     requests: int = 0
+    # Webhooks from the portal (compute.webhooks): the endpoint's secret, the events
+    # received by id (a second copy changes nothing), and how many were refused.
+    webhook_secret: str = ""
+    webhook_events: dict[str, dict] = field(default_factory=dict)
+    webhook_copies: int = 0
+    webhook_refused: int = 0
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
         self.lock = threading.Lock()
 
     # --- what the data center knows ----------------------------------------------------
+
+    def receive_webhook(self, signature: str, body: bytes) -> int:
+        """What a careful receiver does: check the signature (compute.webhooks.signing,
+        the recipe of docs/api.md), then act on each event id once. Returns the HTTP
+        status to answer."""
+        from compute.webhooks.signing import signature_verify
+
+        with self.lock:
+            if not self.webhook_secret or not signature_verify(
+                self.webhook_secret, signature, body
+            ):
+                self.webhook_refused += 1
+                return 400
+            try:
+                event = json.loads(body)
+                event_id = str(event["id"])
+            except (ValueError, KeyError, TypeError):
+                self.webhook_refused += 1
+                return 400
+            if event_id in self.webhook_events:
+                self.webhook_copies += 1  # seen: nothing to do again
+            else:
+                self.webhook_events[event_id] = event
+            return 200
 
     def hold(self, voucher: str) -> None:
         with self.lock:
@@ -223,6 +253,11 @@ def _handler(sim: DataCenterSimulator) -> type[BaseHTTPRequestHandler]:
             return self._send(status, body)
 
         def do_POST(self) -> None:
+            if urlsplit(self.path).path == "/webhooks":
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(min(length, 1 << 20))
+                status = sim.receive_webhook(self.headers.get("Suanli-Signature", ""), body)
+                return self._send(status, {"ok": status == 200})
             if urlsplit(self.path).path != "/control":
                 return self._send(404, {"error": "not found"})
             if not self._authorized():

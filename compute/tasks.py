@@ -12,6 +12,9 @@ from compute.ingest import usage_batch_apply
 from compute.metrics import sync_run_ended
 from compute.models import BatchStatus
 from compute.services import api_keys_expiry_remind
+from compute.webhooks.models import WebhookEvent
+from compute.webhooks.services import webhook_emit
+from compute.webhooks.tasks import webhook_deliver_task, webhook_deliveries_sweep  # noqa: F401 (registered for the worker)
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +42,18 @@ def usage_batch_apply_task(self, batch_id: int) -> str:
             batches.usage_batch_fail(batch_id=batch_id, reason=f"{type(error).__name__}: {error}")
             return BatchStatus.FAILED
         raise self.retry(exc=error, countdown=min(2 ** (self.request.retries + 1), 300)) from error
+    if batch.status == BatchStatus.DONE:
+        # Tell the data center by webhook (compute.webhooks), after the batch committed.
+        webhook_emit(
+            event=WebhookEvent.BATCH_APPLIED,
+            data_center_id=batch.data_center_id,
+            data={
+                "batch": batch.pk,
+                "accepted": batch.accepted,
+                "duplicate": batch.duplicate,
+                "rejected": batch.rejected,
+            },
+        )
     log.info(
         "usage batch %s %s: %s accepted, %s duplicate, %s rejected",
         batch_id,

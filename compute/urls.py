@@ -3,7 +3,7 @@ the reserved /my/ and /dc/ prefixes); `city_patterns` inside /<city_slug>/."""
 
 from django.urls import include, path
 
-from compute.views import company, dashboards, exports, operator, staff
+from compute.views import company, dashboards, exports, operator, staff, webhooks
 
 app_name = "compute"
 
@@ -62,6 +62,17 @@ site_patterns = [
         "dc/<slug:slug>/keys/<int:pk>/revoke/", operator.console_key_revoke, name="console_revoke"
     ),
     path("dc/<slug:slug>/sync/", operator.console_sync, name="console_sync"),
+    path("dc/<slug:slug>/webhooks/", webhooks.console_webhooks, name="console_webhooks"),
+    path(
+        "dc/<slug:slug>/webhooks/<int:pk>/revoke/",
+        webhooks.console_webhook_revoke,
+        name="console_webhook_revoke",
+    ),
+    path(
+        "dc/<slug:slug>/webhooks/deliveries/<int:pk>/again/",
+        webhooks.console_webhook_redeliver,
+        name="console_webhook_redeliver",
+    ),
     path(
         "dc/<slug:slug>/settlements/",
         operator.console_settlements,

@@ -297,11 +297,14 @@ TASK_QUEUES = {
         "vouchers.tasks.invitation_send",
         "portal.tasks.staff_invitation_send",
         "vouchers.tasks.reminders_send_task",
+        "compute.webhooks.tasks.webhook_deliver_task",
+        "compute.webhooks.tasks.webhook_deliveries_sweep",
     ],
     "reports": [
         "compute.tasks.settlements_monthly",
         "compute.tasks.ledger_reconcile_task",
         "vouchers.tasks.vouchers_expire_due_task",
+        "vouchers.tasks.awards_lapse_due_task",
         "portal.tasks.audit_chain_verify",
     ],
 }
@@ -530,3 +533,9 @@ INSTALLED_APPS.insert(INSTALLED_APPS.index("drf_spectacular") + 1, "drf_spectacu
 SPECTACULAR_SETTINGS.update(
     SWAGGER_UI_DIST="SIDECAR", SWAGGER_UI_FAVICON_HREF="SIDECAR", REDOC_DIST="SIDECAR"
 )
+# Webhook retries are the sweeper's: every minute it sends the deliveries that are due
+# (compute.webhooks.tasks).
+CELERY_BEAT_SCHEDULE["sweep-webhook-deliveries"] = {
+    "task": "compute.webhooks.tasks.webhook_deliveries_sweep",
+    "schedule": 60.0,
+}

@@ -48,6 +48,7 @@ from vouchers.models import (
     Voucher,
     VoucherStatus,
 )
+from vouchers.signals import voucher_status_changed
 
 CENT = Decimal("0.01")
 
@@ -259,6 +260,7 @@ def voucher_suspend(*, voucher: Voucher, actor: User, reason: str) -> Voucher:
             raise DomainError(_("Only an active voucher can be suspended."), code="conflict")
         locked.status, locked.status_reason = VoucherStatus.SUSPENDED, reason
         locked.save(update_fields=["status", "status_reason", "updated_at"])
+        voucher_status_changed.send(sender=Voucher, voucher=locked)
         audit_record(
             action="voucher.suspend",
             city=locked.city,
@@ -280,6 +282,7 @@ def voucher_resume(*, voucher: Voucher, actor: User, reason: str) -> Voucher:
         locked.status = VoucherStatus.ACTIVE if locked.balance > 0 else VoucherStatus.EXHAUSTED
         locked.status_reason = reason
         locked.save(update_fields=["status", "status_reason", "updated_at"])
+        voucher_status_changed.send(sender=Voucher, voucher=locked)
         audit_record(
             action="voucher.resume",
             city=locked.city,
@@ -314,6 +317,7 @@ def voucher_revoke(*, voucher: Voucher, actor: User, reason: str) -> Voucher:
         returned = _return_remainder(locked, kind=EntryKind.REVOKE, actor=actor, memo=reason)
         locked.status, locked.status_reason = VoucherStatus.REVOKED, reason
         locked.save(update_fields=["status", "status_reason", "updated_at"])
+        voucher_status_changed.send(sender=Voucher, voucher=locked)
         audit_record(
             action="voucher.revoke",
             city=locked.city,
@@ -336,6 +340,7 @@ def voucher_expire(*, voucher: Voucher) -> Voucher:
         )
         locked.status = VoucherStatus.EXPIRED
         locked.save(update_fields=["status", "updated_at"])
+        voucher_status_changed.send(sender=Voucher, voucher=locked)
         audit_record(
             action="voucher.expire",
             city=locked.city,

@@ -135,6 +135,8 @@ KIND_OF_SEGMENT = {
     "settlements": "settlement",
     "members": "membership",
     "letters": "letter",
+    "webhooks": "webhook_endpoint",
+    "deliveries": "webhook_delivery",
 }
 
 FORM = "application/x-www-form-urlencoded"

@@ -23,6 +23,8 @@ from compute.settlements import (
     settlement_build,
     settlement_issue,
 )
+from compute.webhooks.models import WebhookDelivery, WebhookEvent
+from compute.webhooks.services import endpoint_create
 from portal.audit import SYSTEM
 from portal.models import CityMembership
 from portal.services import membership_invite
@@ -214,6 +216,20 @@ def _build_world(shanghai, shenzhen, startup_user, company_a, program_a) -> Worl
     operator_y = UserFactory(email="ops@matrix-y.test")
     dc_y.operators.add(operator_y)
     key_y, y_key = api_key_issue(data_center=dc_y, actor=SYSTEM)
+    # A webhook endpoint of data center Y and one delivery to it (its URL and secret
+    # are Y's own: the matrix checks they never show elsewhere).
+    hook_y, _hook_secret = endpoint_create(
+        data_center=dc_y,
+        actor=operator_y,
+        url="https://hooks.matrix-y.test/ZQX-HOOK",
+        events=[WebhookEvent.REDEMPTION_REQUESTED],
+    )
+    hook_delivery_y = WebhookDelivery.objects.create(
+        endpoint=hook_y,
+        event_id="7e57e57e-0000-4000-8000-000000000447",
+        event=WebhookEvent.REDEMPTION_REQUESTED,
+        payload={"id": "7e57e57e-0000-4000-8000-000000000447", "data": {}},
+    )
     active = Redemption.objects.create(
         voucher=voucher_b,
         data_center=dc_y,
@@ -271,6 +287,8 @@ def _build_world(shanghai, shenzhen, startup_user, company_a, program_a) -> Worl
         "usage record id": "zqx-rec-0001",
         "usage record id 2": "zqx-rec-0002",
         "Y's key prefix": key_y.prefix,
+        "Y's webhook URL": hook_y.url,
+        "Y's webhook secret": _hook_secret,
         "statement file": f"settlement-{sz.city.slug}-{dc_y.slug}-{period:%Y-%m}",
         "Shenzhen staff e-mail": "@shenzhen.test",
     }
@@ -303,6 +321,8 @@ def _build_world(shanghai, shenzhen, startup_user, company_a, program_a) -> Worl
         ),
         "program": [program_b.pk],
         "letter": [letter_b.pk],
+        "webhook_endpoint": [hook_y.pk],
+        "webhook_delivery": [hook_delivery_y.pk],
         "invitation": [invitation.pk],
         "membership": list(
             CityMembership.objects.filter(city=sz.city).values_list("pk", flat=True)

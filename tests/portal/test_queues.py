@@ -16,11 +16,14 @@ EXPECTED = {
     "vouchers.tasks.invitation_send": "notifications",
     "portal.tasks.staff_invitation_send": "notifications",
     "vouchers.tasks.reminders_send_task": "notifications",
+    "compute.webhooks.tasks.webhook_deliver_task": "notifications",
+    "compute.webhooks.tasks.webhook_deliveries_sweep": "notifications",
     "compute.tasks.api_keys_expiry_remind_task": "notifications",
     "portal.tasks.audit_anchor_task": "notifications",
     "compute.tasks.settlements_monthly": "reports",
     "compute.tasks.ledger_reconcile_task": "reports",
     "vouchers.tasks.vouchers_expire_due_task": "reports",
+    "vouchers.tasks.awards_lapse_due_task": "reports",
     "portal.tasks.audit_chain_verify": "reports",
 }
 

@@ -90,6 +90,24 @@ class Command(BaseCommand):
             raise CommandError("No data center has a local feed URL; run seed_demo first.")
         return sims
 
+    def _hear_webhooks(self, sim: DataCenterSimulator, dc, admin, feed_url: str) -> None:
+        """Register the simulator's /webhooks for every event (the endpoints of an
+        earlier run on this machine revoked), so the demo's data centers hear of
+        changes as they happen and check each signature."""
+        from compute.webhooks.models import WebhookEndpoint, WebhookEvent
+        from compute.webhooks.services import endpoint_create, endpoint_revoke
+
+        url = urlsplit(feed_url)
+        for old in WebhookEndpoint.objects.filter(data_center=dc, revoked_at=None):
+            if urlsplit(old.url).hostname in ("127.0.0.1", "localhost"):
+                endpoint_revoke(endpoint=old, actor=admin)
+        _endpoint, sim.webhook_secret = endpoint_create(
+            data_center=dc,
+            actor=admin,
+            url=urlunsplit(url._replace(path="/webhooks", query="")),
+            events=list(WebhookEvent.values),
+        )
+
     def _learn(self, sim: DataCenterSimulator, portal: str, key: str) -> None:
         """Like a real billing system: read our redemptions, accept new requests."""
         try:

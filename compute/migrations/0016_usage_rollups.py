@@ -13,8 +13,8 @@ def backfill(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("compute", "0015_api_key_expiry"),
-        ("vouchers", "0010_application_tie_break"),
+        ("compute", "0001_squashed_0015_initial"),
+        ("vouchers", "0001_squashed_0010_initial"),
     ]
 
     operations = [

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-    dependencies = [("portal", "0004_staff_invitation")]
+    dependencies = [("portal", "0001_squashed_0004_initial")]
 
     operations = [
         migrations.AddField(

@@ -300,7 +300,7 @@ class ReminderSent(models.Model):
     class Meta:
         verbose_name = _("reminder sent")
         verbose_name_plural = _("reminders sent")
-        # Not "reminder_once": compute's table kept that name until migration compute 0014.
+        # Not "reminder_once": compute's table of the same purpose had that name once.
         constraints = [models.UniqueConstraint(fields=["kind", "key"], name="reminder_sent_once")]
 
     def __str__(self) -> str:

@@ -95,8 +95,8 @@ class LedgerEntry(models.Model):
     inserted row even when `actor` is empty: a fifth of the entries' COPY): entries are
     only written by `vouchers.ledger` with the voucher row locked, vouchers and users
     are never deleted (PROTECT), and `verify_ledger` reports any entry whose voucher or
-    actor is missing. Ids are taken a block at a time (migration 0006), so they are
-    increasing but not dense.
+    actor is missing. Ids are taken a block at a time (the identity steps by 5,000, set
+    in the initial migration), so they are increasing but not dense.
     """
 
     voucher = models.ForeignKey(

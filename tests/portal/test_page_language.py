@@ -17,33 +17,16 @@ from compute.models import DataCenter
 from portal.models import City, User
 from portal.stored_text import actor_text, memo_text
 from tests.e2e.test_accessibility import pages_by_role
+from tests.portal.test_template_text import ALLOWED
 from vouchers.models import Application, Company, Program, Voucher
 
 # The parts of a page the portal itself writes: its chrome, not its data.
 CHROME = {"h1", "h2", "h3", "h4", "th", "button", "label", "legend", "summary", "caption", "nav"}
 CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 WORD = re.compile(r"[A-Za-z]+(?:['’-][A-Za-z]+)*")
-# Written the same in both languages (codes, formats, the language switch's "EN").
-SAME_IN_BOTH = {
-    "EN",
-    "CSV",
-    "XLSX",
-    "PDF",
-    "API",
-    "ID",
-    "JSON",
-    "URL",
-    "GPU",
-    "HMAC",
-    "SHA",
-    "TOTP",
-    "PNG",
-    "JPEG",
-    "IP",
-    # The ranking's formula over its column symbols, as the template check allows.
-    "w",
-    "max",
-}
+# Written the same in both languages: the template check's list (codes, formats, the
+# language switch's "EN"), plus what pages print around them.
+SAME_IN_BOTH = ALLOWED | {"IP", "w", "max"}
 # Codes shown as codes: e-mails, a document kind's code in a help text ("environmental_permit"),
 # the city's time-zone name ("Asia/Shanghai").
 CODES = re.compile(r"\S+@\S+|\b[a-z]+(?:_[a-z]+)+\b|\b[A-Z][a-z]+/[A-Z][A-Za-z_]+\b")

@@ -196,9 +196,8 @@ def test_template_page_shows_the_error_next_to_the_field(client, sh_program, sha
         },
     )
     assert response.status_code == 200
-    assert '<small class="error" role="alert">Unknown placeholder {nonsense}' in (
-        response.content.decode()
-    )
+    # Beside its field, announced (portal/_form_fields.html: id ties it to the input).
+    assert 'role="alert">Unknown placeholder {nonsense}' in response.content.decode()
     response = client.post(
         url,
         {

@@ -111,6 +111,21 @@ def step(
     return application
 
 
+def to_not_recommended(
+    application: Application, *, action: str, actor: Actor, reason: str
+) -> Application:
+    """Not recommended, with the reason the company is told (its decision letter too)."""
+    application.decision_reason = reason
+    return step(
+        application,
+        action=action,
+        actor=actor,
+        target=ApplicationState.NOT_RECOMMENDED,
+        note=reason,
+        notify="not_recommended",
+    )
+
+
 def to_recommended(
     application: Application, *, action: str, actor: Actor, note: str
 ) -> Application:

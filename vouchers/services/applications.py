@@ -38,7 +38,14 @@ from vouchers.models import (
     StateChange,
     Voucher,
 )
-from vouchers.services._steps import invalid, locked, require, step, to_recommended
+from vouchers.services._steps import (
+    invalid,
+    locked,
+    require,
+    step,
+    to_not_recommended,
+    to_recommended,
+)
 
 MAX_DOCUMENT_BYTES = 20 * 1024 * 1024
 # Floods: documents per application.
@@ -196,15 +203,7 @@ def application_submit(*, application: Application, actor: User) -> Application:
         failed = application.eligibility == eligibility.FAIL
         if failed and application.program.hard_fail_rejects:
             reasons = "; ".join(o.message_en for o in outcomes if o.outcome == eligibility.FAIL)
-            application.decision_reason = reasons
-            return step(
-                application,
-                action="submit",
-                actor=actor,
-                target=ApplicationState.NOT_RECOMMENDED,
-                note=reasons,
-                notify="not_recommended",
-            )
+            return to_not_recommended(application, action="submit", actor=actor, reason=reasons)
         return step(
             application,
             action="submit",
@@ -256,15 +255,7 @@ def application_fail_screening(
     with transaction.atomic():
         application = locked(application)
         require(application, actor, "fail_screening")
-        application.decision_reason = reason
-        return step(
-            application,
-            action="fail_screening",
-            actor=actor,
-            target=ApplicationState.NOT_RECOMMENDED,
-            note=reason,
-            notify="not_recommended",
-        )
+        return to_not_recommended(application, action="fail_screening", actor=actor, reason=reason)
 
 
 def application_request_info(

@@ -22,6 +22,7 @@ from vouchers.services._steps import (
     locked,
     require,
     step,
+    to_not_recommended,
     to_recommended,
 )
 from vouchers.tasks import review_assigned_notify
@@ -113,15 +114,7 @@ def _conclude(application: Application) -> None:
                 notify="tie_break",
             )
     else:
-        application.decision_reason = note
-        step(
-            application,
-            action="conclude_reviews",
-            actor=SYSTEM,
-            target=ApplicationState.NOT_RECOMMENDED,
-            note=note,
-            notify="not_recommended",
-        )
+        to_not_recommended(application, action="conclude_reviews", actor=SYSTEM, reason=note)
 
 
 def review_submit(
@@ -187,12 +180,4 @@ def application_break_tie(
         require(application, actor, "break_tie")
         if recommend:
             return to_recommended(application, action="break_tie", actor=actor, note=reason)
-        application.decision_reason = reason
-        return step(
-            application,
-            action="break_tie",
-            actor=actor,
-            target=ApplicationState.NOT_RECOMMENDED,
-            note=reason,
-            notify="not_recommended",
-        )
+        return to_not_recommended(application, action="break_tie", actor=actor, reason=reason)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext, ngettext
@@ -181,12 +183,13 @@ def links_register() -> None:
             selectors.application_list(city=request.city).filter(state=ApplicationState.TIE_BREAK),
         ),
     )
-    # Each role's work (the order is the workflow's).
+    # Each role's work (the order is the workflow's): the staff home's lists by the
+    # queue's filter, then the company home's by the application's state.
     work_list_register(
         "portal.staff_home",
         name="vouchers.screen",
         title=_("Applications to screen"),
-        work=lambda request: _application_work(request, Todo.SCREEN),
+        work=functools.partial(_application_work, todo=Todo.SCREEN),
     )
     work_list_register(
         "portal.staff_home",
@@ -194,45 +197,26 @@ def links_register() -> None:
         title=_("Reviews assigned to me"),
         work=_review_work,
     )
-    work_list_register(
-        "portal.staff_home",
-        name="vouchers.info_answered",
-        title=_("Information requests answered"),
-        work=lambda request: _application_work(request, Todo.INFO_ANSWERED),
-    )
-    work_list_register(
-        "portal.staff_home",
-        name="vouchers.objections",
-        title=_("Objections to resolve"),
-        work=lambda request: _application_work(request, Todo.OBJECTIONS),
-    )
-    work_list_register(
-        "portal.staff_home",
-        name="vouchers.approve",
-        title=_("Applications ready to approve"),
-        work=lambda request: _application_work(request, Todo.APPROVE),
-    )
-    work_list_register(
-        "portal.staff_home",
-        name="vouchers.notice_waiting",
-        title=_("Waiting before approval"),
-        work=lambda request: _application_work(request, Todo.NOTICE_WAITING),
-    )
-    work_list_register(
-        "vouchers.company_home",
-        name="vouchers.awards",
-        title=_("Awards to accept or decline"),
-        work=lambda request: _company_work(request, ApplicationState.AWARDED),
-    )
-    work_list_register(
-        "vouchers.company_home",
-        name="vouchers.info_requested",
-        title=_("Information requests to answer"),
-        work=lambda request: _company_work(request, ApplicationState.INFO_REQUESTED),
-    )
-    work_list_register(
-        "vouchers.company_home",
-        name="vouchers.drafts",
-        title=_("Drafts to finish and submit"),
-        work=lambda request: _company_work(request, ApplicationState.DRAFT),
-    )
+    for name, title, todo in (
+        ("info_answered", _("Information requests answered"), Todo.INFO_ANSWERED),
+        ("objections", _("Objections to resolve"), Todo.OBJECTIONS),
+        ("approve", _("Applications ready to approve"), Todo.APPROVE),
+        ("notice_waiting", _("Waiting before approval"), Todo.NOTICE_WAITING),
+    ):
+        work_list_register(
+            "portal.staff_home",
+            name=f"vouchers.{name}",
+            title=title,
+            work=functools.partial(_application_work, todo=todo),
+        )
+    for name, title, state in (
+        ("awards", _("Awards to accept or decline"), ApplicationState.AWARDED),
+        ("info_requested", _("Information requests to answer"), ApplicationState.INFO_REQUESTED),
+        ("drafts", _("Drafts to finish and submit"), ApplicationState.DRAFT),
+    ):
+        work_list_register(
+            "vouchers.company_home",
+            name=f"vouchers.{name}",
+            title=title,
+            work=functools.partial(_company_work, state=state),
+        )

@@ -533,6 +533,9 @@ INSTALLED_APPS.insert(INSTALLED_APPS.index("drf_spectacular") + 1, "drf_spectacu
 SPECTACULAR_SETTINGS.update(
     SWAGGER_UI_DIST="SIDECAR", SWAGGER_UI_FAVICON_HREF="SIDECAR", REDOC_DIST="SIDECAR"
 )
+# Webhook endpoints may point at local or private addresses (the demo's simulators on
+# 127.0.0.1) only in development; in production they must be public https addresses.
+WEBHOOK_PRIVATE_ADDRESSES = env_bool("WEBHOOK_PRIVATE_ADDRESSES", DEBUG)
 # Webhook retries are the sweeper's: every minute it sends the deliveries that are due
 # (compute.webhooks.tasks).
 CELERY_BEAT_SCHEDULE["sweep-webhook-deliveries"] = {

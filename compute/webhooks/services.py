@@ -5,14 +5,17 @@ transaction and records its outcome, giving the delay before the next try."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -37,6 +40,20 @@ def retry_delay(attempts: int) -> timedelta:
     return min(FIRST_RETRY * 2 ** min(max(attempts - 1, 0), 16), LONGEST_WAIT)
 
 
+def _public_https(url: str) -> bool:
+    """https, and not a loopback, private, link-local or reserved address written as
+    an IP or `localhost` (names are not resolved here: see docs/architecture.md)."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if parts.scheme != "https" or not host or host == "localhost" or host.endswith(".localhost"):
+        return False
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return True
+    return address.is_global
+
+
 def endpoint_create(
     *, data_center: DataCenter, actor: User, url: str, events: list[str]
 ) -> tuple[WebhookEndpoint, str]:
@@ -47,6 +64,11 @@ def endpoint_create(
         raise DomainError(message, code="invalid", fields={"events": [message]})
     if not url.startswith(("https://", "http://")):
         message = _("Give the endpoint's full address.")
+        raise DomainError(message, code="invalid", fields={"url": [message]})
+    if not settings.WEBHOOK_PRIVATE_ADDRESSES and not _public_https(url):
+        # The workers would POST wherever an operator points them: not at the
+        # portal's own network (its database, Redis, metadata services).
+        message = _("Give an https:// address on the internet, not a local or private one.")
         raise DomainError(message, code="invalid", fields={"url": [message]})
     secret = secrets.token_hex(32)
     with transaction.atomic():

@@ -293,3 +293,33 @@ def test_a_suspended_voucher_is_told_to_the_data_centers_holding_it(
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_production_refuses_local_and_private_endpoints(ledger_world, operator, settings):
+    """Workers POST wherever an endpoint points: in production not into the portal's
+    own network (its database, Redis, a cloud metadata service)."""
+    settings.WEBHOOK_PRIVATE_ADDRESSES = False
+    for url in (
+        "http://hooks.example.cn/h",  # not https
+        "https://127.0.0.1:5432/h",
+        "https://localhost/h",
+        "https://10.1.2.3/h",
+        "https://169.254.169.254/latest/meta-data",
+        "https://[::1]/h",
+    ):
+        with pytest.raises(DomainError) as error:
+            endpoint_create(
+                data_center=ledger_world.dc,
+                actor=operator,
+                url=url,
+                events=[WebhookEvent.BATCH_APPLIED],
+            )
+        assert error.value.code == "invalid" and list(error.value.fields) == ["url"], url
+    endpoint, _secret = endpoint_create(
+        data_center=ledger_world.dc,
+        actor=operator,
+        url="https://hooks.example.cn/suanli",
+        events=[WebhookEvent.BATCH_APPLIED],
+    )
+    assert endpoint.url == "https://hooks.example.cn/suanli"
+    assert WebhookDelivery.objects.count() == 0

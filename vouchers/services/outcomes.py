@@ -80,9 +80,9 @@ def _require(report: OutcomeReport, actor: User, action: str) -> None:
         )
 
 
-def _step(report: OutcomeReport, *, action: str, actor: Actor, comment: str = "") -> None:
+def _step(report: OutcomeReport, *, step: str, actor: Actor, comment: str = "") -> None:
     """Move the locked report along the table (the caller checked the rules)."""
-    before, target = report.state, outcomes.TRANSITIONS[action].target
+    before, target = report.state, outcomes.TRANSITIONS[step].target
     report.state = target
     report.save()
     change = OutcomeChange.objects.create(
@@ -93,7 +93,7 @@ def _step(report: OutcomeReport, *, action: str, actor: Actor, comment: str = ""
         comment=comment[:5000],
     )
     audit_record(
-        action=f"outcome.{action}",
+        action=f"outcome.{step}",
         city=report.city,
         actor=actor,
         target=report,
@@ -105,7 +105,7 @@ def _step(report: OutcomeReport, *, action: str, actor: Actor, comment: str = ""
             "comment": comment[:500],
         },
     )
-    publish_on_commit(outcome_report_notify, report.pk, action, change.pk)
+    publish_on_commit(outcome_report_notify, report.pk, step, change.pk)
 
 
 def _clean_values(values: dict[str, Any]) -> dict[str, Any]:
@@ -179,7 +179,7 @@ def outcome_report_submit(*, report: OutcomeReport, actor: User) -> OutcomeRepor
             raise invalid("summary", _("Say in a few sentences what was achieved."))
         report.usage_summary = usage_summary(report.voucher)
         report.submitted_at = timezone.now()
-        _step(report, action=action, actor=actor)
+        _step(report, step=action, actor=actor)
     return report
 
 
@@ -193,7 +193,7 @@ def outcome_report_accept(
         report.review_comment = comment.strip()[:5000]
         report.decided_at = timezone.now()
         report.decided_by = actor
-        _step(report, action="accept", actor=actor, comment=report.review_comment)
+        _step(report, step="accept", actor=actor, comment=report.review_comment)
     return report
 
 
@@ -206,7 +206,7 @@ def outcome_report_return(*, report: OutcomeReport, actor: User, comment: str) -
         report = _locked(report)
         _require(report, actor, "return")
         report.review_comment = comment[:5000]
-        _step(report, action="return", actor=actor, comment=report.review_comment)
+        _step(report, step="return", actor=actor, comment=report.review_comment)
     return report
 
 

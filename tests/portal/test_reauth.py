@@ -100,6 +100,15 @@ def sensitive_requests(world) -> list[Sensitive]:
             program_form_data(program, rate_domestic="0.31"),
         ),
         Sensitive("new program", "manager", "/shanghai/staff/programs/new/", {"slug": "new-one"}),
+        Sensitive(
+            "accept outcome report", "manager", "/shanghai/staff/outcomes/999999/do/accept/", {}
+        ),
+        Sensitive(
+            "return outcome report",
+            "manager",
+            "/shanghai/staff/outcomes/999999/do/return/",
+            {"comment": "x"},
+        ),
     ]
 
 

@@ -104,33 +104,25 @@ class OutcomeTotals:
 
 
 def outcome_totals_get(*, program: Program, today: date | None = None) -> OutcomeTotals:
-    """Three queries whatever the number of reports: counts by state, the overdue
-    count, the sums over accepted reports."""
-    counts = dict(
-        OutcomeReport.objects.filter(program=program)
-        .values_list("state")
-        .annotate(n=Count("pk"))
-        .values_list("state", "n")
-    )
-    overdue = (
-        OutcomeReport.objects.filter(program=program)
-        .filter(overdue_filter(today or timezone.localdate()))
-        .count()
-    )
-    sums = OutcomeReport.objects.filter(program=program, state=OutcomeState.ACCEPTED).aggregate(
-        models=Sum("models_trained"),
-        largest=Max("largest_model_parameters"),
-        products=Sum("products_launched"),
-        papers=Sum("papers_published"),
-        hires=Sum("hires"),
+    """One query whatever the number of reports: the counts by state and overdue, and
+    the sums over accepted reports, as conditional aggregates."""
+    accepted = Q(state=OutcomeState.ACCEPTED)
+    row = OutcomeReport.objects.filter(program=program).aggregate(
+        **{f"n_{state}": Count("pk", filter=Q(state=state)) for state in OutcomeState.values},
+        overdue=Count("pk", filter=overdue_filter(today or timezone.localdate())),
+        models=Sum("models_trained", filter=accepted),
+        largest=Max("largest_model_parameters", filter=accepted),
+        products=Sum("products_launched", filter=accepted),
+        papers=Sum("papers_published", filter=accepted),
+        hires=Sum("hires", filter=accepted),
     )
     return OutcomeTotals(
-        by_state={state: counts.get(state, 0) for state in OutcomeState.values},
-        overdue=overdue,
-        accepted=counts.get(OutcomeState.ACCEPTED, 0),
-        models_trained=sums["models"] or 0,
-        largest_model_parameters=sums["largest"],
-        products_launched=sums["products"] or 0,
-        papers_published=sums["papers"] or 0,
-        hires=sums["hires"] or 0,
+        by_state={state: row[f"n_{state}"] for state in OutcomeState.values},
+        overdue=row["overdue"],
+        accepted=row[f"n_{OutcomeState.ACCEPTED.value}"],
+        models_trained=row["models"] or 0,
+        largest_model_parameters=row["largest"],
+        products_launched=row["products"] or 0,
+        papers_published=row["papers"] or 0,
+        hires=row["hires"] or 0,
     )

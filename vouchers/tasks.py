@@ -344,9 +344,9 @@ def outcome_report_notify(report_id: int, event: str, change_id: int) -> int:
     """Tell the other party of an outcome report's step, each in their language: the
     city's program managers of a submission, the company's members of a decision. The
     comment comes from the change itself, so a later step cannot leak into it."""
-    report = OutcomeReport.objects.select_related("program", "company", "city", "voucher").get(
-        pk=report_id
-    )
+    report = OutcomeReport.objects.select_related(
+        "program", "company", "city", "voucher", "letter"
+    ).get(pk=report_id)
     change = OutcomeChange.objects.get(pk=change_id, report=report)
     city = report.city
     if event in ("submit", "resubmit"):
@@ -357,6 +357,8 @@ def outcome_report_notify(report_id: int, event: str, change_id: int) -> int:
     else:
         recipients = report.company.members.filter(is_active=True)
         path = reverse("vouchers:my_outcome", args=[report.pk])
+    letter = report.letter if event == "accept" else None
+    attachments = [(f"{letter.number}.pdf", bytes(letter.pdf), "application/pdf")] if letter else []
     sent = 0
     for user in recipients:
         with translation.override(user.preferred_language):
@@ -372,12 +374,18 @@ def outcome_report_notify(report_id: int, event: str, change_id: int) -> int:
                 "when": city_datetime(change.at, city),
                 "comment": comment,
             }
+            text = body % values
+            if letter is not None:
+                text += "\n\n" + _(
+                    "The acceptance letter %(number)s is attached, and on the report's page."
+                ) % {"number": letter.number}
             notify(
                 user=user,
                 kind="outcome",
                 subject=subject % values,
-                body=body % values,
+                body=text,
                 path=path,
+                attachments=attachments,
             )
         sent += 1
     return sent

@@ -39,6 +39,7 @@ def test_demo_programs_follow_the_published_terms_and_cover_every_state(db):
     accepted = OutcomeReport.objects.get(state="accepted")
     assert accepted.documents.count() == 1 and accepted.models_trained == 3
     assert accepted.timeline.count() == 2  # submitted, accepted
+    assert accepted.letter.kind == "outcome_accepted"  # 验收通知书
     call_command("seed_demo")
     assert Application.objects.count() == count
     assert OutcomeReport.objects.filter(state="accepted").count() == 1

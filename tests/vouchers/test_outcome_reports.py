@@ -16,7 +16,7 @@ from portal.audit import SYSTEM
 from portal.errors import DomainError
 from portal.models import AuditEvent, Notification
 from tests.factories import MembershipFactory
-from tests.vouchers.conftest import PDF, make_program
+from tests.vouchers.conftest import PDF, complete_draft, make_program, program_values
 from tests.vouchers.outcome_world import (  # noqa: F401 - fixtures and constants
     FINAL_DUE,
     MIDTERM_DUE,
@@ -31,6 +31,8 @@ from vouchers import services
 from vouchers.jobs import outcome_reports_open_missing
 from vouchers.ledger import voucher_issue
 from vouchers.models import (
+    DecisionLetter,
+    LetterKind,
     OutcomeReport,
 )
 from vouchers.outcomes import TRANSITIONS, outcome_reports_schedule
@@ -274,3 +276,41 @@ def test_documents_are_checked_as_an_applications_are(final, startup_user, outsi
     )
     assert document.content_type == "application/pdf"
     assert AuditEvent.objects.filter(action="outcome.document_add").exists()
+
+
+# --- the acceptance letter ----------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("eager_celery")
+def test_accepting_a_report_of_an_awarded_voucher_issues_the_acceptance_letter(
+    shanghai, company, startup_user, client, django_capture_on_commit_callbacks
+):
+    program = services.program_save(
+        city=shanghai.city,
+        actor=shanghai.manager,
+        values=program_values(slug="with-reports", outcome_reports_required=True),
+    )
+    app = complete_draft(program, company, startup_user)
+    services.application_submit(application=app, actor=startup_user)
+    services.application_start_screening(application=app, actor=shanghai.manager)
+    services.application_pass_screening(application=app, actor=shanghai.manager)
+    services.application_approve(
+        application=app, actor=shanghai.approver, amount=Decimal("500000.00")
+    )
+    report = OutcomeReport.objects.get(voucher__application=app, stage="final")
+    filled(report, startup_user)
+    services.outcome_report_submit(report=report, actor=startup_user)
+    mail.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.outcome_report_accept(report=report, actor=shanghai.manager, comment="成果显著。")
+    report.refresh_from_db()
+    letter = DecisionLetter.objects.get(application=app, kind=LetterKind.OUTCOME_ACCEPTED)
+    assert report.letter == letter and letter.number.startswith("SH-")
+    assert "成果显著。" in letter.body and report.voucher.code in letter.body
+    sent = [m for m in mail.outbox if m.to == [startup_user.email]]
+    assert [a[0] for a in sent[0].attachments] == [f"{letter.number}.pdf"]
+    client.force_login(startup_user)
+    page = client.get(reverse("vouchers:my_outcome", args=[report.pk])).content.decode()
+    download = reverse("vouchers:my_letter", args=[app.pk, letter.pk])
+    assert download in page
+    assert client.get(download)["Content-Type"] == "application/pdf"

@@ -14,6 +14,7 @@ from django.utils.translation import gettext_lazy as _
 
 from portal.models import City
 from vouchers.models.ledger import Voucher
+from vouchers.models.letters import DecisionLetter
 from vouchers.models.programs import Company, Program
 
 
@@ -83,6 +84,11 @@ class OutcomeReport(models.Model):
     decided_at = models.DateTimeField(_("accepted at"), null=True, blank=True)
     decided_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    # The acceptance letter (验收通知书), issued with the acceptance when the voucher
+    # came from an application (whose letters it joins).
+    letter = models.OneToOneField(
+        DecisionLetter, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)

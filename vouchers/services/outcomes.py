@@ -22,8 +22,10 @@ from portal.errors import DomainError
 from portal.models import User
 from portal.queue import publish_on_commit
 from vouchers import outcomes
+from vouchers.letters import letter_issue
 from vouchers.models import (
     OUTCOME_DOCUMENT_TYPES,
+    LetterKind,
     OutcomeChange,
     OutcomeDocument,
     OutcomeReport,
@@ -193,6 +195,13 @@ def outcome_report_accept(
         report.review_comment = comment.strip()[:5000]
         report.decided_at = timezone.now()
         report.decided_by = actor
+        application = report.voucher.application
+        if application is not None:
+            # The acceptance letter (验收通知书) joins the application's letters; issued
+            # before the audit event, as every letter (its number's lock first).
+            report.letter = letter_issue(
+                application=application, kind=LetterKind.OUTCOME_ACCEPTED, report=report
+            )
         _step(report, step="accept", actor=actor, comment=report.review_comment)
     return report
 

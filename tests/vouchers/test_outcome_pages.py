@@ -74,6 +74,15 @@ def test_the_company_fills_in_uploads_and_submits_on_its_page(client, final, sta
     )
     page = client.get(url).content.decode()
     assert "Save and submit" not in page and "保存并提交" not in page
+    # Posted again from a stale tab: refused in words, nothing saved.
+    again = client.post(url, {"hires": "99", "summary": "改", "go": "save"})
+    assert again.status_code == 200
+    assert (
+        "不能再修改" in again.content.decode()
+        or "can no longer be changed" in again.content.decode()
+    )
+    final.refresh_from_db()
+    assert (final.hires, final.state) == (4, S.SUBMITTED)
 
 
 def test_a_bad_post_shows_its_errors_and_saves_nothing(client, final, startup_user):

@@ -28,6 +28,7 @@ from vouchers.outcome_forms import (
     OutcomeReportForm,
 )
 from vouchers.outcome_usage import usage_summary, usage_summary_localised
+from vouchers.services.outcomes import OUTCOME_FIELDS
 
 
 def _download(document: OutcomeDocument) -> FileResponse:
@@ -89,9 +90,16 @@ def my_outcomes(request: SignedInRequest) -> HttpResponse:
 def my_outcome(request: SignedInRequest, pk: int) -> HttpResponse:
     report = outcome_selectors.outcome_report_get(user=request.user, pk=pk)
     editable = report.state in outcomes.EDITABLE
-    initial = {name: getattr(report, name) for name in services.outcomes.OUTCOME_FIELDS}
+    initial = {name: getattr(report, name) for name in OUTCOME_FIELDS}
     form = OutcomeReportForm(request.POST or None, initial=initial)
-    if request.method == "POST" and editable and form.is_valid():
+    if request.method == "POST" and not editable:
+        # A second tab, or the city decided meanwhile: nothing is saved, and it says so.
+        messages.error(
+            request,
+            _("This report is %(state)s and can no longer be changed.")
+            % {"state": report.get_state_display()},
+        )
+    elif request.method == "POST" and form.is_valid():
         try:
             services.outcome_report_update(report=report, actor=request.user, values=form.values())
             if request.POST.get("go") == "submit":

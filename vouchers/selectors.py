@@ -40,6 +40,7 @@ from vouchers.models import (
     LedgerEntry,
     Objection,
     Program,
+    ProgramStateCount,
     ProgramStatus,
     Review,
     Voucher,
@@ -144,6 +145,50 @@ def application_list(
     if state in ApplicationState.values:
         apps = apps.filter(state=state)
     return apps
+
+
+def application_state_counts(
+    *, city: City | None = None, program: Program | None = None
+) -> dict[str, int]:
+    """How many applications of a program (or of all a city's programs) are in each
+    state, and under "" all of them: one small read of `ProgramStateCount`, which
+    PostgreSQL keeps exact, instead of counting the applications."""
+    return application_state_tally(city=city, program=program)[0]
+
+
+def application_state_tally(
+    *, city: City | None = None, program: Program | None = None
+) -> tuple[dict[str, int], int]:
+    """`application_state_counts` and the sum of the programs' change counters
+    (`ProgramStateCount.changes`: it moves with every change of an application's state,
+    submission or decision time), in one query."""
+    rows = ProgramStateCount.objects.all()
+    rows = rows.filter(program=program) if program is not None else rows.filter(program__city=city)
+    counts: dict[str, int] = {}
+    changes = 0
+    for state, n, changed in rows.values_list("state", "n", "changes"):
+        counts[state] = counts.get(state, 0) + n
+        if state == "":
+            changes += changed
+    return counts, changes
+
+
+# The queue's filters that the state counts answer (any other one needs a real count).
+_COUNTED_FILTERS = frozenset({"program", "state"})
+
+
+def application_queue_count(*, city: City, filters: dict) -> int | None:
+    """The length of the staff queue as filtered, from the state counts, when only a
+    program and a state filter it (the queue's opening view); None otherwise."""
+    if any(value for name, value in filters.items() if name not in _COUNTED_FILTERS | {"sort"}):
+        return None
+    if filters.get("program"):
+        counts = application_state_counts(program=filters["program"])
+    else:
+        counts = application_state_counts(city=city)
+    if filters.get("state"):
+        return 0 if filters["state"] == ApplicationState.DRAFT else counts.get(filters["state"], 0)
+    return counts.get("", 0) - counts.get(ApplicationState.DRAFT, 0)
 
 
 def application_get(*, pk: int, user: User | None = None, city: City | None = None) -> Application:

@@ -41,7 +41,8 @@ def _with_tables(chart_list: list[dict]) -> list[dict]:
 
 def _program_charts(program, period: str) -> tuple[dict, list[dict]]:
     budget = dashboards.program_budget_get(program=program)
-    funnel = dashboards.application_funnel_list(program=program)
+    counts, changes = voucher_selectors.application_state_tally(program=program)
+    funnel = dashboards.application_funnel_list(program=program, counts=counts)
     bands = dashboards.award_band_list(program=program)
     usage = dashboards.program_usage_series(program=program, period=period)
     top = dashboards.top_company_list(program=program)
@@ -50,7 +51,7 @@ def _program_charts(program, period: str) -> tuple[dict, list[dict]]:
         "funnel": funnel,
         "bands": bands,
         "top": top,
-        "decision": dashboards.decision_time_get(program=program),
+        "decision": dashboards.decision_time_get(program=program, changes=changes),
     }
     chart_list = [
         charts.budget_chart(budget),

@@ -96,10 +96,41 @@ class Application(models.Model):
         indexes = [
             models.Index(fields=["city", "state"], name="application_city_state"),
             models.Index(fields=["program", "state"], name="application_program_state"),
+            # The queue's default order (newest first, scanned backwards) and the work
+            # lists' (longest waiting first): a page without sorting the city.
+            models.Index(fields=["city", "submitted_at", "id"], name="application_city_submitted"),
+            # The public results: a program's awards by decision date.
+            models.Index(
+                fields=["program", "state", "decided_at", "id"], name="application_decided"
+            ),
         ]
 
     def __str__(self) -> str:
         return f"A{self.pk} {self.title}"
+
+
+class ProgramStateCount(models.Model):
+    """How many of a program's applications are in each state, kept by PostgreSQL: a
+    trigger on the applications (migration 0014) adds each statement's changes within
+    its transaction, so the figures are exact at every commit whatever wrote the rows
+    (the services, a bulk load, the admin). The row with `state` "" is the program's
+    own: all its applications, and `changes`, which moves whenever one of them changes
+    state, submission or decision time (a cache key for figures derived from those).
+    The dashboards, the queue and the staff home count here instead of counting a
+    city's applications on every request."""
+
+    program = models.ForeignKey(Program, on_delete=models.CASCADE, related_name="+")
+    state = models.CharField(max_length=20, blank=True)
+    n = models.BigIntegerField(default=0)
+    changes = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["program", "state"], name="program_state_count_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.program_id} {self.state or '*'}: {self.n}"
 
 
 class ComputePlanRow(models.Model):

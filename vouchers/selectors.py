@@ -19,6 +19,7 @@ from django.db.models import (
     Q,
     QuerySet,
     Subquery,
+    Sum,
     Value,
     When,
     Window,
@@ -46,6 +47,7 @@ from vouchers.models import (
     Voucher,
 )
 from vouchers.workflow import (
+    no_eligible_approver_candidates,
     no_eligible_approver_filter,
     reviews_visible,
     reviews_visible_filter,
@@ -99,15 +101,26 @@ def program_results_get(*, city: City, slug: str) -> Program:
     return get_object_or_404(program_results_list(city=city), slug=slug)
 
 
+def _published_awards(program: Program) -> QuerySet[Application]:
+    now = timezone.now()
+    return Application.objects.filter(program=program, state=ApplicationState.APPROVED).filter(
+        Q(notice_ends_at__isnull=True) | Q(notice_ends_at__lte=now)
+    )
+
+
+def award_result_totals(*, program: Program) -> dict:
+    """How many awards `award_result_list` lists and their sum (`n`, `total`), in one
+    query without its join to the companies."""
+    return _published_awards(program).aggregate(n=Count("pk"), total=Sum("awarded_amount"))
+
+
 def award_result_list(*, program: Program) -> QuerySet:
     """What the public results page shows of a program's awards, and nothing more: the
     company's name and credit code, the amount and the decision date of each approved
     application whose public notice (if it had one) has ended, oldest decision first.
     Rows of plain values, so no template can reach a document, a score or a person."""
-    now = timezone.now()
     return (
-        Application.objects.filter(program=program, state=ApplicationState.APPROVED)
-        .filter(Q(notice_ends_at__isnull=True) | Q(notice_ends_at__lte=now))
+        _published_awards(program)
         .order_by("decided_at", "pk")
         .values("pk", "company__legal_name", "company__credit_code", "awarded_amount", "decided_at")
     )
@@ -226,7 +239,11 @@ def _scores_for(user: User, city: City) -> dict:
 def application_without_approver_list(*, city: City) -> QuerySet[Application]:
     """The city's applications waiting for a decision that no approver of the city may
     approve (`workflow.no_eligible_approver_filter`)."""
-    return application_list(city=city).filter(no_eligible_approver_filter()).order_by("pk")
+    return (
+        application_list(city=city)
+        .filter(no_eligible_approver_filter(), no_eligible_approver_candidates(city))
+        .order_by("pk")
+    )
 
 
 def application_queue_list(*, city: City, user: User, filters: dict) -> QuerySet[Application]:

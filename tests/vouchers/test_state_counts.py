@@ -12,8 +12,10 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from portal import links
+from portal.models import User
 from tests.vouchers.conftest import complete_draft, make_program
-from vouchers import selectors, services
+from vouchers import selectors, services, workflow
 from vouchers.models import Application, ApplicationState, ProgramStateCount
 
 S = ApplicationState
@@ -105,3 +107,51 @@ def test_counts_of_another_city_are_not_this_citys(state, sh_program, company, s
     Application.objects.filter(pk=app.pk).update(state=state)
     assert selectors.application_state_counts(city=world["shenzhen"].city) == {}
     assert selectors.application_state_counts(city=world["shanghai"].city)[state] == 1
+
+
+def _without_approver(city) -> tuple[list[int], list[int]]:
+    """The staff home's list, and the rule alone over the city's applications."""
+    listed = [a.pk for a in selectors.application_without_approver_list(city=city)]
+    rule = selectors.application_list(city=city).filter(workflow.no_eligible_approver_filter())
+    return listed, sorted(a.pk for a in rule)
+
+
+def test_the_list_no_approver_may_approve_is_the_rules_in_every_case(
+    sh_program, company, startup_user, shanghai
+):
+    """The list starts from the approvers' reviews and companies (speed); it must still
+    be exactly the rule's: no approver at all, the only approver a member of the
+    company, and an approver free to approve."""
+    apps = [complete_draft(sh_program, company, startup_user) for _ in range(2)]
+    Application.objects.filter(pk__in=[a.pk for a in apps]).update(
+        state=S.RECOMMENDED, submitted_at=timezone.now()
+    )
+    assert _without_approver(shanghai.city) == ([], [])  # the approver may approve
+    company.members.add(shanghai.approver)
+    assert _without_approver(shanghai.city) == ([a.pk for a in apps],) * 2
+    company.members.remove(shanghai.approver)
+    User.objects.filter(pk=shanghai.approver.pk).update(is_active=False)
+    assert _without_approver(shanghai.city) == ([a.pk for a in apps],) * 2
+
+
+def test_a_long_work_list_says_how_many_up_to_the_cap(
+    client, monkeypatch, sh_program, company, startup_user, shanghai
+):
+    """Past COUNT_CAP a work list counted by a query says "N+" (the count stops there);
+    the screening list, from the state counts, stays exact."""
+    monkeypatch.setattr(links, "COUNT_CAP", 2)
+    apps = [complete_draft(sh_program, company, startup_user) for _ in range(3)]
+    Application.objects.filter(pk__in=[a.pk for a in apps]).update(
+        state=S.RECOMMENDED, submitted_at=timezone.now()
+    )
+    for app in [complete_draft(sh_program, company, startup_user) for _ in range(3)]:
+        services.application_submit(application=app, actor=startup_user)
+    client.force_login(shanghai.approver)
+    home = client.get("/shanghai/staff/").content.decode()
+    approve = home[home.index('id="work-vouchers.approve"') :]
+    assert '<span class="count">2+</span>' in approve[: approve.index("</article>")]
+    assert "查看全部 2+ 项" in approve[: approve.index("</article>")]  # the user reads Chinese
+    client.force_login(shanghai.manager)
+    home = client.get("/shanghai/staff/").content.decode()
+    screen = home[home.index('id="work-vouchers.screen"') :]
+    assert '<span class="count">3</span>' in screen[: screen.index("</article>")]

@@ -1,4 +1,5 @@
-"""Indexes for the queue, the work lists, the vouchers list and the public results, and
+"""Indexes for the queue, the work lists (only the applications in process; the answered
+information requests), the vouchers list and the public results, and
 the per-program counts of applications by state (`ProgramStateCount`), kept by a
 statement-level trigger on the applications (issue #12, speed): each INSERT, UPDATE,
 DELETE or COPY adds its changes, in its own transaction, from its transition tables.
@@ -123,7 +124,39 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name="application",
             index=models.Index(
-                fields=["program", "state", "decided_at", "id"], name="application_decided"
+                condition=models.Q(
+                    (
+                        "state__in",
+                        [
+                            "submitted",
+                            "screening",
+                            "in_review",
+                            "tie_break",
+                            "info_requested",
+                            "recommended",
+                            "not_recommended",
+                            "in_notice",
+                        ],
+                    )
+                ),
+                fields=["city", "submitted_at", "id"],
+                name="application_in_process",
+            ),
+        ),
+        migrations.AddIndex(
+            model_name="application",
+            index=models.Index(
+                fields=["program", "state", "decided_at", "id"],
+                include=("awarded_amount", "notice_ends_at"),
+                name="application_decided",
+            ),
+        ),
+        migrations.AddIndex(
+            model_name="statechange",
+            index=models.Index(
+                condition=models.Q(("from_state", "info_requested")),
+                fields=["application"],
+                name="statechange_info_answered",
             ),
         ),
         migrations.AddIndex(

@@ -41,6 +41,19 @@ class ApplicationState(models.TextChoices):
     LAPSED = "lapsed", _("Award lapsed")
 
 
+# The states of an application on its way to a decision: every work list's rows are in
+# one of them (vouchers.worklists).
+IN_PROCESS_STATES = [
+    ApplicationState.SUBMITTED.value,
+    ApplicationState.SCREENING.value,
+    ApplicationState.IN_REVIEW.value,
+    ApplicationState.TIE_BREAK.value,
+    ApplicationState.INFO_REQUESTED.value,
+    ApplicationState.RECOMMENDED.value,
+    ApplicationState.NOT_RECOMMENDED.value,
+    ApplicationState.IN_NOTICE.value,
+]
+
 # The states in which reviewers score an application.
 REVIEW_STATES = frozenset({ApplicationState.IN_REVIEW, ApplicationState.TIE_BREAK})
 
@@ -99,9 +112,19 @@ class Application(models.Model):
             # The queue's default order (newest first, scanned backwards) and the work
             # lists' (longest waiting first): a page without sorting the city.
             models.Index(fields=["city", "submitted_at", "id"], name="application_city_submitted"),
-            # The public results: a program's awards by decision date.
+            # The staff home's work lists, longest waiting first: only the applications
+            # in the workflow (not the decided ones, which pile up over the years).
             models.Index(
-                fields=["program", "state", "decided_at", "id"], name="application_decided"
+                fields=["city", "submitted_at", "id"],
+                name="application_in_process",
+                condition=models.Q(state__in=IN_PROCESS_STATES),
+            ),
+            # The public results: a program's awards by decision date, and their count
+            # and sum from the index alone.
+            models.Index(
+                fields=["program", "state", "decided_at", "id"],
+                name="application_decided",
+                include=["awarded_amount", "notice_ends_at"],
             ),
         ]
 
@@ -302,6 +325,14 @@ class StateChange(models.Model):
         verbose_name = _("state change")
         verbose_name_plural = _("state changes")
         ordering = ["at", "id"]
+        indexes = [
+            # The answered information requests' work list starts from these few.
+            models.Index(
+                fields=["application"],
+                name="statechange_info_answered",
+                condition=models.Q(from_state="info_requested"),
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.from_state} → {self.to_state}"

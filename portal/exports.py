@@ -5,7 +5,9 @@ headers (already translated: the user's language), an iterator of row tuples and
 filename; the writer streams the file:
 
 - CSV: UTF-8 with a byte-order mark (Excel on Windows reads UTF-8 only with it), a few
-  hundred rows per chunk written to the socket as they come from the database.
+  hundred rows per chunk written to the socket as they come from the database; or, for
+  the exports of millions of rows, written by PostgreSQL itself (`sql_rows`,
+  `copy_csv_stream`: COPY of a query whose columns are already cells).
 - XLSX: XlsxWriter in `constant_memory` mode (each row is flushed to a temporary file as
   it is written, so memory does not grow with the rows) into a temporary file that is
   then streamed and deleted. Past a worksheet's 1,048,576 rows the rows go on to a

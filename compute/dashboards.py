@@ -71,11 +71,14 @@ class Budget:
     left: Decimal
 
 
-def program_budget_get(*, program: Program) -> Budget:
-    """Two queries: the vouchers' face values and the program's daily usage rollup (a
+def program_budget_get(*, program: Program, committed: Decimal | None = None) -> Budget:
+    """Two queries: the vouchers' face values (or `committed`, their sum, when the
+    caller has it: the award bands' totals) and the program's daily usage rollup (a
     few thousand rows). `allocated` (issued less returned) is kept under the program's
     lock and checked against the ledger by verify_ledger."""
-    committed = _money(Voucher.objects.filter(program=program).aggregate(s=Sum("face_value"))["s"])
+    if committed is None:
+        committed = Voucher.objects.filter(program=program).aggregate(s=Sum("face_value"))["s"]
+    committed = _money(committed)
     spent = _money(ProgramUsageDay.objects.filter(program=program).aggregate(s=Sum("covered"))["s"])
     allocated = program.allocated
     return Budget(

@@ -59,7 +59,9 @@ def posted_object_or_404(queryset: QuerySet[M] | type[M], value: object, **filte
 PAGE_SIZE = 50
 
 
-def page_of(request: HttpRequest, items, size: int = PAGE_SIZE, count: int | None = None) -> Page:
+def page_of(
+    request: HttpRequest, items, size: int = PAGE_SIZE, *, count: int | None = None
+) -> Page:
     """The page the request asks for (`?page=`); out-of-range or garbage gives a valid page.
     `count`, when the caller knows how many items there are (from a maintained count),
     spares counting them."""

@@ -242,7 +242,9 @@ def application_without_approver_list(*, city: City) -> QuerySet[Application]:
     return (
         application_list(city=city)
         .filter(no_eligible_approver_filter(), no_eligible_approver_candidates(city))
-        .order_by("pk")
+        # Longest waiting first (by id, PostgreSQL walked the applications in id order
+        # to merge them with the few candidates).
+        .order_by("submitted_at", "pk")
     )
 
 

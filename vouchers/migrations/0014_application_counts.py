@@ -114,6 +114,10 @@ class Migration(migrations.Migration):
                 ("n", models.BigIntegerField(default=0)),
                 ("changes", models.BigIntegerField(default=0)),
             ],
+            options={
+                "verbose_name": "applications in a state",
+                "verbose_name_plural": "applications by state",
+            },
         ),
         migrations.AddIndex(
             model_name="application",

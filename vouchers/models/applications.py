@@ -148,6 +148,8 @@ class ProgramStateCount(models.Model):
     changes = models.BigIntegerField(default=0)
 
     class Meta:
+        verbose_name = _("applications in a state")
+        verbose_name_plural = _("applications by state")
         constraints = [
             models.UniqueConstraint(fields=["program", "state"], name="program_state_count_key")
         ]

@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('portal', '0006_notifications'),
-        ('vouchers', '0013_model_names_translated'),
+        ('vouchers', '0014_application_counts'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -174,12 +174,14 @@ class Stage:
     approver: User
 
 
-def _stage(shanghai, language: str) -> Stage:
-    """What the city and the data center set up before the journey. A rubric criterion
-    has one name only (not one per language, issue #14 item 2): the run's language."""
+def _stage(shanghai) -> Stage:
+    """What the city and the data center set up before the journey; the rubric's
+    criteria have a name in each language, so each run's pages show its own."""
     rubric = [
-        {"name": name, "weight": weight, "max": 10}
-        for name, weight in zip(NAMES[language]["criteria"], (1, 2), strict=True)
+        {"name": zh, "name_en": en, "weight": weight, "max": 10}
+        for zh, en, weight in zip(
+            NAMES["zh-hans"]["criteria"], NAMES["en"]["criteria"], (1, 2), strict=True
+        )
     ]
     program = services.program_save(
         city=shanghai.city,
@@ -246,7 +248,7 @@ def _real_worker():
 @pytest.mark.parametrize("run", list(RUNS))
 def test_the_whole_journey(run, live_server, new_page, shanghai, eager_celery, tmp_path):
     settings = RUNS[run]
-    stage = _stage(shanghai, settings["language"])
+    stage = _stage(shanghai)
     names = NAMES[settings["language"]]
     j = Journey(name=run, base=live_server.url, new_page=new_page, **settings)
     j.user_data = [names["company"], names["title"], "licence.pdf", "ceo@e2e.test", "Lin"]

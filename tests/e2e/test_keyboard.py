@@ -115,7 +115,7 @@ def _keyboard(browser, base: str, user, name: str) -> Keyboard:
 
 
 def test_the_key_forms_work_by_keyboard_alone(live_server, browser, shanghai, tmp_path):
-    stage = _stage(shanghai, "zh-hans")
+    stage = _stage(shanghai)
     base = live_server.url
     startup = UserFactory(email="ceo@keys.test")
     company = services.company_create(

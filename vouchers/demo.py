@@ -21,9 +21,9 @@ from vouchers.credit_code import credit_code_generate
 from vouchers.models import Application, ApplicationState, Company, Program
 
 RUBRIC = [
-    {"name": "技术方案 Technology", "weight": 2, "max": 10},
-    {"name": "团队 Team", "weight": 1, "max": 10},
-    {"name": "产业价值 Impact", "weight": 1, "max": 10},
+    {"name": "技术方案", "name_en": "Technology", "weight": 2, "max": 10},
+    {"name": "团队", "name_en": "Team", "weight": 1, "max": 10},
+    {"name": "产业价值", "name_en": "Impact", "weight": 1, "max": 10},
 ]
 DOCS = ["business_licence", "compute_contract"]
 BASE_RULES = [

@@ -33,6 +33,7 @@ from vouchers.models import (
     LetterTemplate,
     Voucher,
 )
+from vouchers.notes import note_text
 
 # What a template may name, each with what it stands for (shown on the editor page).
 PLACEHOLDERS: dict[str, Any] = {
@@ -180,7 +181,7 @@ def _values(application: Application, kind: str, number: str, now: datetime) -> 
     if kind == LetterKind.APPROVAL:
         reason = application.award_reason
     else:
-        reason = application.decision_reason
+        reason = note_text(application.decision_reason, application)
     pending = _("issued when the award is accepted")
     return {
         "company": application.company.legal_name,

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
+from django.core.cache import cache
 from django.db import connection
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Sum
 from django.db.models.functions import Trunc
 from django.utils import timezone
 
@@ -29,7 +30,14 @@ from compute.models import (
     SyncRun,
 )
 from portal.models import City
-from vouchers.models import Application, ApplicationState, Company, Program, Voucher
+from vouchers.models import (
+    ApplicationState,
+    Company,
+    Program,
+    ProgramStateCount,
+    Voucher,
+)
+from vouchers.selectors import application_state_counts, application_state_tally
 
 ZERO = Decimal("0.00")
 PERIODS = ("day", "week", "month")
@@ -63,11 +71,14 @@ class Budget:
     left: Decimal
 
 
-def program_budget_get(*, program: Program) -> Budget:
-    """Two queries: the vouchers' face values and the program's daily usage rollup (a
+def program_budget_get(*, program: Program, committed: Decimal | None = None) -> Budget:
+    """Two queries: the vouchers' face values (or `committed`, their sum, when the
+    caller has it: the award bands' totals) and the program's daily usage rollup (a
     few thousand rows). `allocated` (issued less returned) is kept under the program's
     lock and checked against the ledger by verify_ledger."""
-    committed = _money(Voucher.objects.filter(program=program).aggregate(s=Sum("face_value"))["s"])
+    if committed is None:
+        committed = Voucher.objects.filter(program=program).aggregate(s=Sum("face_value"))["s"]
+    committed = _money(committed)
     spent = _money(ProgramUsageDay.objects.filter(program=program).aggregate(s=Sum("covered"))["s"])
     allocated = program.allocated
     return Budget(
@@ -117,14 +128,13 @@ def program_budget_list(*, city: City) -> list[tuple[Program, Budget]]:
     return result
 
 
-def application_funnel_list(*, program: Program) -> list[tuple[str, str, int]]:
-    """(state, label, count) for every application state, in the workflow's order."""
-    counts = dict(
-        Application.objects.filter(program=program)
-        .values_list("state")
-        .annotate(n=Count("id"))
-        .values_list("state", "n")
-    )
+def application_funnel_list(
+    *, program: Program, counts: dict[str, int] | None = None
+) -> list[tuple[str, str, int]]:
+    """(state, label, count) for every application state, in the workflow's order, from
+    the state counts PostgreSQL keeps (`ProgramStateCount`; `counts` if read already)."""
+    if counts is None:
+        counts = application_state_counts(program=program)
     return [
         (state.value, str(state.label), counts.get(state.value, 0)) for state in ApplicationState
     ]
@@ -139,24 +149,22 @@ class Band:
 
 
 def award_band_list(*, program: Program) -> list[Band]:
-    """The program's vouchers by face value, in AWARD_BANDS, in one query."""
+    """The program's vouchers by face value, in AWARD_BANDS, in one query: one pass of
+    the vouchers grouped by `width_bucket` (a FILTERed count and sum per band cost a
+    pass of comparisons each)."""
     edges = list(AWARD_BANDS)
-    aggregates: dict[str, Count | Sum] = {}
-    for k, low in enumerate(edges):
-        high = edges[k + 1] if k + 1 < len(edges) else None
-        within = Q(face_value__gte=low) & (Q(face_value__lt=high) if high else Q())
-        aggregates[f"n{k}"] = Count("id", filter=within)
-        aggregates[f"s{k}"] = Sum("face_value", filter=within)
-    row = Voucher.objects.filter(program=program).aggregate(**aggregates)
-    return [
-        Band(
-            low,
-            edges[k + 1] if k + 1 < len(edges) else None,
-            row[f"n{k}"],
-            _money(row[f"s{k}"]),
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT width_bucket(face_value, %s::numeric[]), count(*), sum(face_value)"
+            " FROM vouchers_voucher WHERE program_id = %s GROUP BY 1",
+            [edges, program.pk],
         )
-        for k, low in enumerate(edges)
-    ]
+        found = {bucket: (n, total) for bucket, n, total in cursor.fetchall()}
+    bands = []
+    for k, low in enumerate(edges):
+        n, total = found.get(k + 1, (0, None))  # bucket k + 1: edges[k] <= value < edges[k + 1]
+        bands.append(Band(low, edges[k + 1] if k + 1 < len(edges) else None, n, _money(total)))
+    return bands
 
 
 @dataclass
@@ -217,10 +225,14 @@ class CompanySpend:
 def top_company_list(*, program: Program, limit: int = 10) -> list[CompanySpend]:
     """The companies whose vouchers of this program covered most, from the company
     rollup (one row per company), in one query."""
+    order = ("-covered", "company_id")
+    # The top rows first, then their companies: joined before the limit, PostgreSQL
+    # looked up every company of the program (20,000 at scale) to keep ten.
+    top = CompanyUsage.objects.filter(program=program, covered__gt=0).order_by(*order)
     rows = (
-        CompanyUsage.objects.filter(program=program, covered__gt=0)
+        CompanyUsage.objects.filter(pk__in=top.values("pk")[:limit])
         .select_related("company")
-        .order_by("-covered", "company_id")[:limit]
+        .order_by(*order)
     )
     return [CompanySpend(r.company, r.records, _money(r.covered)) for r in rows]
 
@@ -232,26 +244,50 @@ class DecisionTimes:
     p90_days: Decimal | None
 
 
-def decision_time_get(*, program: Program) -> DecisionTimes:
+# A cached figure outlives no change of the applications; this bounds it should the
+# change counter ever repeat (a database restored from a backup).
+DECISION_TIMES_TTL = 3600
+
+
+def decision_time_get(*, program: Program, changes: int | None = None) -> DecisionTimes:
     """Days from submission to decision of the program's decided applications: median
-    and 90th percentile (continuous), computed by PostgreSQL in one query."""
+    and 90th percentile (continuous), computed by PostgreSQL over all of them, and
+    cached under the program's change counter (`ProgramStateCount.changes`, which moves
+    with every change of an application's state, submission or decision time): the
+    percentiles are read again only after such a change. The counter is read in the
+    same statement as the percentiles, so a figure is never filed under an older one.
+    `changes`: the counter if read already (`application_state_tally`)."""
+    if changes is None:
+        changes = application_state_tally(program=program)[1]
+    key = f"decision-times:{program.pk}:{changes}"
+    cached = cache.get(key)
+    if cached is not None:
+        return DecisionTimes(*cached)
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY s),"
+            "SELECT (SELECT changes FROM vouchers_programstatecount"
+            " WHERE program_id = %s AND state = ''),"
+            " count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY s),"
             " percentile_cont(0.9) WITHIN GROUP (ORDER BY s)"
             " FROM (SELECT extract(epoch FROM decided_at - submitted_at) AS s"
             " FROM vouchers_application WHERE program_id = %s"
             " AND submitted_at IS NOT NULL AND decided_at IS NOT NULL) d",
-            [program.pk],
+            [program.pk, program.pk],
         )
-        decided, median, p90 = cursor.fetchone()
+        changes, decided, median, p90 = cursor.fetchone()
 
     def days(seconds) -> Decimal | None:
         if seconds is None:
             return None
         return (Decimal(str(seconds)) / 86400).quantize(Decimal("0.1"), ROUND_HALF_UP)
 
-    return DecisionTimes(decided, days(median), days(p90))
+    times = DecisionTimes(decided, days(median), days(p90))
+    cache.set(
+        f"decision-times:{program.pk}:{changes or 0}",
+        (times.decided, times.median_days, times.p90_days),
+        DECISION_TIMES_TTL,
+    )
+    return times
 
 
 # --- company --------------------------------------------------------------------------------
@@ -431,7 +467,9 @@ def city_figure_list() -> list[CityFigures]:
     ):
         if city_id in figures:
             figures[city_id].spent = _money(spent)
-    for city_id, n in Application.objects.values_list("city_id").annotate(n=Count("id")):
+    # The applications from the state counts PostgreSQL keeps: each program's "" row.
+    applications = ProgramStateCount.objects.filter(state="").values_list("program__city_id")
+    for city_id, n in applications.annotate(s=Sum("n")):
         if city_id in figures:
             figures[city_id].applications = n
     for city_id, n in (

@@ -5,7 +5,9 @@ headers (already translated: the user's language), an iterator of row tuples and
 filename; the writer streams the file:
 
 - CSV: UTF-8 with a byte-order mark (Excel on Windows reads UTF-8 only with it), a few
-  hundred rows per chunk written to the socket as they come from the database.
+  hundred rows per chunk written to the socket as they come from the database; or, for
+  the exports of millions of rows, written by PostgreSQL itself (`sql_rows`,
+  `copy_csv_stream`: COPY of a query whose columns are already cells).
 - XLSX: XlsxWriter in `constant_memory` mode (each row is flushed to a temporary file as
   it is written, so memory does not grow with the rows) into a temporary file that is
   then streamed and deleted. Past a worksheet's 1,048,576 rows the rows go on to a
@@ -28,6 +30,7 @@ import csv
 import io
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date, datetime
 from decimal import Decimal
@@ -35,7 +38,9 @@ from enum import StrEnum
 from typing import Any
 
 import xlsxwriter
-from django.db.models import CharField, F, Func, QuerySet, Value
+from django.db import connections
+from django.db.models import Case, CharField, F, Func, IntegerField, QuerySet, Value, When
+from django.db.models.functions import Cast
 from django.http import StreamingHttpResponse
 from django.utils import timezone, translation
 
@@ -47,6 +52,7 @@ from portal.models import City, User
 # Text starting with one of these is run as a formula by Excel, LibreOffice and Sheets.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 CHUNK_ROWS = 2000  # rows per database round trip and per write to the socket
+COPY_BLOCK = 256 * 1024  # bytes of PostgreSQL's CSV per write to the socket
 XLSX_MAX_ROWS = 1_048_576  # a worksheet's rows (the header's included); more go on the next
 
 
@@ -121,6 +127,36 @@ def local_time(field: str, zone: str) -> Func:
     )
 
 
+class Neutralised(Func):
+    """`neutralise` in SQL, for the columns of an export that PostgreSQL writes itself
+    (`copy_csv_stream`): text starting with a formula's prefix gets a leading `'`. The
+    empty text becomes NULL, which `COPY` writes as an empty cell (an empty string it
+    would quote), as the csv module does."""
+
+    output_field = CharField()
+    arity = 1
+
+    def as_sql(self, compiler, connection, **extra_context):
+        sql, params = compiler.compile(self.source_expressions[0])
+        prefixes = ", ".join("'" + p.replace("'", "''") + "'" for p in FORMULA_PREFIXES)
+        return (
+            f"CASE WHEN left({sql}, 1) IN ({prefixes}) THEN '''' || {sql} "
+            f"ELSE NULLIF({sql}, '') END",
+            (*params, *params, *params),
+        )
+
+
+def choice_label(field: str, choices: Iterable[tuple[str, Any]]) -> Neutralised:
+    """A choice field as its label in the current language, in SQL (as `labelled`)."""
+    whens = [When(**{field: code}, then=Value(str(label))) for code, label in choices]
+    return Neutralised(Case(*whens, default=F(field), output_field=CharField()))
+
+
+def flag(field: str) -> Cast:
+    """A boolean as 1/0, in SQL (as `cell`)."""
+    return Cast(field, IntegerField())
+
+
 def keyset_rows(
     queryset: QuerySet, fields: Sequence[str], *, key: str = "id", descending: bool = False
 ) -> Iterator[tuple]:
@@ -158,6 +194,37 @@ def _csv_stream(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> Iterat
             buffer.truncate()
             pending = 0
     yield buffer.getvalue().encode()
+
+
+def copy_csv_stream(headers: Sequence[str], rows: QuerySet) -> Iterator[bytes]:
+    """The CSV of `rows` (a `values_list` queryset, ordered, whose columns are already
+    cells: text through `Neutralised`, booleans through `flag`, times through
+    `local_time`) written by PostgreSQL: `COPY (…) TO STDOUT (FORMAT csv)`, read a row
+    at a time from the socket and passed on in blocks of COPY_BLOCK bytes. No Python
+    per cell: a million rows in seconds, in constant memory (the server waits while the
+    client is slow to read). One statement, so it works under PgBouncer's transaction
+    pooling; a download stopped half-way cancels it."""
+    head = io.StringIO()
+    head.write("\ufeff")
+    csv.writer(head, lineterminator="\n").writerow([neutralise(str(h)) for h in headers])
+    yield head.getvalue().encode()
+    connection = connections[rows.db]
+    sql, params = rows.query.get_compiler(using=rows.db).as_sql()
+    statement = f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)"
+    start = time.monotonic()
+    # psycopg's own cursor: Django's debug wrapper's copy() takes no parameters.
+    with connection.cursor() as cursor, cursor.cursor.copy(statement, params) as copy:
+        block: list[bytes] = []
+        size = 0
+        for data in copy:
+            block.append(data)
+            size += len(data)
+            if size >= COPY_BLOCK:
+                yield b"".join(block)
+                block, size = [], 0
+        yield b"".join(block)
+    if connection.queries_logged:  # Django's cursor does not see COPY: counted here
+        connection.queries_log.append({"sql": statement, "time": f"{time.monotonic() - start:.3f}"})
 
 
 def _xlsx_stream(
@@ -249,9 +316,12 @@ def export_response(
     filters: dict[str, Any],
     city: City | None = None,
     scope: dict[str, Any] | None = None,
+    sql_rows: QuerySet | None = None,
 ) -> StreamingHttpResponse:
     """Audit the export and stream it. `rows` is consumed lazily, while the response
-    is sent, in the user's language and (for a city's export) the city's time zone."""
+    is sent, in the user's language and (for a city's export) the city's time zone.
+    `sql_rows`, the same rows as a queryset whose columns are already cells (see
+    `copy_csv_stream`), has PostgreSQL write the CSV: for the exports of millions."""
     export_record(
         actor=request.user,
         kind=kind,
@@ -264,6 +334,8 @@ def export_response(
     headers = [str(h) for h in headers]
     if fmt == ExportFormat.XLSX:
         stream = _xlsx_stream(headers, rows, sheet=kind)
+    elif sql_rows is not None:
+        stream = copy_csv_stream(headers, sql_rows)
     else:
         stream = _csv_stream(headers, rows)
     zone = city_zone(city) if city is not None else timezone.get_current_timezone()

@@ -59,9 +59,16 @@ def posted_object_or_404(queryset: QuerySet[M] | type[M], value: object, **filte
 PAGE_SIZE = 50
 
 
-def page_of(request: HttpRequest, items, size: int = PAGE_SIZE) -> Page:
-    """The page the request asks for (`?page=`); out-of-range or garbage gives a valid page."""
-    return Paginator(items, size).get_page(request.GET.get("page"))
+def page_of(
+    request: HttpRequest, items, size: int = PAGE_SIZE, *, count: int | None = None
+) -> Page:
+    """The page the request asks for (`?page=`); out-of-range or garbage gives a valid page.
+    `count`, when the caller knows how many items there are (from a maintained count),
+    spares counting them."""
+    paginator = Paginator(items, size)
+    if count is not None:
+        paginator.count = count  # a cached_property: set, it is not computed
+    return paginator.get_page(request.GET.get("page"))
 
 
 def absolute_url(path: str) -> str:

@@ -43,6 +43,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from django.db.models import QuerySet
 from django.utils.functional import Promise
 
 
@@ -80,22 +81,38 @@ def link_list(slot: str, obj: Any = None) -> list[Link]:
     return links
 
 
+# A work list counts this far and then says "1000+": counting a city's thousands of
+# waiting rows on every visit of a home page costs what the page should (issue #12).
+COUNT_CAP = 1000
+
+
+def capped_count(items: QuerySet) -> int:
+    """How many `items` there are, counting no further than COUNT_CAP + 1 (one query,
+    which stops there)."""
+    return items.order_by()[: COUNT_CAP + 1].count()
+
+
 @dataclass(frozen=True)
 class LinkGroup:
     title: str
     links: list[Link]
     # Work lists only: how many wait in all (links are the first few), and the filtered
-    # list that shows them all.
+    # list that shows them all; `more`: more than `count` (which is then COUNT_CAP).
     count: int | None = None
     all_url: str = ""
     name: str = ""
+    more: bool = False
 
 
 @dataclass(frozen=True)
 class WorkList:
+    """`count`: exact, or (`capped`) from `capped_count`: past COUNT_CAP the list then
+    shows "1000+"."""
+
     count: int
     links: list[Link]
     all_url: str = ""
+    capped: bool = False
 
 
 @dataclass(frozen=True)
@@ -131,13 +148,15 @@ def link_group_list(slot: str, obj: Any = None) -> list[LinkGroup]:
         if entry.work is not None:
             work = entry.work(obj)
             if work is not None:
+                more = work.capped and work.count > COUNT_CAP
                 groups.append(
                     LinkGroup(
                         title=str(entry.title),
                         links=work.links,
-                        count=work.count,
+                        count=COUNT_CAP if more else work.count,
                         all_url=work.all_url,
                         name=name,
+                        more=more,
                     )
                 )
             continue

@@ -196,7 +196,7 @@ def chains_check(
 def ledger_seal_existing(connection: Any) -> int:
     """Seal every entry that has no mac yet onto its voucher's chain, and set every
     voucher's `ledger_head`; return how many were sealed. For the migration that added
-    the chain (vouchers 0014): it runs as the tables' owner, which alone may switch the
+    the chain (vouchers 0015): it runs as the tables' owner, which alone may switch the
     append-only trigger off, inside the migration's transaction (the ALTER TABLE locks
     the ledger until it commits, so nothing is written meanwhile). Streams the table in
     the (voucher, id) index's order; the macs go back by COPY and one UPDATE."""

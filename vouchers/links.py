@@ -11,12 +11,21 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from portal.citytime import city_datetime
-from portal.links import Link, WorkList, link_group_register, link_register, work_list_register
+from portal.links import (
+    Link,
+    WorkList,
+    capped_count,
+    link_group_register,
+    link_register,
+    work_list_register,
+)
 from portal.models import Role
 from portal.tenancy import roles_in_city
 from vouchers import selectors, worklists
 from vouchers.models import ApplicationState, Review
 from vouchers.worklists import TODO_ROLES, Todo
+
+S = ApplicationState
 
 # How many items a work list shows; the rest are behind its "show all" link.
 FIRST = 5
@@ -75,10 +84,16 @@ def _application_work(request, todo: str) -> WorkList | None:
                 detail=detail,
             )
         )
+    if todo == Todo.SCREEN:  # exact, from the state counts PostgreSQL keeps
+        counts = selectors.application_state_counts(city=city)
+        count = sum(counts.get(state, 0) for state in (S.SUBMITTED, S.SCREENING))
+    else:
+        count = capped_count(apps)
     return WorkList(
-        count=apps.count(),
+        count=count,
         links=links,
         all_url=reverse("vouchers:queue", args=[city.slug]) + f"?todo={todo}",
+        capped=todo != Todo.SCREEN,
     )
 
 
@@ -102,9 +117,10 @@ def _review_work(request) -> WorkList | None:
         for r in reviews
     ]
     return WorkList(
-        count=apps.count(),
+        count=capped_count(apps),
         links=links,
         all_url=reverse("vouchers:queue", args=[city.slug]) + "?assigned=me",
+        capped=True,
     )
 
 

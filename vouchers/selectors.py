@@ -19,6 +19,7 @@ from django.db.models import (
     Q,
     QuerySet,
     Subquery,
+    Sum,
     Value,
     When,
     Window,
@@ -40,11 +41,13 @@ from vouchers.models import (
     LedgerEntry,
     Objection,
     Program,
+    ProgramStateCount,
     ProgramStatus,
     Review,
     Voucher,
 )
 from vouchers.workflow import (
+    no_eligible_approver_candidates,
     no_eligible_approver_filter,
     reviews_visible,
     reviews_visible_filter,
@@ -98,15 +101,26 @@ def program_results_get(*, city: City, slug: str) -> Program:
     return get_object_or_404(program_results_list(city=city), slug=slug)
 
 
+def _published_awards(program: Program) -> QuerySet[Application]:
+    now = timezone.now()
+    return Application.objects.filter(program=program, state=ApplicationState.APPROVED).filter(
+        Q(notice_ends_at__isnull=True) | Q(notice_ends_at__lte=now)
+    )
+
+
+def award_result_totals(*, program: Program) -> dict:
+    """How many awards `award_result_list` lists and their sum (`n`, `total`), in one
+    query without its join to the companies."""
+    return _published_awards(program).aggregate(n=Count("pk"), total=Sum("awarded_amount"))
+
+
 def award_result_list(*, program: Program) -> QuerySet:
     """What the public results page shows of a program's awards, and nothing more: the
     company's name and credit code, the amount and the decision date of each approved
     application whose public notice (if it had one) has ended, oldest decision first.
     Rows of plain values, so no template can reach a document, a score or a person."""
-    now = timezone.now()
     return (
-        Application.objects.filter(program=program, state=ApplicationState.APPROVED)
-        .filter(Q(notice_ends_at__isnull=True) | Q(notice_ends_at__lte=now))
+        _published_awards(program)
         .order_by("decided_at", "pk")
         .values("pk", "company__legal_name", "company__credit_code", "awarded_amount", "decided_at")
     )
@@ -146,6 +160,50 @@ def application_list(
     return apps
 
 
+def application_state_counts(
+    *, city: City | None = None, program: Program | None = None
+) -> dict[str, int]:
+    """How many applications of a program (or of all a city's programs) are in each
+    state, and under "" all of them: one small read of `ProgramStateCount`, which
+    PostgreSQL keeps exact, instead of counting the applications."""
+    return application_state_tally(city=city, program=program)[0]
+
+
+def application_state_tally(
+    *, city: City | None = None, program: Program | None = None
+) -> tuple[dict[str, int], int]:
+    """`application_state_counts` and the sum of the programs' change counters
+    (`ProgramStateCount.changes`: it moves with every change of an application's state,
+    submission or decision time), in one query."""
+    rows = ProgramStateCount.objects.all()
+    rows = rows.filter(program=program) if program is not None else rows.filter(program__city=city)
+    counts: dict[str, int] = {}
+    changes = 0
+    for state, n, changed in rows.values_list("state", "n", "changes"):
+        counts[state] = counts.get(state, 0) + n
+        if state == "":
+            changes += changed
+    return counts, changes
+
+
+# The queue's filters that the state counts answer (any other one needs a real count).
+_COUNTED_FILTERS = frozenset({"program", "state"})
+
+
+def application_queue_count(*, city: City, filters: dict) -> int | None:
+    """The length of the staff queue as filtered, from the state counts, when only a
+    program and a state filter it (the queue's opening view); None otherwise."""
+    if any(value for name, value in filters.items() if name not in _COUNTED_FILTERS | {"sort"}):
+        return None
+    if filters.get("program"):
+        counts = application_state_counts(program=filters["program"])
+    else:
+        counts = application_state_counts(city=city)
+    if filters.get("state"):
+        return 0 if filters["state"] == ApplicationState.DRAFT else counts.get(filters["state"], 0)
+    return counts.get("", 0) - counts.get(ApplicationState.DRAFT, 0)
+
+
 def application_get(*, pk: int, user: User | None = None, city: City | None = None) -> Application:
     return get_object_or_404(application_list(user=user, city=city), pk=pk)
 
@@ -181,7 +239,13 @@ def _scores_for(user: User, city: City) -> dict:
 def application_without_approver_list(*, city: City) -> QuerySet[Application]:
     """The city's applications waiting for a decision that no approver of the city may
     approve (`workflow.no_eligible_approver_filter`)."""
-    return application_list(city=city).filter(no_eligible_approver_filter()).order_by("pk")
+    return (
+        application_list(city=city)
+        .filter(no_eligible_approver_filter(), no_eligible_approver_candidates(city))
+        # Longest waiting first (by id, PostgreSQL walked the applications in id order
+        # to merge them with the few candidates).
+        .order_by("submitted_at", "pk")
+    )
 
 
 def application_queue_list(*, city: City, user: User, filters: dict) -> QuerySet[Application]:

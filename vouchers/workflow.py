@@ -245,6 +245,25 @@ def no_eligible_approver_filter() -> Q:
     return Q(state__in=TRANSITIONS["approve"].sources) & ~Q(Exists(eligible))
 
 
+def no_eligible_approver_candidates(city: City) -> Q:
+    """Implied by `no_eligible_approver_filter` for the city's applications: an active
+    approver reviewed it or belongs to its company, or the city has no active approver.
+    As a filter beside the rule it lets PostgreSQL start from those few reviews and
+    companies instead of checking every approver against every waiting application."""
+    approvers = CityMembership.objects.filter(city=city, role=APPROVER, user__is_active=True)
+    users = approvers.values("user")
+    reviewed = Review.objects.filter(reviewer__in=users).values("application")
+    theirs = Application.objects.filter(
+        company__in=CompanyMember.objects.filter(user__in=users).values("company")
+    ).values("pk")
+    nobody = (
+        Application.objects.filter(city=city, state__in=TRANSITIONS["approve"].sources)
+        .filter(~Exists(approvers))
+        .values("pk")
+    )
+    return Q(pk__in=reviewed.union(theirs, nobody, all=True))
+
+
 def has_no_eligible_approver(application: Application) -> bool:
     return (
         Application.objects.filter(pk=application.pk).filter(no_eligible_approver_filter()).exists()

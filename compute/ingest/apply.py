@@ -3,13 +3,12 @@ write the records before any lock, then charge under the vouchers' locks."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 import time
 from dataclasses import dataclass
-from datetime import date
 from decimal import Decimal
 from typing import NamedTuple
-from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
 from psycopg.errors import UniqueViolation
@@ -28,12 +27,12 @@ from compute.ingest.plan import (
     stored_records,
 )
 from compute.ingest.results import Results, results
+from compute.ingest.sums import usage_sums
 from compute.metrics import batch_applied
 from compute.models import BatchStatus, UsageBatch
-from compute.rollups import Usage, rollups_add_batch
+from compute.rollups import rollups_add_batch
 from portal.db import copy_lines_plain, copy_rows, copy_text, execute_bound, new_ids, sql_list
 from vouchers.ledger import (
-    ChargeTerms,
     ledger_charge_many,
     voucher_charge_terms,
     vouchers_lock,
@@ -58,6 +57,10 @@ class Charge(NamedTuple):
     memo: str  # the record_id
 
 
+# Built from a ready tuple in C (see compute.ingest.check): one per accepted record.
+_charge_of = functools.partial(tuple.__new__, Charge)
+
+
 class RedemptionTotal(NamedTuple):
     redemption_id: int
     total: Decimal
@@ -70,6 +73,7 @@ class Written:
     usage_record_ids: list[int | None]  # by first occurrence; None if not written
     charges: list[Charge]  # in the order sent, full shares
     totals: dict[int, RedemptionTotal]  # by voucher id
+    id_range: tuple[int, int] | None = None  # the first and last usage record id written
 
 
 def usage_batch_apply(*, batch_id: int) -> UsageBatch:
@@ -122,7 +126,7 @@ def _apply(batch: UsageBatch) -> None:
     _finish(batch, results(staged, plans))
     final = _charge(batch, staged, plans, written)
     # Last, as the rollups' shared rows are (compute/rollups.py): the dashboards' sums.
-    program_days, companies = _usage_sums(staged, plans, final, terms)
+    program_days, companies = usage_sums(staged, plans, final, terms)
     rollups_add_batch(
         batch_id=batch.pk,
         data_center_id=data_center_id,
@@ -131,90 +135,38 @@ def _apply(batch: UsageBatch) -> None:
     )
 
 
-def _usage_plus(earlier: Usage | None, usage: Usage) -> Usage:
-    if earlier is None:
-        return usage
-    return Usage(
-        earlier.records + usage.records,
-        earlier.quantity + usage.quantity,
-        earlier.amount + usage.amount,
-        earlier.covered + usage.covered,
-    )
-
-
-def _usage_sums(
-    staged: Staged, plans: list[Plan], final: list[Plan], terms: dict[int, ChargeTerms]
-) -> tuple[dict[tuple[int, date, bool], Usage], dict[tuple[int, int], Usage]]:
-    """The accepted records' usage per (program, day in the city's time, domestic) and
-    per (program, company), from what applying the batch holds in memory: `final` is each
-    first occurrence's outcome as settled (its covered amount), `plans` names the
-    voucher. A few rows whatever the batch's size, so the statement that adds them is
-    cheap. The loop over records only sorts them into groups; the days are worked out
-    once per quarter hour of each time zone (every UTC offset in use is a multiple of 15
-    minutes) and the sums once per group, by C-level `sum(map(Decimal, …))`."""
-    groups: dict[tuple[int, int, date, bool], tuple[list[str], list[str], list[Decimal]]] = {}
-    days: dict[tuple[str, int], date] = {}
-    for occurrence, planned, outcome in zip(staged.first_occurrences, plans, final, strict=True):
-        covered = outcome.covered
-        if outcome.outcome != Outcome.ACCEPTED or covered is None:
-            continue
-        voucher = terms[planned.voucher_id]
-        record = occurrence.record
-        ended = record.ended
-        quarter = (voucher.timezone, int(ended.timestamp()) // 900)
-        day = days.get(quarter)
-        if day is None:
-            day = days[quarter] = ended.astimezone(ZoneInfo(voucher.timezone)).date()
-        key = (voucher.program_id, voucher.company_id, day, record.domestic)
-        group = groups.get(key)
-        if group is None:
-            group = groups[key] = ([], [], [])
-        group[0].append(record.quantity)
-        group[1].append(record.amount)
-        group[2].append(covered)
-    by_day: dict[tuple[int, date, bool], Usage] = {}
-    by_company: dict[tuple[int, int], Usage] = {}
-    for (program_id, company_id, day, domestic), (quantities, amounts, covereds) in groups.items():
-        usage = Usage(
-            len(covereds),
-            sum(map(Decimal, quantities), Decimal(0)),
-            sum(map(Decimal, amounts), Decimal(0)),
-            sum(covereds, Decimal(0)),
-        )
-        day_key = (program_id, day, domestic)
-        by_day[day_key] = _usage_plus(by_day.get(day_key), usage)
-        company_key = (program_id, company_id)
-        by_company[company_key] = _usage_plus(by_company.get(company_key), usage)
-    return by_day, by_company
-
-
 def _write_records(batch: UsageBatch, staged: Staged, plans: list[Plan]) -> Written:
     """COPY the records planned as accepted, with their full share as covered amount,
     and line up their charges as if every voucher can pay them all. Written in
     record_id order, so that two batches sharing record_ids wait for each other in
-    one order and cannot deadlock."""
+    one order and cannot deadlock. Runs for every record of every batch: tuples are
+    unpacked, not read by attribute, and named tuples built from ready tuples in C."""
     planned = [k for k, p in enumerate(plans) if p.outcome == Outcome.ACCEPTED]
     written = Written([None] * len(plans), [], {})
     if not planned:
         return written
     _now, ids = new_ids("compute_usagerecord", len(planned))
+    written.id_range = (ids[0], ids[-1])  # increasing: one range of the sequence
     records = [o.record for o in staged.first_occurrences]
     names = [r.record_id for r in records]
     usage_record_ids = written.usage_record_ids
-    head = f"{batch.data_center_id}\t"
-    tail = f"\t{batch.pk}\t"
     order = sorted(planned, key=names.__getitem__)
     for k, usage_record_id in zip(order, ids, strict=True):
         usage_record_ids[k] = usage_record_id
 
     def copy_lines(rows: list[RecordFields]) -> list[str]:
-        lines = []
+        head = f"{batch.data_center_id}\t"
+        tail = f"\t{batch.pk}\t"
+        lines: list[str] = []
+        append = lines.append
         for k in order:
             _outcome, share, voucher_id, redemption_id = plans[k]
-            r = rows[k]
-            lines.append(  # in the column order of _RECORDS_COPY
-                f"{head}{r.record_id}{tail}{r.started_at}\t{r.ended_at}\t{r.resource}\t"
-                f"{'t' if r.domestic else 'f'}\t{r.quantity}\t{r.amount}\t"
+            record_id, _code, started_at, ended_at, resource, domestic, quantity, amount, _e = rows[
+                k
+            ]
+            append(  # in the column order of _RECORDS_COPY
+                f"{head}{record_id}{tail}{started_at}\t{ended_at}\t{resource}\t"
+                f"{'t' if domestic else 'f'}\t{quantity}\t{amount}\t"
                 f"{usage_record_ids[k]}\t{voucher_id}\t{redemption_id}\t{share}\n"
             )
         return lines
@@ -225,17 +177,22 @@ def _write_records(batch: UsageBatch, staged: Staged, plans: list[Plan]) -> Writ
     if not copy_lines_plain(text, lines=len(order), columns=_RECORDS_COPY_COLUMNS):
         text = "".join(copy_lines([_copy_escaped(r) for r in records]))
     copy_rows(_RECORDS_COPY, text)
-    charges, totals = written.charges, written.totals
+    charges = written.charges
+    append_charge = charges.append
+    sums: dict[int, Decimal] = {}
+    redemption_of: dict[int, int] = {}
     for k in planned:
         _outcome, share, voucher_id, redemption_id = plans[k]
-        record_pk = usage_record_ids[k]
-        assert share is not None and record_pk is not None  # planned: has both
+        assert share is not None  # planned as accepted: has its share
         if share:
-            charges.append(Charge(voucher_id, share, record_pk, names[k]))
-        earlier = totals.get(voucher_id)
-        totals[voucher_id] = RedemptionTotal(
-            redemption_id, share if earlier is None else earlier.total + share
-        )
+            append_charge(_charge_of((voucher_id, share, usage_record_ids[k], names[k])))
+        earlier = sums.get(voucher_id)
+        if earlier is None:
+            sums[voucher_id] = share
+            redemption_of[voucher_id] = redemption_id
+        else:
+            sums[voucher_id] = earlier + share
+    written.totals = {v: RedemptionTotal(redemption_of[v], total) for v, total in sums.items()}
     return written
 
 

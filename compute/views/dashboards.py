@@ -10,6 +10,8 @@ operators; the platform overview is a 404 to everyone but superusers.
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -40,9 +42,12 @@ def _with_tables(chart_list: list[dict]) -> list[dict]:
 
 
 def _program_charts(program, period: str) -> tuple[dict, list[dict]]:
-    budget = dashboards.program_budget_get(program=program)
-    funnel = dashboards.application_funnel_list(program=program)
+    # The bands cover every face value: their totals are the committed sum.
     bands = dashboards.award_band_list(program=program)
+    committed = sum((band.total for band in bands), Decimal(0))
+    budget = dashboards.program_budget_get(program=program, committed=committed)
+    counts, changes = voucher_selectors.application_state_tally(program=program)
+    funnel = dashboards.application_funnel_list(program=program, counts=counts)
     usage = dashboards.program_usage_series(program=program, period=period)
     top = dashboards.top_company_list(program=program)
     figures = {
@@ -50,7 +55,7 @@ def _program_charts(program, period: str) -> tuple[dict, list[dict]]:
         "funnel": funnel,
         "bands": bands,
         "top": top,
-        "decision": dashboards.decision_time_get(program=program),
+        "decision": dashboards.decision_time_get(program=program, changes=changes),
     }
     chart_list = [
         charts.budget_chart(budget),

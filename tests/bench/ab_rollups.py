@@ -2,7 +2,7 @@
 
 Run after `make bench` (it reuses that database, `<name>_bench`, and its 1,000
 vouchers): batches of 5,000 of the benchmark's records are applied alternately with the
-rollups on and switched off (`rollups_add_batch` and `_usage_sums` replaced by no-ops),
+rollups on and switched off (`rollups_add_batch` and `usage_sums` replaced by no-ops),
 so the machine's drift hits both sides alike; prints the median milliseconds a batch of
 each side, the time of the two parts, and the difference. It asserts nothing.
 
@@ -41,7 +41,7 @@ def main() -> None:
     dc = DataCenter.objects.get(slug="bench")
     codes = list(Voucher.objects.order_by("id").values_list("code", flat=True))
     tag = f"ab-{time.time_ns()}"
-    add, sums = usage.rollups_add_batch, usage._usage_sums
+    add, sums = usage.rollups_add_batch, usage.usage_sums
     spent: dict[str, list[float]] = {"sums": [], "statement": []}
 
     def timed_add(**kwargs):
@@ -63,10 +63,10 @@ def main() -> None:
                 data_center=dc, body_hash="-", received=5000, body=json.dumps({"records": records})
             )
             if side == "on":
-                usage.rollups_add_batch, usage._usage_sums = timed_add, timed_sums
+                usage.rollups_add_batch, usage.usage_sums = timed_add, timed_sums
             else:
                 usage.rollups_add_batch = lambda **kwargs: None
-                usage._usage_sums = lambda *args: ({}, {})
+                usage.usage_sums = lambda *args: ({}, {})
             start = time.perf_counter()
             usage_batch_apply(batch_id=batch.pk)
             times[side].append(1000 * (time.perf_counter() - start))

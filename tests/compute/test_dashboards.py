@@ -15,10 +15,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
+from django.core.cache.backends.dummy import DummyCache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 import compute.tasks  # noqa: F401  (registers the apply task; compute.batches asks by name)
+from compute import dashboards
 from compute.models import (
     ProgramUsageDay,
     RecordStatus,
@@ -403,12 +405,14 @@ def _count(client, url) -> int:
 
 
 def test_query_counts_do_not_grow_with_the_data(
-    dash, client, world, operator, startup_user, django_capture_on_commit_callbacks
+    dash, client, world, operator, startup_user, django_capture_on_commit_callbacks, monkeypatch
 ):
+    # Counted with the decision times never cached (every request the worst case).
+    monkeypatch.setattr(dashboards, "cache", DummyCache("none", {}))
     admin = UserFactory(email="root@platform.test", is_superuser=True, is_staff=True)
     pages = [
-        (world["shanghai"].manager, _program_url(dash), 16),
-        (world["shanghai"].manager, _program_url(dash, "dashboard.json"), 14),
+        (world["shanghai"].manager, _program_url(dash), 15),
+        (world["shanghai"].manager, _program_url(dash, "dashboard.json"), 13),
         (world["shanghai"].manager, f"/{dash.program.city.slug}/staff/dashboards/", 12),
         (startup_user, "/my/dashboard/", 10),
         (startup_user, f"/my/vouchers/{dash.voucher.code}/usage.json", 8),
@@ -479,3 +483,21 @@ def test_left_to_award_leaves_out_what_awards_awaiting_acceptance_hold(dash, cli
     client.force_login(world["shanghai"].manager)
     data = client.get(_program_url(dash, "dashboard.json")).json()
     assert Decimal(data["budget"]["left"]) == expected["left"] - Decimal("250000.00")
+
+
+def test_decision_times_are_cached_until_an_application_changes(dash, client, world):
+    """The percentiles are cached under the program's change counter: a second request
+    reads them from the cache (one query fewer), and a decision made since is in the
+    next figure, not a stale one."""
+    client.force_login(world["shanghai"].approver)
+    url = _program_url(dash, "dashboard.json")
+    first = client.get(url).json()["decision_days"]
+    with CaptureQueriesContext(connection) as cached:
+        assert client.get(url).json()["decision_days"] == first
+    assert not any("percentile_cont" in q["sql"] for q in cached.captured_queries)
+    undecided = Application.objects.filter(program=dash.program, decided_at__isnull=True)
+    app = undecided.exclude(submitted_at=None).first()
+    Application.objects.filter(pk=app.pk).update(decided_at=app.submitted_at + timedelta(days=100))
+    again = client.get(url).json()["decision_days"]
+    assert again["decided"] == first["decided"] + 1
+    assert again != first

@@ -145,3 +145,33 @@ def test_another_city_data_center_or_company_gets_404(usage_world, world, ledger
     url = reverse(f"compute:my_usage_export_{fmt}") + "?voucher=NOT-MINE"
     assert client_for(world["startup"]).get(url).status_code == 404
     assert AuditEvent.objects.count() == before
+
+
+def test_usage_csv_written_by_postgresql_is_the_xlsx_row_for_row(
+    usage_world, ledger_world, shanghai
+):
+    """The usage CSV is PostgreSQL's COPY (for speed), the XLSX is written in Python
+    from the same query: every cell a spreadsheet would run as a formula comes out
+    neutralised in both, text with quotes, commas and line breaks survives, booleans
+    are 1/0, amounts exact, the status in the user's language."""
+    lw = ledger_world
+    odd = [f"{p}x" for p in ("=", "+", "-", "@", "\t", "\r")] + ['a,"b"\nc', "'=quoted"]
+    records = _records(lw.voucher, lw.dc, lw.redemption, [(r, Decimal("1.10")) for r in odd])
+    UsageRecord.objects.filter(pk=records[0].pk).update(resource="=HYPERLINK()", domestic=False)
+    client = client_for(shanghai.auditor)
+    client.post("/i18n/setlang/", {"language": "zh-hans", "next": "/"})
+    rows = csv_rows(client.get(reverse("compute:usage_export_csv", args=["shanghai"])))
+    sheet = xlsx_rows(client.get(reverse("compute:usage_export_xlsx", args=["shanghai"])))
+    assert rows[0] == sheet[0] and rows[0][1] == "记录"
+    by_id = {int(r[0]): r for r in rows[1:]}
+    assert [by_id[r.pk][1] for r in records] == ["'" + r for r in odd[:6]] + odd[6:]
+    assert by_id[records[0].pk][4:6] == ["'=HYPERLINK()", "0"]
+    assert by_id[records[1].pk][5] == "1"
+    assert {r[11] for r in rows[1:]} == {"已接受"}
+    for row, cells in zip(rows[1:], sheet[1:], strict=True):
+        as_text = [f"{c:g}" if isinstance(c, float) else c for c in cells]
+        numbers = [0, 5, 8, 9, 10]  # a spreadsheet's numbers: compared as numbers
+        assert [Decimal(row[k]) for k in numbers] == [Decimal(as_text[k]) for k in numbers]
+        assert [v for k, v in enumerate(row) if k not in numbers] == [
+            v for k, v in enumerate(as_text) if k not in numbers
+        ]

@@ -283,7 +283,7 @@ def test_a_key_rotation_is_recorded_in_the_chain_and_verifies(voucher, settings,
 
 
 def test_entries_from_before_the_chain_are_sealed_by_the_migration(voucher):
-    """What vouchers 0014 does to the entries it finds: each voucher's chain sealed in
+    """What vouchers 0015 does to the entries it finds: each voucher's chain sealed in
     id order, the heads set; the result verifies, and is what the writers would have
     written."""
     before = {e.pk: e.mac for e in _entries(voucher)}

@@ -15,6 +15,7 @@ from vouchers.models.applications import (  # noqa: F401 - re-exported
     EligibilityResult,
     InfoRequest,
     Objection,
+    ProgramStateCount,
     ReminderSent,
     Review,
     StateChange,

@@ -41,6 +41,19 @@ class ApplicationState(models.TextChoices):
     LAPSED = "lapsed", _("Award lapsed")
 
 
+# The states of an application on its way to a decision: every work list's rows are in
+# one of them (vouchers.worklists).
+IN_PROCESS_STATES = [
+    ApplicationState.SUBMITTED.value,
+    ApplicationState.SCREENING.value,
+    ApplicationState.IN_REVIEW.value,
+    ApplicationState.TIE_BREAK.value,
+    ApplicationState.INFO_REQUESTED.value,
+    ApplicationState.RECOMMENDED.value,
+    ApplicationState.NOT_RECOMMENDED.value,
+    ApplicationState.IN_NOTICE.value,
+]
+
 # The states in which reviewers score an application.
 REVIEW_STATES = frozenset({ApplicationState.IN_REVIEW, ApplicationState.TIE_BREAK})
 
@@ -96,10 +109,53 @@ class Application(models.Model):
         indexes = [
             models.Index(fields=["city", "state"], name="application_city_state"),
             models.Index(fields=["program", "state"], name="application_program_state"),
+            # The queue's default order (newest first, scanned backwards) and the work
+            # lists' (longest waiting first): a page without sorting the city.
+            models.Index(fields=["city", "submitted_at", "id"], name="application_city_submitted"),
+            # The staff home's work lists, longest waiting first: only the applications
+            # in the workflow (not the decided ones, which pile up over the years).
+            models.Index(
+                fields=["city", "submitted_at", "id"],
+                name="application_in_process",
+                condition=models.Q(state__in=IN_PROCESS_STATES),
+            ),
+            # The public results: a program's awards by decision date, and their count
+            # and sum from the index alone.
+            models.Index(
+                fields=["program", "state", "decided_at", "id"],
+                name="application_decided",
+                include=["awarded_amount", "notice_ends_at"],
+            ),
         ]
 
     def __str__(self) -> str:
         return f"A{self.pk} {self.title}"
+
+
+class ProgramStateCount(models.Model):
+    """How many of a program's applications are in each state, kept by PostgreSQL: a
+    trigger on the applications (migration 0014) adds each statement's changes within
+    its transaction, so the figures are exact at every commit whatever wrote the rows
+    (the services, a bulk load, the admin). The row with `state` "" is the program's
+    own: all its applications, and `changes`, which moves whenever one of them changes
+    state, submission or decision time (a cache key for figures derived from those).
+    The dashboards, the queue and the staff home count here instead of counting a
+    city's applications on every request."""
+
+    program = models.ForeignKey(Program, on_delete=models.CASCADE, related_name="+")
+    state = models.CharField(max_length=20, blank=True)
+    n = models.BigIntegerField(default=0)
+    changes = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("applications in a state")
+        verbose_name_plural = _("applications by state")
+        constraints = [
+            models.UniqueConstraint(fields=["program", "state"], name="program_state_count_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.program_id} {self.state or '*'}: {self.n}"
 
 
 class ComputePlanRow(models.Model):
@@ -271,6 +327,14 @@ class StateChange(models.Model):
         verbose_name = _("state change")
         verbose_name_plural = _("state changes")
         ordering = ["at", "id"]
+        indexes = [
+            # The answered information requests' work list starts from these few.
+            models.Index(
+                fields=["application"],
+                name="statechange_info_answered",
+                condition=models.Q(from_state="info_requested"),
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.from_state} → {self.to_state}"

@@ -60,7 +60,11 @@ class Voucher(models.Model):
         verbose_name = _("voucher")
         verbose_name_plural = _("vouchers")
         ordering = ["-issued_at"]
-        indexes = [models.Index(fields=["city", "status"], name="voucher_city_status")]
+        indexes = [
+            models.Index(fields=["city", "status"], name="voucher_city_status"),
+            # The staff's voucher list, newest first, a page without sorting the city.
+            models.Index(fields=["city", "-issued_at"], name="voucher_city_issued"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(balance__gte=0) & Q(balance__lte=F("face_value")),

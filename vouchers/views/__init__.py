@@ -408,6 +408,7 @@ def queue(request: SignedInRequest, city_slug: str) -> HttpResponse:
                 selectors.application_queue_list(
                     city=request.city, user=request.user, filters=filters
                 ),
+                count=selectors.application_queue_count(city=request.city, filters=filters),
             ),
             "reviewers": reviewers,
             "can_assign": can_assign,

@@ -4,7 +4,6 @@ anyone; a draft program, or one that does not publish its results, is a 404."""
 
 from __future__ import annotations
 
-from django.db.models import Count, Sum
 from django.http import HttpResponse
 from django.shortcuts import render
 
@@ -24,14 +23,14 @@ def results_index(request: CityRequest, city_slug: str) -> HttpResponse:
 def program_results(request: CityRequest, city_slug: str, slug: str) -> HttpResponse:
     program = selectors.program_results_get(city=request.city, slug=slug)
     awards = selectors.award_result_list(program=program)
-    totals = awards.order_by().aggregate(n=Count("pk"), total=Sum("awarded_amount"))
+    totals = selectors.award_result_totals(program=program)
     return render(
         request,
         "vouchers/program_results.html",
         {
             "city": request.city,
             "program": program,
-            "page": page_of(request, awards),
+            "page": page_of(request, awards, count=totals["n"]),
             "totals": totals,
         },
     )

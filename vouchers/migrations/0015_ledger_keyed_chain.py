@@ -17,7 +17,7 @@ def seal_existing(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('vouchers', '0013_model_names_translated'),
+        ('vouchers', '0014_application_counts'),
     ]
 
     operations = [

@@ -20,7 +20,8 @@ test: $(STAMP)
 	$(PY) manage.py compiletranslations
 	$(PY) scripts/devservices.py run -- $(PY) -m pytest --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
 
-# End-to-end tests in Debian's Chromium (apt-get install chromium); CI runs them too.
+# End-to-end tests in Debian's Chromium (apt-get install chromium fonts-wqy-microhei);
+# CI runs them too.
 e2e: $(STAMP)
 	$(PY) manage.py compiletranslations
 	$(PY) scripts/devservices.py run -- $(PY) -m pytest -m e2e tests/e2e $(PYTEST_ARGS)

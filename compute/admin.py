@@ -37,14 +37,16 @@ class DataCenterAdmin(ServiceAdmin):
         "slug",
         "name_zh",
         "name_en",
-        "operator",
+        "operator_zh",
+        "operator_en",
         "hub",
-        "cluster",
+        "cluster_zh",
+        "cluster_en",
         "state_run",
         "is_active",
     ]
     list_filter = ["hub", "state_run", "is_active"]
-    search_fields = ["slug", "name_zh", "name_en", "operator"]
+    search_fields = ["slug", "name_zh", "name_en", "operator_zh", "operator_en"]
     filter_horizontal = ["programs", "operators"]
     inlines = [RegistrationInline]
     # The feed sync's state: written by the sync, never by people.

@@ -4,66 +4,77 @@ from __future__ import annotations
 
 from compute.models import DataCenter, Hub
 
+# slug, name, operator and cluster in Chinese and English, hub.
 DATA_CENTERS = [
-    ("guian", "贵安算力中心", "Gui'an Computing Center", "中国电信天翼云", Hub.GUIZHOU, "Gui'an"),
+    (
+        "guian",
+        ("贵安算力中心", "Gui'an Computing Center"),
+        ("中国电信天翼云", "China Telecom Cloud"),
+        ("贵安", "Gui'an"),
+        Hub.GUIZHOU,
+    ),
     (
         "zhongwei",
-        "中卫云计算中心",
-        "Zhongwei Cloud Computing Center",
-        "中国移动云",
+        ("中卫云计算中心", "Zhongwei Cloud Computing Center"),
+        ("中国移动云", "China Mobile Cloud"),
+        ("中卫", "Zhongwei"),
         Hub.NINGXIA,
-        "Zhongwei",
     ),
     (
         "horinger",
-        "和林格尔智算中心",
-        "Horinger Intelligent Computing Center",
-        "中国联通云",
+        ("和林格尔智算中心", "Horinger Intelligent Computing Center"),
+        ("中国联通云", "China Unicom Cloud"),
+        ("和林格尔", "Horinger"),
         Hub.INNER_MONGOLIA,
-        "Horinger",
     ),
     (
         "qingyang",
-        "庆阳东数西算产业园算力中心",
-        "Qingyang Computing Center",
-        "甘肃省算力运营公司",
+        ("庆阳东数西算产业园算力中心", "Qingyang Computing Center"),
+        ("甘肃省算力运营公司", "Gansu Computing Operations Co."),
+        ("庆阳", "Qingyang"),
         Hub.GANSU,
-        "Qingyang",
     ),
     (
         "shaoguan",
-        "韶关数据中心集群算力中心",
-        "Shaoguan Computing Center",
-        "广东省算力运营公司",
+        ("韶关数据中心集群算力中心", "Shaoguan Computing Center"),
+        ("广东省算力运营公司", "Guangdong Computing Operations Co."),
+        ("韶关", "Shaoguan"),
         Hub.GREATER_BAY,
-        "Shaoguan",
     ),
     (
         "wuhu",
-        "芜湖数据中心集群算力中心",
-        "Wuhu Computing Center",
-        "安徽省算力运营公司",
+        ("芜湖数据中心集群算力中心", "Wuhu Computing Center"),
+        ("安徽省算力运营公司", "Anhui Computing Operations Co."),
+        ("芜湖", "Wuhu"),
         Hub.YANGTZE_DELTA,
-        "Wuhu",
     ),
 ]
 
 
 def seed_compute() -> dict[str, DataCenter]:
+    """The demo's data centers; their names in both languages are (re)written on every
+    seed, so a database made before the names were translated reads right too."""
     centers: dict[str, DataCenter] = {}
-    for slug, name_zh, name_en, operator, hub, cluster in DATA_CENTERS:
-        center, _ = DataCenter.objects.get_or_create(
+    for slug, name, operator, cluster, hub in DATA_CENTERS:
+        names = {
+            "name_zh": name[0],
+            "name_en": name[1],
+            "operator_zh": operator[0],
+            "operator_en": operator[1],
+            "cluster_zh": cluster[0],
+            "cluster_en": cluster[1],
+        }
+        center, created = DataCenter.objects.get_or_create(
             slug=slug,
             defaults={
-                "name_zh": name_zh,
-                "name_en": name_en,
-                "operator": operator,
+                **names,
                 "hub": hub,
-                "cluster": cluster,
                 "state_run": True,
                 "contact_email": f"ops@{slug}.dc.demo.suanli.cn",
             },
         )
+        if not created:
+            DataCenter.objects.filter(pk=center.pk).update(**names)
         centers[slug] = center
     return centers
 

@@ -40,9 +40,16 @@ class DataCenter(models.Model):
     slug = models.SlugField(_("slug"), max_length=40, unique=True)
     name_zh = models.CharField(_("name (Chinese)"), max_length=120)
     name_en = models.CharField(_("name (English)"), max_length=120)
-    operator = models.CharField(_("operator"), max_length=120)
+    # The operating company and the cluster have a name in each language, like the data
+    # center itself (issue #14 item 2): a Chinese page must not show "Gui'an", nor an
+    # English one "中国电信天翼云". `operator` and `cluster` below pick the reader's.
+    operator_zh = models.CharField(_("operator (Chinese)"), max_length=120)
+    operator_en = models.CharField(_("operator (English)"), max_length=120)
     hub = models.CharField(_("national hub"), max_length=20, choices=Hub.choices)
-    cluster = models.CharField(_("cluster"), max_length=80, help_text=_("e.g. Gui'an, Zhongwei"))
+    cluster_zh = models.CharField(_("cluster (Chinese)"), max_length=80)
+    cluster_en = models.CharField(
+        _("cluster (English)"), max_length=80, help_text=_("e.g. Gui'an, Zhongwei")
+    )
     state_run = models.BooleanField(_("state-run"), default=True)
     contact_email = models.EmailField(_("contact email"), blank=True)
     feed_url = models.URLField(
@@ -84,7 +91,22 @@ class DataCenter(models.Model):
 
     @property
     def name(self) -> str:
-        return self.name_zh if (get_language() or "").startswith("zh") else self.name_en
+        return _in_reader_language(self, "name")
+
+    @property
+    def operator(self) -> str:
+        return _in_reader_language(self, "operator")
+
+    @property
+    def cluster(self) -> str:
+        return _in_reader_language(self, "cluster")
+
+
+def _in_reader_language(obj: models.Model, field: str) -> str:
+    """`<field>_zh` on a Chinese page, `<field>_en` otherwise (the other one if empty)."""
+    zh = (get_language() or "").startswith("zh")
+    first, second = ("_zh", "_en") if zh else ("_en", "_zh")
+    return getattr(obj, field + first) or getattr(obj, field + second)
 
 
 class RegistrationStatus(models.TextChoices):

@@ -48,6 +48,7 @@ from portal.demo import DEMO_PASSWORD, _user
 from portal.errors import DomainError
 from portal.locks import single_writer
 from portal.models import City, CityMembership, Role
+from vouchers.ledger_chain import ChainWriter
 from vouchers.models import Application, ApplicationState, Company, LedgerEntry, Program, Voucher
 
 SCALE_PROGRAM = "scale-2026"
@@ -356,18 +357,20 @@ class _World:
     def _vouchers(self, entry_ids: list[int], redemption_ids: list[int]) -> None:
         city = self.city
         self.balance: dict[int, Decimal] = {}
+        self.chain = ChainWriter()  # seals the entries; its heads go on the vouchers
         self.redemption_of: dict[int, tuple[int, int]] = {}  # voucher → (redemption, dc)
         self.covered_by_redemption: dict[int, Decimal] = {}
         self.valid: list[tuple[datetime, int]] = []  # (issued at, voucher) in issue order
         vouchers = ModelCopier(
             Voucher,
             "id, code, city_id, program_id, company_id, face_value, balance, status, "
-            "valid_from, valid_until, status_reason, application_id, issued_at, updated_at",
+            "valid_from, valid_until, status_reason, application_id, issued_at, updated_at, "
+            "ledger_head",
         )
         entries = ModelCopier(
             LedgerEntry,
             "id, voucher_id, kind, amount, balance_after, actor_id, actor_label, "
-            "usage_record_id, memo, created_at",
+            "usage_record_id, memo, created_at, key_id, mac",
         )
         self._voucher_rows = vouchers
         approver = self.staff["approver"]
@@ -378,18 +381,9 @@ class _World:
             self.voucher_codes[voucher_id] = code
             self.balance[voucher_id] = face
             total += face
-            entries.add(
-                entry_ids[i],
-                voucher_id,
-                "issue",
-                face,
-                face,
-                approver.pk,
-                approver.email,
-                None,
-                "",
-                issued,
-            )
+            fields: tuple = (entry_ids[i], voucher_id, "issue", face, face, approver.pk)
+            fields += (approver.email, None, "", issued)
+            entries.add(*fields, self.chain.key_id, self.chain.seal_row(fields))
             center = self.centers[i % len(self.centers)]
             self.redemption_of[voucher_id] = (redemption_ids[i], center.pk)
             self.valid.append((issued, voucher_id))
@@ -415,7 +409,7 @@ class _World:
         entries = ModelCopier(
             LedgerEntry,
             "id, voucher_id, kind, amount, balance_after, actor_id, actor_label, "
-            "usage_record_id, memo, created_at",
+            "usage_record_id, memo, created_at, key_id, mac",
         )
         rates = {True: self.program.rate_domestic, False: self.program.rate_other}
         self.batches: dict[tuple[int, str], list] = {}  # (dc, month) → [id, records]
@@ -460,18 +454,10 @@ class _World:
                 self.covered_by_redemption[redemption_id] = (
                     self.covered_by_redemption.get(redemption_id, Decimal(0)) + covered
                 )
-                entries.add(
-                    entry_ids[charge],
-                    voucher_id,
-                    "charge",
-                    -covered,
-                    balance,
-                    None,
-                    f"data center #{dc}",
-                    record_id,
-                    "",
-                    ended,
-                )
+                fields: tuple = (entry_ids[charge], voucher_id, "charge", -covered, balance)
+                fields += (None, f"data center #{dc}", record_id, "", ended)
+                mac = self.chain.seal_row(fields)
+                entries.add(*fields, self.chain.key_id, mac)
                 charge += 1
         records.flush()
         entries.flush()
@@ -542,6 +528,7 @@ class _World:
                 app_id,
                 issued,
                 issued,
+                self.chain.heads[voucher_id],
             )
             redemption_id, dc = self.redemption_of[voucher_id]
             redemptions.add(

@@ -21,6 +21,9 @@ _PERSON_FOR_DC = re.compile(r"(?P<email>\S+@\S+) \(data center (?P<slug>[\w-]+)\
 _APPLICATION = re.compile(r"application (?P<id>\d+)")
 _VOID = re.compile(r"void (?P<record>[^:]+): (?P<reason>.*)", re.DOTALL)
 _EXPIRED = "validity and grace days ended"
+# Reasons the feed sync gives a redemption the data center changed without saying why.
+_FEED_REJECTED = "rejected in the feed"
+_FEED_CLOSED = "closed in feed"
 
 
 def actor_text(label: str) -> str:
@@ -40,11 +43,16 @@ def actor_text(label: str) -> str:
 
 
 def memo_text(memo: str) -> str:
-    """A ledger memo as the reader reads it; a person's own words stay as typed."""
+    """A ledger memo (or a redemption's reason) as the reader reads it; a person's own
+    words stay as typed."""
     if m := _APPLICATION.fullmatch(memo):
         return gettext("application %(id)s") % {"id": m["id"]}
     if memo == _EXPIRED:
         return gettext("validity and grace days ended")
+    if memo == _FEED_REJECTED:
+        return gettext("rejected in the feed")
+    if memo == _FEED_CLOSED:
+        return gettext("closed in the data center's feed")
     if m := _VOID.fullmatch(memo):
         return gettext("void %(record)s: %(reason)s") % {
             "record": m["record"],

@@ -60,6 +60,8 @@ class DataCenterFactory(factory.django.DjangoModelFactory):
     slug = factory.Sequence(lambda n: f"dc{n}")
     name_zh = factory.Sequence(lambda n: f"算力中心{n}")
     name_en = factory.Sequence(lambda n: f"Computing Center {n}")
-    operator = "中国电信"
+    operator_zh = "中国电信"
+    operator_en = "China Telecom"
     hub = Hub.GUIZHOU
-    cluster = "Gui'an"
+    cluster_zh = "贵安"
+    cluster_en = "Gui'an"

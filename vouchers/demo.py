@@ -28,9 +28,9 @@ from vouchers.models import (
 )
 
 RUBRIC = [
-    {"name": "技术方案 Technology", "weight": 2, "max": 10},
-    {"name": "团队 Team", "weight": 1, "max": 10},
-    {"name": "产业价值 Impact", "weight": 1, "max": 10},
+    {"name": "技术方案", "name_en": "Technology", "weight": 2, "max": 10},
+    {"name": "团队", "name_en": "Team", "weight": 1, "max": 10},
+    {"name": "产业价值", "name_en": "Impact", "weight": 1, "max": 10},
 ]
 DOCS = ["business_licence", "compute_contract"]
 BASE_RULES = [

@@ -5,7 +5,13 @@ from django.utils.translation import gettext_lazy as _
 
 from portal.forms import FiniteDecimalField
 from portal.models import City
-from vouchers.models import ApplicationState, EligibilityResult, Program, document_type_label
+from vouchers.models import (
+    ApplicationState,
+    EligibilityResult,
+    Program,
+    criterion_label,
+    document_type_label,
+)
 from vouchers.services.programs import PROGRAM_FIELDS
 from vouchers.worklists import Todo
 
@@ -176,7 +182,9 @@ class ScoreForm(forms.Form):
         self.rubric = rubric or []
         for i, criterion in enumerate(self.rubric):
             self.fields[f"score_{i}"] = forms.IntegerField(
-                label=f"{criterion['name']} (0–{criterion['max']}, ×{criterion['weight']})",
+                label=(
+                    f"{criterion_label(criterion)} (0–{criterion['max']}, ×{criterion['weight']})"
+                ),
                 min_value=0,
                 max_value=criterion["max"],
             )

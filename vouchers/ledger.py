@@ -34,6 +34,7 @@ from portal.errors import DomainError
 from portal.locks import retry_on_deadlock
 from portal.models import Role, User
 from portal.tenancy import has_role
+from vouchers.ledger_chain import GENESIS, constant_part, current_sealer, message
 
 # The checks live in vouchers.ledger_checks; their names stay importable from here.
 from vouchers.ledger_checks import LedgerMismatch as LedgerMismatch
@@ -104,23 +105,53 @@ def _post(
     memo: str = "",
     usage_record_id: int | None = None,
 ) -> LedgerEntry:
-    """Append one entry to a voucher the caller has locked and update its cached balance."""
+    """Append one entry to a voucher the caller has locked, sealed onto its chain, and
+    update its cached balance and chain head."""
     assert connection.in_atomic_block, "ledger entries are written inside a transaction"
     balance = voucher.balance + amount
     if balance < 0:
         raise DomainError(_("The voucher's balance cannot go below zero."), code="conflict")
+    # The id and time first: both are sealed in the mac.
+    _now, (entry_id,) = new_ids("vouchers_ledgerentry", 1)
+    now = timezone.now()
+    user, label, memo = actor_user(actor), actor_name(actor, actor_label), memo[:300]
+    key_id, sealer = current_sealer()
+    constant = constant_part(
+        actor_id=user.pk if user else None,
+        created_at=now,
+        key_id=key_id,
+        kind=kind,
+        actor_label=label,
+    )
+    mac = sealer(
+        message(
+            entry_id=entry_id,
+            voucher_id=voucher.pk,
+            prev=voucher.ledger_head or GENESIS,
+            amount=amount,
+            balance_after=balance,
+            usage_record_id=usage_record_id,
+            constant=constant,
+            memo=memo,
+        )
+    )
     entry = LedgerEntry.objects.create(
+        id=entry_id,
         voucher=voucher,
         kind=kind,
         amount=amount,
         balance_after=balance,
-        actor=actor_user(actor),
-        actor_label=actor_name(actor, actor_label),
-        memo=memo[:300],
+        actor=user,
+        actor_label=label,
+        memo=memo,
         usage_record_id=usage_record_id,
+        created_at=now,
+        key_id=key_id,
+        mac=mac,
     )
+    voucher.ledger_head = mac
     voucher.balance = balance
-    fields = ["balance", "updated_at"]
+    fields = ["balance", "ledger_head", "updated_at"]
     if voucher.status == VoucherStatus.ACTIVE and balance == 0 and kind == EntryKind.CHARGE:
         voucher.status = VoucherStatus.EXHAUSTED
         fields.append("status")
@@ -442,8 +473,8 @@ def ledger_charge_many(
 ) -> tuple[datetime, list[int]]:
     """Post one charge entry per `(voucher_id, amount, usage_record_id, memo)`, in that
     order, on vouchers locked by `vouchers_lock` (`balances`: what it returned, by id);
-    return the transaction's time and the entries' ids (each entry's `created_at` is
-    its COPY statement's time, the column's default).
+    return the entries' time (`created_at`: the time the vouchers' chain heads were read,
+    after the batch's records were written) and their ids.
 
     Usage ingestion posts thousands at a time: the entries go in by one COPY and the
     balances by one UPDATE. Ids are taken here, under the vouchers' locks, so that a
@@ -453,26 +484,58 @@ def ledger_charge_many(
     assert connection.in_atomic_block, "ledger entries are written inside a transaction"
     if not charges:
         return timezone.now(), []
-    now, ids = new_ids("vouchers_ledgerentry", len(charges))
+    _now, ids = new_ids("vouchers_ledgerentry", len(charges))
+    # Each entry is sealed onto its voucher's chain (vouchers/ledger_chain.py): the
+    # heads are read here, under the vouchers' locks, and written with the balances.
+    # So is the entries' time, sealed too: the statement's (after the batch's records).
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT id, ledger_head, statement_timestamp() FROM vouchers_voucher"
+            " WHERE id = ANY(string_to_array(%s, E'\\n')::bigint[])",
+            [sql_list(balances)],
+        )
+        rows = cursor.fetchall()
+    heads = {voucher_id: head or GENESIS for voucher_id, head, _at in rows}
+    at = rows[0][2] if rows else timezone.now()
+    stamp = at.isoformat()
+    key_id, sealer = current_sealer()
+    # What every entry's message begins with, hashed once for the batch.
+    seal = sealer.after(
+        constant_part(
+            actor_id=None,
+            created_at=at,
+            key_id=key_id,
+            kind=EntryKind.CHARGE,
+            actor_label=actor_label,
+        )
+    )
     label = copy_text(actor_label)
-    left = dict(balances)
+    left = {voucher_id: balance.quantize(CENT) for voucher_id, balance in balances.items()}
     lines: list[str] = []
     append = lines.append
     zero = Decimal(0)
     memos = "".join([memo for _v, _a, _r, memo in charges])
     escape = copy_text if copy_text(memos) != memos else str  # usually none needs it
     for entry_id, (voucher_id, amount, record_id, memo) in zip(ids, charges, strict=True):
+        text = str(amount)
+        if text[-3:-2] != ".":  # sealed as stored: with two places
+            amount = amount.quantize(CENT)
+            text = str(amount)
         balance = left[voucher_id] - amount
         if amount <= zero or balance < zero:
             raise ValueError(f"a charge of {amount} on voucher #{voucher_id} is not possible")
         left[voucher_id] = balance
+        # The rest of vouchers.ledger_chain.message, inline: once per usage record.
+        mac = heads[voucher_id] = seal(
+            f"{entry_id}|{voucher_id}|{heads[voucher_id]}|-{text}|{balance}|{record_id}|{memo}"
+        )
         append(
-            f"{entry_id}\t{voucher_id}\tcharge\t-{amount}\t{balance}\t{label}\t"
-            f"{record_id}\t{escape(memo)}\n"
+            f"{entry_id}\t{voucher_id}\tcharge\t-{text}\t{balance}\t{label}\t"
+            f"{record_id}\t{escape(memo)}\t{stamp}\t{key_id}\t{mac}\n"
         )
     copy_rows(
         "COPY vouchers_ledgerentry (id, voucher_id, kind, amount, balance_after,"
-        " actor_label, usage_record_id, memo) FROM STDIN",  # created_at: its default
+        " actor_label, usage_record_id, memo, created_at, key_id, mac) FROM STDIN",
         "".join(lines),
     )
     with connection.cursor() as cursor:
@@ -483,11 +546,17 @@ def ledger_charge_many(
             SET balance = v.balance - t.total,
                 status = CASE WHEN v.status = 'active' AND v.balance - t.total = 0
                               THEN 'exhausted' ELSE v.status END,
+                ledger_head = t.head,
                 updated_at = now()
             FROM unnest(string_to_array(%s, E'\\n')::bigint[],
-                        string_to_array(%s, E'\\n')::numeric[]) AS t(id, total)
+                        string_to_array(%s, E'\\n')::numeric[],
+                        string_to_array(%s, E'\\n')) AS t(id, total, head)
             WHERE v.id = t.id
             """,
-            [sql_list(charged), sql_list(balances[v] - left[v] for v in charged)],
+            [
+                sql_list(charged),
+                sql_list(balances[v] - left[v] for v in charged),
+                sql_list(heads[v] for v in charged),
+            ],
         )
-    return now, ids
+    return at, ids

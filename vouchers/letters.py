@@ -34,6 +34,7 @@ from vouchers.models import (
     OutcomeReport,
     Voucher,
 )
+from vouchers.notes import note_text
 
 # What a template may name, each with what it stands for (shown on the editor page).
 PLACEHOLDERS: dict[str, Any] = {
@@ -202,7 +203,7 @@ def _values(
     elif kind == LetterKind.APPROVAL:
         reason = application.award_reason
     else:
-        reason = application.decision_reason
+        reason = note_text(application.decision_reason, application)
     pending = _("issued when the award is accepted")
     return {
         "company": application.company.legal_name,

@@ -58,6 +58,8 @@ class RowForm(forms.Form):
 
 class RubricRowForm(RowForm):
     name = forms.CharField(label=_("Criterion"), max_length=100)
+    # Shown on English pages (issue #14 item 2); the criterion's key in reviews stays `name`.
+    name_en = forms.CharField(label=_("Criterion (English)"), max_length=100, required=False)
     weight = FiniteDecimalField(
         label=_("Weight"),
         max_value=RUBRIC_MAX_WEIGHT,
@@ -74,6 +76,9 @@ class RubricRowForm(RowForm):
     def clean_name(self) -> str:
         return self.cleaned_data["name"].strip()
 
+    def clean_name_en(self) -> str:
+        return self.cleaned_data["name_en"].strip()
+
     def clean_weight(self) -> Decimal:
         weight = self.cleaned_data["weight"]
         if weight <= 0:
@@ -84,11 +89,10 @@ class RubricRowForm(RowForm):
         weight = self.cleaned_data["weight"]
         # rubric_problem and the scoring read weights as JSON numbers.
         number = int(weight) if weight == weight.to_integral_value() else float(weight)
-        return {
-            "name": self.cleaned_data["name"],
-            "weight": number,
-            "max": self.cleaned_data["max"],
-        }
+        row = {"name": self.cleaned_data["name"], "weight": number, "max": self.cleaned_data["max"]}
+        if self.cleaned_data["name_en"]:
+            row["name_en"] = self.cleaned_data["name_en"]
+        return row
 
 
 class DocumentRowForm(RowForm):
@@ -295,7 +299,7 @@ def program_rows(program=None, data=None) -> dict[str, RowFormSet]:
             prefix="rubric",
             initial=ordered(
                 [
-                    {k: c.get(k) for k in ("name", "weight", "max")}
+                    {k: c.get(k) for k in ("name", "name_en", "weight", "max")}
                     for c in rubric
                     if isinstance(c, dict)
                 ]

@@ -144,7 +144,14 @@ def main() -> None:
         rate_other=Decimal("0.20"),
     )
     dc = DataCenter.objects.create(
-        slug="bench", name_zh="基准", name_en="Bench", operator="x", hub="guizhou", cluster="x"
+        slug="bench",
+        name_zh="基准",
+        name_en="Bench",
+        operator_zh="x",
+        operator_en="x",
+        hub="guizhou",
+        cluster_zh="x",
+        cluster_en="x",
     )
     dc.programs.add(program)
     Registration.objects.create(city=city, data_center=dc, starts_on=date(2026, 1, 1))

@@ -36,16 +36,16 @@ def _events(action: str) -> list[AuditEvent]:
 def test_a_data_center_change_is_audited_without_its_token(admin_web, ledger_world, platform_admin):
     dc = ledger_world.dc
     data = admin_form(
-        admin_web, _url(dc), operator="中国移动", feed_token="tok-SECRET-123", is_active=None
+        admin_web, _url(dc), operator_zh="中国移动", feed_token="tok-SECRET-123", is_active=None
     )
     response = admin_web.post(_url(dc), data)
     assert response.status_code == 302, response.content.decode()[:3000]
     dc.refresh_from_db()
-    assert dc.operator == "中国移动" and not dc.is_active
+    assert dc.operator_zh == "中国移动" and not dc.is_active
     [event] = _events("data_center.update")
     assert event.actor == platform_admin and event.city is None
-    assert event.data["changed"] == ["feed_token", "is_active", "operator"]
-    assert event.data["values"] == {"is_active": False, "operator": "中国移动"}
+    assert event.data["changed"] == ["feed_token", "is_active", "operator_zh"]
+    assert event.data["values"] == {"is_active": False, "operator_zh": "中国移动"}
     assert "tok-SECRET-123" not in repr(event.data)
     assert audit_chain_verify() == []
 
@@ -108,9 +108,11 @@ def test_a_data_center_added_in_the_admin_is_audited(admin_web, operator):
         slug="wuhu",
         name_zh="芜湖集群",
         name_en="Wuhu",
-        operator="中国电信",
+        operator_zh="中国电信",
+        operator_en="China Telecom",
         hub="yangtze_delta",
-        cluster="Wuhu",
+        cluster_zh="芜湖",
+        cluster_en="Wuhu",
         operators=[str(operator.pk)],
         **{"registrations-TOTAL_FORMS": "0"},
     )

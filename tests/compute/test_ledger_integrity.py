@@ -17,6 +17,7 @@ from compute.services import usage_record_void
 from portal.audit import audit_record
 from tests.compute.conftest import record
 from vouchers.ledger import ledger_verify
+from vouchers.ledger_chain import KEYED_CHAIN
 from vouchers.models import EntryKind, LedgerEntry
 
 
@@ -44,7 +45,13 @@ def _sql(statement: str, params: list | None = None) -> None:
 
 
 def _reasons() -> list[str]:
-    return [problem.reason for problem in ledger_verify()]
+    """What the checks but the keyed chain say: every tampering below also breaks a
+    voucher's keyed chain (`_chain_breaks`; tests/vouchers/test_ledger_chain.py)."""
+    return [p.reason for p in ledger_verify() if KEYED_CHAIN not in p.reason]
+
+
+def _chain_breaks() -> list[str]:
+    return [p.reason for p in ledger_verify() if KEYED_CHAIN in p.reason]
 
 
 def _entries(voucher) -> list[LedgerEntry]:
@@ -67,6 +74,10 @@ def test_an_inserted_adjust_entry_with_a_matching_balance_is_detected(charged):
     _sql("UPDATE vouchers_voucher SET balance = balance + 50 WHERE id = %s", [v.pk])
     reasons = _reasons()
     assert reasons == [f"adjustment entry {entry_id} lacks an actor, a reason, its audit event"]
+    assert _chain_breaks() == [
+        f"entry {entry_id} breaks the voucher's keyed chain: it is not sealed (no MAC): "
+        "written around the ledger's code"
+    ]
     with pytest.raises(CommandError):
         call_command("verify_ledger")
 
@@ -91,7 +102,9 @@ def test_an_adjustment_with_actor_and_reason_still_needs_its_audit_event(charged
         target=v,
         data={"entry": entry_id, "amount": "50.00", "reason": "补记"},
     )
-    assert ledger_verify() == []
+    assert _reasons() == []
+    # Written around the code, it is still not sealed onto the voucher's chain.
+    assert [f"entry {entry_id} breaks" in r for r in _chain_breaks()] == [True]
 
 
 def test_a_charge_deleted_with_the_balances_patched_is_detected(charged):
@@ -120,7 +133,7 @@ def test_an_entry_whose_balance_after_was_edited_mid_chain_is_detected(charged):
         "UPDATE vouchers_ledgerentry SET balance_after = balance_after + 1 WHERE id = %s",
         [middle.pk],
     )
-    problems = ledger_verify()
+    problems = [p for p in ledger_verify() if KEYED_CHAIN not in p.reason]
     # The first broken link of the voucher: the sums, the last entry and the cached
     # balance all still agree.
     assert [p.reason for p in problems] == [
@@ -192,8 +205,9 @@ def test_a_reversal_of_a_record_not_void_is_detected(charged):
 
 def test_the_checks_take_a_fixed_number_of_queries(charged, django_assert_max_num_queries):
     """Set-wise: the number of statements does not grow with vouchers or entries (ten
-    since the programs' reserved awards are checked against their pending awards)."""
-    with django_assert_max_num_queries(10):
+    since the programs' reserved awards are checked against their pending awards, and
+    two for the keyed chain: the vouchers' heads, and the entries streamed)."""
+    with django_assert_max_num_queries(12):
         assert ledger_verify() == []
 
 

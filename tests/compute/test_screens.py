@@ -6,6 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from django.test import Client
 
 from compute.models import ApiKey, Redemption, RedemptionStatus, UsageBatch
 from portal.audit import SYSTEM
@@ -362,3 +363,28 @@ def test_simulate_push_reports_a_portal_it_cannot_use(ledger_world, live_server,
     call_command("simulate_push", "guian", url=live_server.url, key=ledger_world.key)
     assert "guian: no active redemptions; nothing to bill." in capsys.readouterr().out
     assert not UsageBatch.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("language", "shown", "hidden"),
+    [
+        ("zh-hans", ["中国电信", "贵安"], ["China Telecom", "Gui&#x27;an"]),
+        ("en", ["China Telecom", "Gui&#x27;an"], ["中国电信", "贵安"]),
+    ],
+)
+def test_operator_and_cluster_read_in_the_readers_language(
+    console, ledger_world, shanghai, language, shown, hidden
+):
+    # The operating company and the cluster had one name each, shown as entered on pages
+    # of both languages (issue #14 item 2): the console read "中国电信 · … · Gui'an".
+    console.post("/i18n/setlang/", {"language": language, "next": "/"})
+    console_page = console.get("/dc/guian/").content.decode()
+    client = Client()
+    client.force_login(shanghai.manager)
+    client.post("/i18n/setlang/", {"language": language, "next": "/"})
+    staff_page = client.get("/shanghai/staff/data-centers/").content.decode()
+    for text in shown:
+        assert text in console_page
+    assert shown[0] in staff_page
+    for text in hidden:
+        assert text not in console_page and text not in staff_page

@@ -169,7 +169,7 @@ def test_drill_restores_ledger_audit_and_media_and_reports_them_clean(portal_dat
         "ok   restore:",
         "ok   row counts:",
         "ok   media: 1 file(s) match the manifest; all 1 the database names are there",
-        "ok   verify_ledger: Ledger reconciles: every balance matches.",
+        "ok   verify_ledger: Ledger reconciles: every balance and chain matches.",
         "ok   verify_audit: Audit chains intact.",
         "Restore drill passed.",
     ]:

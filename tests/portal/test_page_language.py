@@ -74,7 +74,6 @@ def user_data() -> list[str]:
     names |= set(Application.objects.values_list("title", flat=True))
     names |= set(User.objects.values_list("display_name", flat=True))
     names |= set(Voucher.objects.values_list("code", flat=True))
-    names |= set(DataCenter.objects.values_list("operator", flat=True))
     names |= set(DataCenter.objects.values_list("slug", flat=True))
     names |= set(City.objects.values_list("slug", flat=True))
     names |= set(Program.objects.values_list("slug", flat=True))

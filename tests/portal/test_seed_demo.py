@@ -17,7 +17,11 @@ def _snapshot():
                 "city__slug", "user__email", "role"
             )
         ),
-        "centers": list(DataCenter.objects.order_by("slug").values_list("slug", "hub", "operator")),
+        "centers": list(
+            DataCenter.objects.order_by("slug").values_list(
+                "slug", "hub", "operator_zh", "operator_en"
+            )
+        ),
         "audit": AuditEvent.objects.count(),
     }
 
@@ -43,11 +47,12 @@ def test_seed_demo_creates_six_cities_with_every_role_and_six_data_centers(db):
         roles = set(city.memberships.values_list("role", flat=True))
         assert roles == {"reviewer", "approver", "program_manager", "auditor"}
     assert DataCenter.objects.count() == 6
-    assert set(DataCenter.objects.values_list("cluster", flat=True)) >= {
-        "Gui'an",
-        "Zhongwei",
-        "Horinger",
-    }
+    clusters = set(DataCenter.objects.values_list("cluster_zh", "cluster_en"))
+    assert clusters >= {("贵安", "Gui'an"), ("中卫", "Zhongwei"), ("和林格尔", "Horinger")}
+    # Every name the demo shows has both halves, none a copy of the other.
+    for center in DataCenter.objects.all():
+        assert center.operator_zh != center.operator_en
+        assert center.cluster_zh != center.cluster_en
 
 
 def test_demo_logins_can_sign_in(client, db):

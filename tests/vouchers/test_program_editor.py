@@ -8,11 +8,13 @@ from datetime import datetime
 from decimal import Decimal
 
 import pytest
+from django.utils import translation
 
 from portal.audit import SYSTEM
 from portal.models import AuditEvent
 from tests.vouchers.conftest import program_values
 from vouchers import demo, services
+from vouchers.forms import ScoreForm
 from vouchers.models import Program
 
 PREFIXES = {"rubric": "rubric", "required_documents": "docs", "eligibility_rules": "rules"}
@@ -68,7 +70,7 @@ def test_the_editor_saves_rubric_documents_and_rules_from_rows(client, editor, s
         data,
         "rubric",
         [
-            {"name": "技术方案", "weight": "2", "max": "10"},
+            {"name": "技术方案", "name_en": " Technology ", "weight": "2", "max": "10"},
             {"name": "团队", "weight": "0.5", "max": "20"},
             {},  # a blank row is left out
         ],
@@ -93,7 +95,7 @@ def test_the_editor_saves_rubric_documents_and_rules_from_rows(client, editor, s
     assert response.status_code == 302, response.context and response.context["form"].errors
     program = Program.objects.get(pk=sh_program.pk)
     assert program.rubric == [
-        {"name": "技术方案", "weight": 2, "max": 10},
+        {"name": "技术方案", "name_en": "Technology", "weight": 2, "max": 10},
         {"name": "团队", "weight": 0.5, "max": 20},
     ]
     assert program.required_documents == ["business_licence", "env_permit"]
@@ -371,3 +373,37 @@ def test_a_non_finite_money_field_is_a_field_error(client, editor, sh_program, f
     assert response.status_code == 200
     assert field in response.context["form"].errors
     assert Program.objects.get(pk=sh_program.pk).budget == Decimal("5000000.00")
+
+
+def test_a_criterion_reads_in_the_readers_language(sh_program):
+    # A criterion had one name, shown on pages of both languages (issue #14 item 2): its
+    # English name shows on English pages, the name (its key in reviews) otherwise.
+    rubric = [
+        {"name": "技术方案", "name_en": "Technology", "weight": 2, "max": 10},
+        {"name": "团队", "weight": 1, "max": 10},
+    ]
+    Program.objects.filter(pk=sh_program.pk).update(rubric=rubric)
+    program = Program.objects.get(pk=sh_program.pk)
+    with translation.override("en"):
+        assert [r["label"] for r in program.rubric_rows] == ["Technology", "团队"]
+        form = ScoreForm(rubric=program.rubric)
+        assert form.fields["score_0"].label.startswith("Technology (0–10")
+    with translation.override("zh-hans"):
+        assert [r["label"] for r in program.rubric_rows] == ["技术方案", "团队"]
+        assert ScoreForm(rubric=program.rubric).fields["score_0"].label.startswith("技术方案")
+    # Points stay keyed by the name, whatever the page's language.
+    form = ScoreForm({"recommend": "yes", "score_0": "8", "score_1": "9"}, rubric=program.rubric)
+    assert form.is_valid(), form.errors
+    assert form.scores() == {"技术方案": 8, "团队": 9}
+
+
+def test_an_english_name_too_long_is_refused(client, editor, sh_program):
+    url, data = editor
+    data["reviews_required"] = "1"
+    data = with_rows(
+        data, "rubric", [{"name": "团队", "name_en": "x" * 101, "weight": "1", "max": "10"}]
+    )
+    response = client.post(url, data)
+    assert response.status_code == 200
+    assert "rubric-0-name_en" in response.content.decode()
+    assert services.rubric_problem([{"name": "a", "name_en": 5, "weight": 1, "max": 1}])

@@ -91,7 +91,7 @@ def test_the_ranking_page_lists_the_unscored_apart_and_shows_the_formula(
         ).content.decode()
     ranked, unscored = page.split('id="unscored"')
     ranked = ranked.split('id="ranked"')[1]
-    rows = re.findall(r"<tr><td>(\d+)</td><td>([^<]+)</td>", ranked)
+    rows = re.findall(r"<tr><td[^>]*>(\d+)</td><td[^>]*>([^<]+)</td>", ranked)
     assert rows == [("1", "甲公司"), ("2", "乙公司"), ("2", "丙公司"), ("4", "丁公司")]
     assert "戊公司" not in ranked and "己公司" not in ranked
     assert "戊公司" in unscored and "己公司" in unscored

@@ -56,4 +56,5 @@ from vouchers.models.programs import (  # noqa: F401 - re-exported
     CompanyMember,
     Program,
     ProgramStatus,
+    criterion_label,
 )

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Now
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from portal.models import City
@@ -51,6 +52,9 @@ class Voucher(models.Model):
     )
     issued_at = models.DateTimeField(_("issued at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    # The mac of the voucher's last ledger entry, the head of its keyed chain
+    # (vouchers/ledger_chain.py): written with the balance, under the same lock.
+    ledger_head = models.CharField(_("ledger chain head"), max_length=64, blank=True, default="")
 
     class Meta:
         verbose_name = _("voucher")
@@ -126,9 +130,15 @@ class LedgerEntry(models.Model):
     actor_label = models.CharField(_("actor"), max_length=200)
     usage_record_id = models.BigIntegerField(_("usage record"), null=True, blank=True)
     memo = models.CharField(_("memo"), max_length=300, blank=True)
-    # The ORM's inserts set it; `ledger_charge_many` leaves it out of its COPY and the
-    # database's default fills in the statement's time (one field less to parse).
-    created_at = models.DateTimeField(_("time"), auto_now_add=True, db_default=Now())
+    # Sealed in the mac, so `vouchers.ledger` sets it before it writes the entry.
+    created_at = models.DateTimeField(
+        _("time"), default=timezone.now, db_default=Now(), editable=False
+    )
+    # The keyed chain (vouchers/ledger_chain.py): which key sealed the entry, and the
+    # HMAC-SHA-256 over its columns and the voucher's previous entry's mac.
+    # An entry inserted around the code without them is "not sealed" (verify_ledger).
+    key_id = models.CharField(_("key"), max_length=12, blank=True, default="", db_default="")
+    mac = models.CharField(_("MAC"), max_length=64, blank=True, default="", db_default="")
 
     class Meta:
         verbose_name = _("ledger entry")

@@ -7,6 +7,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
 from portal.models import City
@@ -159,9 +160,10 @@ class Program(models.Model):
 
     @property
     def rubric_rows(self) -> list[dict]:
-        """The rubric's criteria with each one's most points, weight × maximum."""
+        """The rubric's criteria with each one's most points, weight × maximum, and its
+        `label`: the English name on English pages when it has one."""
         return [
-            {**c, "most": Decimal(str(c["weight"])) * c["max"]}
+            {**c, "most": Decimal(str(c["weight"])) * c["max"], "label": criterion_label(c)}
             for c in self.rubric or []
             if isinstance(c, dict) and {"name", "weight", "max"} <= c.keys()
         ]
@@ -240,3 +242,10 @@ class CompanyInvitation(models.Model):
 
     def __str__(self) -> str:
         return self.email
+
+
+def criterion_label(criterion: dict) -> str:
+    """A rubric criterion's name in the reader's language: `name_en` on English pages
+    when the manager gave one, else `name` (also the key its points are stored under)."""
+    english = not (get_language() or "zh").startswith("zh")
+    return str((english and criterion.get("name_en")) or criterion["name"])

@@ -38,6 +38,7 @@ from vouchers.models import (
     StateChange,
     Voucher,
 )
+from vouchers.notes import failed_rules_note
 from vouchers.services._steps import (
     invalid,
     locked,
@@ -202,7 +203,7 @@ def application_submit(*, application: Application, actor: User) -> Application:
         application.submitted_at = timezone.now()
         failed = application.eligibility == eligibility.FAIL
         if failed and application.program.hard_fail_rejects:
-            reasons = "; ".join(o.message_en for o in outcomes if o.outcome == eligibility.FAIL)
+            reasons = failed_rules_note(outcomes)
             return to_not_recommended(application, action="submit", actor=actor, reason=reasons)
         return step(
             application,

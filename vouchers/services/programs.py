@@ -67,6 +67,8 @@ def rubric_problem(rubric: object) -> str | None:
             or not isinstance(criterion.get("name", ""), str)
             or not criterion.get("name", "").strip()
             or len(criterion["name"]) > 100
+            or not isinstance(criterion.get("name_en", ""), str)
+            or len(criterion.get("name_en", "")) > 100
             or isinstance(criterion.get("weight"), bool)
             or not isinstance(criterion.get("weight"), int | float)
             or isinstance(criterion.get("max"), bool)

@@ -16,6 +16,7 @@ from portal.queue import publish_on_commit
 from portal.tenancy import has_role
 from vouchers import workflow
 from vouchers.models import Application, ApplicationState, Review
+from vouchers.notes import tally_note
 from vouchers.services._steps import (
     MEMBER_STAFF_MESSAGE,
     invalid,
@@ -100,7 +101,7 @@ def _conclude(application: Application) -> None:
     if len(done) < application.program.reviews_required:
         return
     yes = sum(1 for r in done if r.recommend)
-    note = _("%(yes)s of %(n)s reviews recommend.") % {"yes": yes, "n": len(done)}
+    note = tally_note(yes, len(done))  # stored in English, shown by vouchers.notes
     if yes * 2 > len(done):
         to_recommended(application, action="conclude_reviews", actor=SYSTEM, note=note)
     elif yes * 2 == len(done):

@@ -1,5 +1,6 @@
-"""A program's terms as applicants read them: `{{ rate|percent }}` (0.30 → 30%) and
-`{{ program|rules_in_words }}` (vouchers.eligibility.rule_words, in the page's language)."""
+"""A program's terms as applicants read them: `{{ rate|percent }}` (0.30 → 30%),
+`{{ program|rules_in_words }}` (vouchers.eligibility.rule_words, in the page's language),
+and the system's timeline notes, `{{ change.note|note:app }}` (vouchers.notes)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from decimal import Decimal, InvalidOperation
 from django import template
 
 from vouchers.eligibility import rule_words
+from vouchers.notes import note_text
 
 register = template.Library()
 
@@ -32,3 +34,10 @@ def rules_in_words(program) -> list[str]:
         for rule in program.eligibility_rules or []
         if isinstance(rule, dict)
     ]
+
+
+@register.filter(name="note")
+def note(text: str, application=None) -> str:
+    """`{{ change.note|note:app }}`: a system-written note in the reader's language
+    (vouchers.notes); a person's words as written."""
+    return note_text(text or "", application)

@@ -111,9 +111,11 @@ def seed(config: LoadConfig) -> Seeded:
             slug=f"load-{n}",
             name_zh=f"负载{n}",
             name_en=f"Load {n}",
-            operator="load",
+            operator_zh="load",
+            operator_en="load",
             hub="guizhou",
-            cluster="load",
+            cluster_zh="load",
+            cluster_en="load",
         )
         dc.programs.add(program)
         Registration.objects.create(city=city, data_center=dc, starts_on=valid_from)

@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('portal', '0006_notifications'),
-        ('vouchers', '0014_application_counts'),
+        ('vouchers', '0015_ledger_keyed_chain'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -12,6 +12,7 @@ class ComputeConfig(AppConfig):
         from compute.links import links_register
         from compute.metrics import metrics_register
         from compute.notification_kinds import notification_kinds_register
+        from compute.outcome_usage import outcome_usage_register
         from compute.security import security_register
 
         links_register()
@@ -19,6 +20,8 @@ class ComputeConfig(AppConfig):
         metrics_register()
         notification_kinds_register()
         security_register()
+        # The usage summary of outcome reports, by data center and accelerator.
+        outcome_usage_register()
         # The labels of the audit codes this app writes (portal.audit_labels).
         compute_audit_actions_register()
         from compute.webhooks.services import voucher_status_changed_receiver

@@ -297,6 +297,8 @@ TASK_QUEUES = {
         "vouchers.tasks.invitation_send",
         "portal.tasks.staff_invitation_send",
         "vouchers.tasks.reminders_send_task",
+        "vouchers.tasks.outcome_report_notify",
+        "vouchers.tasks.outcome_reminders_send_task",
         "compute.webhooks.tasks.webhook_deliver_task",
         "compute.webhooks.tasks.webhook_deliveries_sweep",
     ],
@@ -381,6 +383,10 @@ CELERY_BEAT_SCHEDULE = {
     "send-reminders": {
         "task": "vouchers.tasks.reminders_send_task",
         "schedule": crontab(hour=9, minute=0),
+    },
+    "remind-outcome-reports": {
+        "task": "vouchers.tasks.outcome_reminders_send_task",
+        "schedule": crontab(hour=9, minute=10),
     },
     "lapse-unaccepted-awards": {
         "task": "vouchers.tasks.awards_lapse_due_task",

@@ -49,5 +49,14 @@ def vouchers_audit_actions_register() -> None:
             "voucher.resume": _("Voucher resumed"),
             "voucher.revoke": _("Voucher revoked"),
             "voucher.expire": _("Voucher expired"),
+            # Outcome reports (vouchers.outcomes.TRANSITIONS) and their documents.
+            "outcome.update": _("Outcome report changed"),
+            "outcome.submit": _("Outcome report submitted"),
+            "outcome.resubmit": _("Outcome report resubmitted"),
+            "outcome.accept": _("Outcome report accepted"),
+            "outcome.return": _("Outcome report returned"),
+            "outcome.document_add": _("Outcome report document uploaded"),
+            "outcome.document_remove": _("Outcome report document removed"),
+            "outcome.document_download": _("Outcome report document downloaded"),
         }
     )

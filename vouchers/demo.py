@@ -18,7 +18,14 @@ from portal.demo import STARTUPS, staff_email
 from portal.models import City, User
 from vouchers import services
 from vouchers.credit_code import credit_code_generate
-from vouchers.models import Application, ApplicationState, Company, Program
+from vouchers.models import (
+    Application,
+    ApplicationState,
+    Company,
+    OutcomeReport,
+    OutcomeState,
+    Program,
+)
 
 RUBRIC = [
     {"name": "技术方案", "name_en": "Technology", "weight": 2, "max": 10},
@@ -31,6 +38,7 @@ BASE_RULES = [
     {"type": "required_documents"},
     {"type": "no_open_application_in_program"},
     {"type": "within_company_yearly_cap"},
+    {"type": "no_overdue_outcome_report"},
 ]
 M = Decimal("1000000")
 
@@ -149,6 +157,11 @@ def _program(city: City, terms: dict) -> Program:
         "required_documents": DOCS,
         "eligibility_rules": rules + BASE_RULES,
         "hard_fail_rejects": False,
+        # Outcome reports (成果报告): a final one 30 days after the voucher ends, a
+        # mid-term one after six months.
+        "outcome_reports_required": True,
+        "outcome_final_days": 30,
+        "outcome_midterm_months": 6,
         **terms,
     }
     return services.program_save(city=city, actor=SYSTEM, values=values)
@@ -295,3 +308,50 @@ def seed_vouchers() -> int:
             company, user = companies[(j + n) % len(companies)]
             _journey(program, company, user, target, j)
     return Application.objects.count()
+
+
+def seed_outcome_reports() -> int:
+    """One accepted outcome report (验收通过): the mid-term report of the first demo
+    voucher, filled in, with a document, submitted by the company and accepted by the
+    city's program manager through the services. Returns the accepted reports."""
+    accepted = OutcomeReport.objects.filter(state=OutcomeState.ACCEPTED)
+    if accepted.exists():
+        return accepted.count()
+    report = (
+        OutcomeReport.objects.filter(stage="midterm", state=OutcomeState.DRAFT)
+        .select_related("city", "company")
+        .order_by("city__slug", "pk")
+        .first()
+    )
+    if report is None:
+        return 0
+    member = report.company.members.order_by("pk").first()
+    if member is None:  # pragma: no cover - every demo company has its founder
+        return 0
+    services.outcome_report_update(
+        report=report,
+        actor=member,
+        values={
+            "models_trained": 3,
+            "largest_model_parameters": Decimal("7"),
+            "benchmarks": "C-Eval 68.4（基线 61.2）\nCMMLU 70.1（基线 63.5）",
+            "products_launched": 1,
+            "papers_published": 2,
+            "hires": 6,
+            "summary": "完成 70 亿参数多模态模型的预训练与指令微调，推理服务已上线，"
+            "服务三家制造业客户；发表论文两篇，新招聘算法工程师六名。",
+        },
+    )
+    services.outcome_document_add(
+        report=report,
+        actor=member,
+        doc_type="outcome_report",
+        upload=SimpleUploadedFile("中期成果报告.pdf", PDF),
+    )
+    services.outcome_report_submit(report=report, actor=member)
+    services.outcome_report_accept(
+        report=report,
+        actor=_staff(report.city, "manager"),
+        comment="中期成果达到计划目标，验收通过。",
+    )
+    return 1

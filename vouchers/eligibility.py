@@ -199,6 +199,34 @@ def _within_company_yearly_cap(app, params) -> Outcome:
     )
 
 
+def _no_overdue_outcome_report(app, params) -> Outcome:
+    """Outcome reports of this city's earlier vouchers that are past due and still with
+    the company (vouchers.outcomes.overdue_filter) keep it out of the next round."""
+    from vouchers.models import OutcomeReport
+    from vouchers.outcomes import overdue_filter
+
+    overdue = list(
+        OutcomeReport.objects.filter(overdue_filter(timezone.localdate()))
+        .filter(company=app.company, city_id=app.city_id)
+        .order_by("due_on")
+        .values_list("voucher__code", "due_on")[:3]
+    )
+    if not overdue:
+        return Outcome(
+            "no_overdue_outcome_report",
+            PASS,
+            "无逾期未交的成果报告。",
+            "No outcome report is overdue.",
+        )
+    listed = ", ".join(f"{code} ({due:%Y-%m-%d})" for code, due in overdue)
+    return Outcome(
+        "no_overdue_outcome_report",
+        FAIL,
+        f"本企业有逾期未提交的成果报告：{listed}。",
+        f"The company has an overdue outcome report: {listed}.",
+    )
+
+
 CATALOGUE: dict[str, Callable] = {
     "registered_in_city": _registered_in_city,
     "founded_within_years": _founded_within_years,
@@ -208,6 +236,7 @@ CATALOGUE: dict[str, Callable] = {
     "declarations_made": _declarations_made,
     "no_open_application_in_program": _no_open_application_in_program,
     "within_company_yearly_cap": _within_company_yearly_cap,
+    "no_overdue_outcome_report": _no_overdue_outcome_report,
 }
 
 
@@ -289,6 +318,7 @@ RULE_LABELS: dict[str, StrOrPromise] = {
     "declarations_made": gettext_lazy("Declarations made"),
     "no_open_application_in_program": gettext_lazy("No other open application in the program"),
     "within_company_yearly_cap": gettext_lazy("Within the yearly cap per company"),
+    "no_overdue_outcome_report": gettext_lazy("No overdue outcome report"),
 }
 
 
@@ -325,6 +355,11 @@ def rule_words(rule: dict, program=None) -> str:
         return _(
             "This city's awards to the company this year plus the request stay within %(cap)s."
         ) % {"cap": _yuan(cap)}
+    if kind == "no_overdue_outcome_report":
+        return _(
+            "The company has no outcome report past its due date for an earlier voucher "
+            "of this city."
+        )
     return str(kind)
 
 

@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
@@ -26,6 +26,8 @@ from vouchers.models import (
     REVIEW_STATES,
     Application,
     ApplicationState,
+    OutcomeReport,
+    OutcomeStage,
     ReminderSent,
     Review,
     Voucher,
@@ -174,4 +176,83 @@ def _remind_reviewers() -> int:
                 ),
             )
         sent += 1
+    return sent
+
+
+# --- outcome reports --------------------------------------------------------------------------
+
+
+def outcome_reports_open_missing() -> int:
+    """Reports for vouchers issued before their program asked for them (or for a
+    mid-term report): created as drafts, due as the program says now. Idempotent."""
+    from vouchers.outcomes import outcome_reports_schedule
+
+    def has(stage: str) -> Exists:
+        return Exists(OutcomeReport.objects.filter(voucher=OuterRef("pk"), stage=stage))
+
+    missing = (
+        Voucher.objects.filter(program__outcome_reports_required=True)
+        .exclude(status=VoucherStatus.REVOKED)
+        .filter(
+            ~has(OutcomeStage.FINAL)
+            | (Q(program__outcome_midterm_months__isnull=False) & ~has(OutcomeStage.MIDTERM))
+        )
+        .select_related("program")
+        .order_by("pk")
+    )
+    return sum(len(outcome_reports_schedule(voucher=v)) for v in missing)
+
+
+def _outcome_mail(report: OutcomeReport, subject: StrOrPromise, body: StrOrPromise) -> int:
+    sent = 0
+    for user in report.company.members.filter(is_active=True):
+        with translation.override(user.preferred_language):
+            values = {
+                "code": report.voucher.code,
+                "stage": report.get_stage_display(),
+                "due": city_date(report.due_on, report.city),
+                "program": report.program.name,
+            }
+            notify(
+                user=user,
+                kind="outcome",
+                subject=str(subject) % values,
+                body=str(body) % values,
+                path=reverse("vouchers:my_outcome", args=[report.pk]),
+            )
+        sent += 1
+    return sent
+
+
+def outcome_reminders_send(*, today: date | None = None) -> int:
+    """Open missing reports, then remind each company of a report due within two weeks
+    and of one past its due date: once per report and stage (`ReminderSent`), however
+    often the job runs. Returns the number of notifications."""
+    from vouchers.outcomes import due_soon_filter, overdue_filter
+
+    today = today or timezone.localdate()
+    outcome_reports_open_missing()
+    reports = OutcomeReport.objects.select_related("voucher", "company", "program", "city")
+    sent = 0
+    for report in reports.filter(due_soon_filter(today)).order_by("pk"):
+        if _remind_once("outcome_due_soon", str(report.pk)):
+            sent += _outcome_mail(
+                report,
+                _("[Suanli] Outcome report due %(due)s: voucher %(code)s"),
+                _(
+                    "The outcome report (%(stage)s) of your voucher %(code)s in %(program)s "
+                    "is due on %(due)s. Fill it in and submit it on the portal."
+                ),
+            )
+    for report in reports.filter(overdue_filter(today)).order_by("pk"):
+        if _remind_once("outcome_overdue", str(report.pk)):
+            sent += _outcome_mail(
+                report,
+                _("[Suanli] Outcome report overdue: voucher %(code)s"),
+                _(
+                    "The outcome report (%(stage)s) of your voucher %(code)s in %(program)s "
+                    "was due on %(due)s. Until it is submitted, programs that check for "
+                    "overdue reports will not accept your applications."
+                ),
+            )
     return sent

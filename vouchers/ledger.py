@@ -219,6 +219,11 @@ def voucher_issue(
             valid_until=until,
         )
         _post(voucher, kind=EntryKind.ISSUE, amount=amount, actor=actor, memo=memo)
+        # Its outcome reports, due when the program says (imported here: the workflow
+        # module reads this one's month arithmetic).
+        from vouchers.outcomes import outcome_reports_schedule
+
+        outcome_reports_schedule(voucher=voucher)
         audit_record(
             action="voucher.issue",
             city=locked.city,

@@ -31,6 +31,7 @@ from vouchers.models import (
     DecisionLetter,
     LetterKind,
     LetterTemplate,
+    OutcomeReport,
     Voucher,
 )
 from vouchers.notes import note_text
@@ -51,6 +52,7 @@ PLACEHOLDERS: dict[str, Any] = {
     "reason": gettext_lazy("Reason for the decision or the award"),
     "date": gettext_lazy("Date of the letter"),
     "number": gettext_lazy("Document number"),
+    "stage": gettext_lazy("Stage of the outcome report (acceptance letters)"),
 }
 
 TEMPLATE_FIELDS = ("title_zh", "body_zh", "title_en", "body_en")
@@ -83,6 +85,18 @@ DEFAULT_TEMPLATES: dict[str, dict[str, str]] = {
         "body_en": (
             "To {company}:\n\nYour application {application} to {program}, “{title}”, is not "
             "approved.\n\nReason: {reason}\n\n{city}\n{date}"
+        ),
+    },
+    LetterKind.OUTCOME_ACCEPTED: {
+        "title_zh": "{program}成果验收通知书",
+        "body_zh": (
+            "{company}：\n\n你单位使用算力券 {voucher_code}（有效期 {valid_from} 至 "
+            "{valid_until}）提交的{stage}经审核，予以验收通过。{reason}\n\n{city}\n{date}"
+        ),
+        "title_en": "{program}: notice of acceptance of the outcome report",
+        "body_en": (
+            "To {company}:\n\nThe outcome report ({stage}) on your voucher {voucher_code} "
+            "(valid from {valid_from} to {valid_until}) is accepted. {reason}\n\n{city}\n{date}"
         ),
     },
     LetterKind.NOT_RECOMMENDED: {
@@ -174,11 +188,19 @@ def _yuan(amount: Decimal | None) -> str:
     return f"¥{amount:,.2f}" if amount is not None else "—"
 
 
-def _values(application: Application, kind: str, number: str, now: datetime) -> dict[str, str]:
+def _values(
+    application: Application,
+    kind: str,
+    number: str,
+    now: datetime,
+    report: OutcomeReport | None = None,
+) -> dict[str, str]:
     """The placeholders' values, in the active language."""
     city = application.city
     voucher = Voucher.objects.filter(application=application).first()
-    if kind == LetterKind.APPROVAL:
+    if report is not None:
+        reason = report.review_comment
+    elif kind == LetterKind.APPROVAL:
         reason = application.award_reason
     else:
         reason = note_text(application.decision_reason, application)
@@ -203,6 +225,7 @@ def _values(application: Application, kind: str, number: str, now: datetime) -> 
         "reason": reason or "",
         "date": timezone.localtime(now, city_zone(city)).date().isoformat(),
         "number": number,
+        "stage": str(report.get_stage_display()) if report is not None else "—",
     }
 
 
@@ -259,12 +282,17 @@ def letter_pdf(*, city_name: str, number: str, title: str, body: str, language: 
 
 
 def letter_issue(
-    *, application: Application, kind: str, number: tuple[int, int] | None = None
+    *,
+    application: Application,
+    kind: str,
+    number: tuple[int, int] | None = None,
+    report: OutcomeReport | None = None,
 ) -> DecisionLetter:
     """Render and store the letter of a decision, in the caller's transaction (the
-    decision's). `number` is one the caller took earlier with `letter_number_take` (the
-    approval takes it before the voucher's audit event); otherwise it is taken here, so
-    call this before the transaction's audit event."""
+    decision's); an outcome report's acceptance letter names the `report` (its stage and
+    the program manager's comment). `number` is one the caller took earlier with
+    `letter_number_take` (the approval takes it before the voucher's audit event);
+    otherwise it is taken here, so call this before the transaction's audit event."""
     if kind not in LetterKind.values:
         raise DomainError(_("Not found."), code="not_found")
     city = application.city
@@ -275,7 +303,7 @@ def letter_issue(
     wording = template_get(application.program_id, kind)
     with translation.override(language):
         suffix = "zh" if language.startswith("zh") else "en"
-        values = _values(application, kind, document_number, now)
+        values = _values(application, kind, document_number, now, report)
         title = wording[f"title_{suffix}"].format_map(values)
         body = wording[f"body_{suffix}"].format_map(values)
         city_name = city.name

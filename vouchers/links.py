@@ -21,8 +21,8 @@ from portal.links import (
 )
 from portal.models import Role
 from portal.tenancy import roles_in_city
-from vouchers import selectors, worklists
-from vouchers.models import ApplicationState, Review
+from vouchers import outcome_selectors, selectors, worklists
+from vouchers.models import ApplicationState, OutcomeState, Review
 from vouchers.worklists import TODO_ROLES, Todo
 
 S = ApplicationState
@@ -151,6 +151,56 @@ def _company_work(request, state: str) -> WorkList | None:
     )
 
 
+def _outcome_detail(report, today) -> str:
+    if report.state == OutcomeState.RETURNED:
+        return gettext("returned for changes, due %(when)s") % {"when": f"{report.due_on:%Y-%m-%d}"}
+    if report.due_on < today:
+        return gettext("overdue since %(when)s") % {"when": f"{report.due_on:%Y-%m-%d}"}
+    return gettext("due %(when)s") % {"when": f"{report.due_on:%Y-%m-%d}"}
+
+
+def _company_outcome_work(request) -> WorkList | None:
+    """The company's outcome reports due within two weeks, overdue or returned."""
+    if not request.user.is_authenticated:
+        return None
+    today = timezone.localdate()
+    reports = outcome_selectors.outcome_report_todo_list(user=request.user, today=today)
+    return WorkList(
+        count=reports.count(),
+        links=[
+            Link(
+                label=f"{r.voucher.code} · {r.get_stage_display()} · {r.program.name}",
+                url=reverse("vouchers:my_outcome", args=[r.pk]),
+                detail=_outcome_detail(r, today),
+            )
+            for r in reports[:FIRST]
+        ],
+        all_url=reverse("vouchers:my_outcomes") + "?todo=1",
+    )
+
+
+def _staff_outcome_work(request) -> WorkList | None:
+    """Submitted and resubmitted reports, for the city's program managers."""
+    city = request.city
+    if Role.PROGRAM_MANAGER not in roles_in_city(request.user, city):
+        return None
+    reports = outcome_selectors.outcome_report_list(
+        city=city, show=outcome_selectors.SHOW_WAITING
+    ).order_by("submitted_at", "pk")
+    return WorkList(
+        count=reports.count(),
+        links=[
+            Link(
+                label=f"{r.company.legal_name} · {r.voucher.code} · {r.get_stage_display()}",
+                url=reverse("vouchers:staff_outcome", args=[city.slug, r.pk]),
+                detail=waiting_days(r.submitted_at),
+            )
+            for r in reports[:FIRST]
+        ],
+        all_url=reverse("vouchers:staff_outcomes", args=[city.slug]) + "?show=waiting",
+    )
+
+
 def links_register() -> None:
     link_register(
         "portal.user_nav",
@@ -169,6 +219,12 @@ def links_register() -> None:
         name="vouchers.staff_programs",
         label=_("Programs"),
         url=lambda city: reverse("vouchers:staff_programs", args=[city.slug]),
+    )
+    link_register(
+        "portal.staff_nav",
+        name="vouchers.staff_outcomes",
+        label=_("Outcome reports"),
+        url=lambda city: reverse("vouchers:staff_outcomes", args=[city.slug]),
     )
     link_register(
         "portal.city_home",
@@ -225,6 +281,12 @@ def links_register() -> None:
             title=title,
             work=functools.partial(_application_work, todo=todo),
         )
+    work_list_register(
+        "portal.staff_home",
+        name="vouchers.outcomes_waiting",
+        title=_("Outcome reports to accept or return"),
+        work=_staff_outcome_work,
+    )
     for name, title, state in (
         ("awards", _("Awards to accept or decline"), ApplicationState.AWARDED),
         ("info_requested", _("Information requests to answer"), ApplicationState.INFO_REQUESTED),
@@ -236,3 +298,9 @@ def links_register() -> None:
             title=title,
             work=functools.partial(_company_work, state=state),
         )
+    work_list_register(
+        "vouchers.company_home",
+        name="vouchers.outcomes_due",
+        title=_("Outcome reports to submit"),
+        work=_company_outcome_work,
+    )

@@ -1,7 +1,8 @@
 """The vouchers app's sensitive actions, which ask for a recent authentication
 (portal/reauth.py): deciding on an application (approve, reject, and breaking a tie,
-which decides between them) and changing a program's money: its budget, award bounds,
-rates or yearly cap (creating a program sets them all)."""
+which decides between them), accepting or returning an outcome report, and changing a
+program's money: its budget, award bounds, rates or yearly cap (creating a program sets
+them all)."""
 
 from __future__ import annotations
 
@@ -38,5 +39,8 @@ def program_money_changed(request: HttpRequest, kwargs: dict[str, Any]) -> bool:
 def sensitive_actions_register() -> None:
     """From `VouchersConfig.ready()`."""
     sensitive_register("vouchers:staff_action", post_action_in("approve", "reject", "break_tie"))
+    # Accepting or returning an outcome report (验收) decides whether the company may
+    # take part in the next round (eligibility rule no_overdue_outcome_report).
+    sensitive_register("vouchers:staff_outcome_action", post_action_in("accept", "return"))
     sensitive_register("vouchers:staff_program_new", program_money_changed)
     sensitive_register("vouchers:staff_program_edit", program_money_changed)

@@ -15,7 +15,12 @@ from portal.citytime import city_date, city_datetime
 from portal.http import absolute_url
 from portal.models import Role, User
 from portal.notifications import notify
-from vouchers.jobs import awards_lapse_due, reminders_send, vouchers_expire_due
+from vouchers.jobs import (
+    awards_lapse_due,
+    outcome_reminders_send,
+    reminders_send,
+    vouchers_expire_due,
+)
 from vouchers.models import (
     REVIEW_STATES,
     Application,
@@ -25,6 +30,8 @@ from vouchers.models import (
     EligibilityResult,
     LetterKind,
     Objection,
+    OutcomeChange,
+    OutcomeReport,
     Review,
     StateChange,
 )
@@ -297,6 +304,93 @@ def _invitation_mail(invitation: CompanyInvitation, invitee: User | None) -> Non
         send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [invitation.email])
 
 
+def _outcome_texts(event: str) -> tuple[str, str]:
+    # Listed here in full so that makemessages finds every message.
+    return {
+        "submit": (
+            _("[Suanli] Outcome report to review: %(company)s, %(voucher)s"),
+            _(
+                "%(company)s submitted the outcome report (%(stage)s) of voucher "
+                "%(voucher)s (%(program)s). Accept it or return it with comments."
+            ),
+        ),
+        "resubmit": (
+            _("[Suanli] Outcome report resubmitted: %(company)s, %(voucher)s"),
+            _(
+                "%(company)s changed and resubmitted the outcome report (%(stage)s) of "
+                "voucher %(voucher)s (%(program)s). Accept it or return it with comments."
+            ),
+        ),
+        "accept": (
+            _("[Suanli] Outcome report accepted: %(voucher)s"),
+            _(
+                "The city accepted your outcome report (%(stage)s) of voucher %(voucher)s "
+                "(%(program)s) on %(when)s.%(comment)s"
+            ),
+        ),
+        "return": (
+            _("[Suanli] Outcome report returned for changes: %(voucher)s"),
+            _(
+                "The city returned your outcome report (%(stage)s) of voucher %(voucher)s "
+                "(%(program)s) on %(when)s with these comments:\n\n%(comment)s\n\n"
+                "Change the report and submit it again."
+            ),
+        ),
+    }[event]
+
+
+@shared_task(acks_late=True, time_limit=120, soft_time_limit=110)
+def outcome_report_notify(report_id: int, event: str, change_id: int) -> int:
+    """Tell the other party of an outcome report's step, each in their language: the
+    city's program managers of a submission, the company's members of a decision. The
+    comment comes from the change itself, so a later step cannot leak into it."""
+    report = OutcomeReport.objects.select_related(
+        "program", "company", "city", "voucher", "letter"
+    ).get(pk=report_id)
+    change = OutcomeChange.objects.get(pk=change_id, report=report)
+    city = report.city
+    if event in ("submit", "resubmit"):
+        recipients = User.objects.filter(
+            is_active=True, memberships__city=city, memberships__role=Role.PROGRAM_MANAGER
+        ).distinct()
+        path = reverse("vouchers:staff_outcome", args=[city.slug, report.pk])
+    else:
+        recipients = report.company.members.filter(is_active=True)
+        path = reverse("vouchers:my_outcome", args=[report.pk])
+    letter = report.letter if event == "accept" else None
+    attachments = [(f"{letter.number}.pdf", bytes(letter.pdf), "application/pdf")] if letter else []
+    sent = 0
+    for user in recipients:
+        with translation.override(user.preferred_language):
+            subject, body = _outcome_texts(event)
+            comment = change.comment
+            if event == "accept":
+                comment = ("\n\n" + _("Comments: %(c)s") % {"c": comment}) if comment else ""
+            values = {
+                "company": report.company.legal_name,
+                "voucher": report.voucher.code,
+                "program": report.program.name,
+                "stage": report.get_stage_display(),
+                "when": city_datetime(change.at, city),
+                "comment": comment,
+            }
+            text = body % values
+            if letter is not None:
+                text += "\n\n" + _(
+                    "The acceptance letter %(number)s is attached, and on the report's page."
+                ) % {"number": letter.number}
+            notify(
+                user=user,
+                kind="outcome",
+                subject=subject % values,
+                body=text,
+                path=path,
+                attachments=attachments,
+            )
+        sent += 1
+    return sent
+
+
 @shared_task(acks_late=True, time_limit=1800, soft_time_limit=1700)
 def vouchers_expire_due_task() -> int:
     """Beat, at 00:05: vouchers past their validity and grace days expire."""
@@ -313,3 +407,10 @@ def awards_lapse_due_task() -> int:
 def reminders_send_task() -> int:
     """Beat, at 09:00: reminders about vouchers and waiting reviews, once each."""
     return reminders_send()
+
+
+@shared_task(acks_late=True, time_limit=1800, soft_time_limit=1700)
+def outcome_reminders_send_task() -> int:
+    """Beat, at 09:10: reports of vouchers issued before their program asked for them
+    are opened, then reminders before and after each report's due date, once each."""
+    return outcome_reminders_send()

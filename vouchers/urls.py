@@ -4,7 +4,14 @@ public program pages and its staff pages under /<city_slug>/."""
 from django.urls import include, path
 
 from vouchers import views
-from vouchers.views import application_documents, decisions, exports, program_editor, results
+from vouchers.views import (
+    application_documents,
+    decisions,
+    exports,
+    outcomes,
+    program_editor,
+    results,
+)
 
 app_name = "vouchers"
 
@@ -54,6 +61,23 @@ site_patterns = [
         application_documents.document_replace,
         name="document_replace",
     ),
+    path("company/outcomes/", outcomes.my_outcomes, name="my_outcomes"),
+    path("company/outcomes/<int:pk>/", outcomes.my_outcome, name="my_outcome"),
+    path(
+        "company/outcomes/<int:pk>/documents/",
+        outcomes.my_outcome_document_add,
+        name="my_outcome_document_add",
+    ),
+    path(
+        "company/outcomes/<int:pk>/documents/<int:document_id>/",
+        outcomes.my_outcome_document,
+        name="my_outcome_document",
+    ),
+    path(
+        "company/outcomes/<int:pk>/documents/<int:document_id>/remove/",
+        outcomes.my_outcome_document_remove,
+        name="my_outcome_document_remove",
+    ),
 ]
 
 city_patterns = [
@@ -95,6 +119,18 @@ city_patterns = [
         "staff/programs/<slug:slug>/letters/",
         decisions.staff_letter_templates,
         name="staff_letter_templates",
+    ),
+    path("staff/outcomes/", outcomes.staff_outcomes, name="staff_outcomes"),
+    path("staff/outcomes/<int:pk>/", outcomes.staff_outcome, name="staff_outcome"),
+    path(
+        "staff/outcomes/<int:pk>/do/<slug:action>/",
+        outcomes.staff_outcome_action,
+        name="staff_outcome_action",
+    ),
+    path(
+        "staff/outcomes/<int:pk>/documents/<int:document_id>/",
+        outcomes.staff_outcome_document,
+        name="staff_outcome_document",
     ),
 ]
 

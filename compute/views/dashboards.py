@@ -26,6 +26,7 @@ from portal.http import SignedInRequest
 from portal.models import Role
 from portal.tenancy import staff_required
 from vouchers import selectors as voucher_selectors
+from vouchers.outcome_selectors import outcome_totals_get
 
 PROGRAM_ROLES = (Role.PROGRAM_MANAGER, Role.APPROVER, Role.AUDITOR)
 
@@ -56,6 +57,9 @@ def _program_charts(program, period: str) -> tuple[dict, list[dict]]:
         "bands": bands,
         "top": top,
         "decision": dashboards.decision_time_get(program=program, changes=changes),
+        # What the vouchers achieved: outcome reports by state, and the accepted ones'
+        # sums (vouchers.outcome_selectors).
+        "outcomes": outcome_totals_get(program=program),
     }
     chart_list = [
         charts.budget_chart(budget),
@@ -100,7 +104,7 @@ def program_dashboard(request: SignedInRequest, city_slug: str, slug: str) -> Ht
 def program_dashboard_json(request: SignedInRequest, city_slug: str, slug: str) -> JsonResponse:
     program = voucher_selectors.program_get(city=request.city, slug=slug)
     figures, chart_list = _program_charts(program, _period(request))
-    budget, decision = figures["budget"], figures["decision"]
+    budget, decision, outcomes = figures["budget"], figures["decision"], figures["outcomes"]
     return JsonResponse(
         {
             "charts": chart_list,
@@ -109,6 +113,18 @@ def program_dashboard_json(request: SignedInRequest, city_slug: str, slug: str) 
                 "decided": decision.decided,
                 "median": None if decision.median_days is None else str(decision.median_days),
                 "p90": None if decision.p90_days is None else str(decision.p90_days),
+            },
+            "outcomes": {
+                "by_state": outcomes.by_state,
+                "overdue": outcomes.overdue,
+                "accepted": outcomes.accepted,
+                "models_trained": outcomes.models_trained,
+                "largest_model_parameters": None
+                if outcomes.largest_model_parameters is None
+                else str(outcomes.largest_model_parameters),
+                "products_launched": outcomes.products_launched,
+                "papers_published": outcomes.papers_published,
+                "hires": outcomes.hires,
             },
         },
         json_dumps_params={"ensure_ascii": False},

@@ -12,7 +12,7 @@ from django.test import Client
 
 from compute.models import DataCenter, Redemption
 from portal.models import City, CityMembership, Role, User
-from vouchers.models import Application, CompanyMember, Program, Voucher
+from vouchers.models import Application, CompanyMember, OutcomeReport, Program, Voucher
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -41,6 +41,10 @@ def pages_by_role() -> dict[str, tuple[User | None, list[str]]]:
     ).first()
     operator = dc.operators.first()
     own = Application.objects.filter(company=member.company).first()
+    # The demo's accepted outcome report (成果报告) and a member of its company.
+    report = OutcomeReport.objects.filter(state="accepted").select_related("city").first()
+    reporter = report.company.members.order_by("pk").first()
+    assert report.city == city  # the demo accepts one in the first city by slug
     return {
         "anonymous": (
             None,
@@ -62,6 +66,10 @@ def pages_by_role() -> dict[str, tuple[User | None, list[str]]]:
                 "/accounts/profile/",
             ],
         ),
+        "reporting company": (
+            reporter,
+            ["/company/outcomes/", f"/company/outcomes/{report.pk}/"],
+        ),
         "reviewer": (
             reviewer,
             [
@@ -81,6 +89,9 @@ def pages_by_role() -> dict[str, tuple[User | None, list[str]]]:
                 f"/{city.slug}/staff/settlements/",
                 f"/{city.slug}/staff/members/",
                 f"/{city.slug}/staff/audit/",
+                f"/{city.slug}/staff/outcomes/",
+                f"/{city.slug}/staff/outcomes/{report.pk}/",
+                f"/{city.slug}/staff/programs/{program.slug}/dashboard/",
             ],
         ),
         "operator": (

@@ -137,6 +137,7 @@ KIND_OF_SEGMENT = {
     "letters": "letter",
     "webhooks": "webhook_endpoint",
     "deliveries": "webhook_delivery",
+    "outcomes": "outcome_report",
 }
 
 FORM = "application/x-www-form-urlencoded"

@@ -42,7 +42,7 @@ from vouchers import services
 from vouchers.credit_code import credit_code_generate
 from vouchers.ledger import voucher_issue
 from vouchers.letters import letter_issue
-from vouchers.models import LetterKind
+from vouchers.models import LetterKind, OutcomeReport
 
 # --- the world ----------------------------------------------------------------------------
 
@@ -117,6 +117,7 @@ def _build_world(shanghai, shenzhen, startup_user, company_a, program_a) -> Worl
             reviews_required=2,
             rubric=RUBRIC,
             notice_days=5,
+            outcome_reports_required=True,
         ),
     )
     owner_b = UserFactory(email="owner@zqx-private.test")
@@ -210,6 +211,18 @@ def _build_world(shanghai, shenzhen, startup_user, company_a, program_a) -> Worl
         actor=sz.approver,
         valid_from=period,
     )
+    # Company B's outcome report of its first voucher, submitted with a document.
+    outcome_b = OutcomeReport.objects.get(voucher=voucher_b, stage="final")
+    services.outcome_report_update(
+        report=outcome_b, actor=owner_b, values={"summary": "成果报告ZQX机密", "hires": 4471}
+    )
+    outcome_document_b = services.outcome_document_add(
+        report=outcome_b,
+        actor=owner_b,
+        doc_type="outcome_report",
+        upload=SimpleUploadedFile("zqx-outcome-4471.pdf", PDF, content_type="application/pdf"),
+    )
+    services.outcome_report_submit(report=outcome_b, actor=owner_b)
     dc_y = DataCenterFactory(slug="matrix-y", name_zh="矩阵乙中心", name_en="Matrix Y")
     dc_y.programs.add(program_b)
     Registration.objects.create(city=sz.city, data_center=dc_y, starts_on=date(2020, 1, 1))
@@ -273,6 +286,8 @@ def _build_world(shanghai, shenzhen, startup_user, company_a, program_a) -> Worl
         "company B member": owner_b.email,
         "application title": app_b.title,
         "document name": document_b.original_name,
+        "outcome report summary": outcome_b.summary,
+        "outcome document name": outcome_document_b.original_name,
         "review comment": "评审意见ZQX机密",
         "info request": info.question,
         "objection": objection.text,
@@ -306,7 +321,12 @@ def _build_world(shanghai, shenzhen, startup_user, company_a, program_a) -> Worl
 
     ids = {
         "application": [app_b.pk, app_n.pk],
-        "document": [document_b.pk, *app_n.documents.values_list("pk", flat=True)],
+        "document": [
+            document_b.pk,
+            *app_n.documents.values_list("pk", flat=True),
+            outcome_document_b.pk,
+        ],
+        "outcome_report": [outcome_b.pk],
         "company": [company_b.pk, company_n.pk],
         "redemption": [active.pk, requested.pk],
         "batch": [batch.pk],

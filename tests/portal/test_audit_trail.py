@@ -20,13 +20,18 @@ from portal.audit_labels import audit_action_known, audit_action_label
 from portal.models import CityMembership
 from tests.vouchers.conftest import make_company, make_program
 from vouchers.models import Application, ApplicationState
+from vouchers.outcomes import TRANSITIONS as OUTCOME_TRANSITIONS
 from vouchers.workflow import TRANSITIONS
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CODE = re.compile(r"^[a-z_]+\.[a-z_*]+$")
 APPS = ("portal", "vouchers", "compute")
 # Codes written with a variable part, and where the parts come from.
-EXPANSIONS = {"application.": list(TRANSITIONS), "settlement.": list(STEPS)}
+EXPANSIONS = {
+    "application.": list(TRANSITIONS),
+    "settlement.": list(STEPS),
+    "outcome.": list(OUTCOME_TRANSITIONS),
+}
 
 
 def _written_codes() -> set[str]:

@@ -28,7 +28,11 @@ from hypothesis import strategies as st
 
 from portal.models import User
 from tests.compute.conftest import ledger_world, operator  # noqa: F401 - fixtures
-from tests.portal.fuzz import compute_forms, staff_forms  # noqa: F401 - they register their forms
+from tests.portal.fuzz import (  # noqa: F401 - they register their forms
+    compute_forms,
+    outcome_forms,
+    staff_forms,
+)
 from tests.portal.fuzz.catalogue import FORMS, Form
 from tests.portal.fuzz.values import form_values
 from tests.vouchers.conftest import (  # noqa: F401 - fixtures

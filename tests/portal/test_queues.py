@@ -16,6 +16,8 @@ EXPECTED = {
     "vouchers.tasks.invitation_send": "notifications",
     "portal.tasks.staff_invitation_send": "notifications",
     "vouchers.tasks.reminders_send_task": "notifications",
+    "vouchers.tasks.outcome_report_notify": "notifications",
+    "vouchers.tasks.outcome_reminders_send_task": "notifications",
     "compute.webhooks.tasks.webhook_deliver_task": "notifications",
     "compute.webhooks.tasks.webhook_deliveries_sweep": "notifications",
     "compute.tasks.api_keys_expiry_remind_task": "notifications",

@@ -2,7 +2,7 @@ from decimal import Decimal
 
 from django.core.management import call_command
 
-from vouchers.models import Application, Program, Voucher
+from vouchers.models import Application, OutcomeReport, Program, Voucher
 
 
 def test_demo_programs_follow_the_published_terms_and_cover_every_state(db):
@@ -36,5 +36,10 @@ def test_demo_programs_follow_the_published_terms_and_cover_every_state(db):
     for program in Program.objects.all():
         issued = sum(v.face_value for v in Voucher.objects.filter(program=program))
         assert program.allocated == issued <= program.budget
+    accepted = OutcomeReport.objects.get(state="accepted")
+    assert accepted.documents.count() == 1 and accepted.models_trained == 3
+    assert accepted.timeline.count() == 2  # submitted, accepted
+    assert accepted.letter.kind == "outcome_accepted"  # 验收通知书
     call_command("seed_demo")
     assert Application.objects.count() == count
+    assert OutcomeReport.objects.filter(state="accepted").count() == 1

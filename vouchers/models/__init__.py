@@ -40,6 +40,16 @@ from vouchers.models.letters import (  # noqa: F401 - re-exported
     LetterNumber,
     LetterTemplate,
 )
+from vouchers.models.outcomes import (  # noqa: F401 - re-exported
+    OUTCOME_DOCUMENT_TYPES,
+    OUTCOME_OPEN_STATES,
+    OUTCOME_WAITING_STATES,
+    OutcomeChange,
+    OutcomeDocument,
+    OutcomeReport,
+    OutcomeStage,
+    OutcomeState,
+)
 from vouchers.models.programs import (  # noqa: F401 - re-exported
     Company,
     CompanyInvitation,

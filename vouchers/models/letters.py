@@ -1,6 +1,7 @@
 """Decision letters (通知书): each approval, rejection and not-recommended decision gets
-one, rendered from its program's template into a PDF, numbered per city and year
-without gaps, and never changed once issued (a database trigger refuses it)."""
+one, and so does each accepted outcome report (验收通知书), rendered from its program's
+template into a PDF, numbered per city and year without gaps, and never changed once
+issued (a database trigger refuses it)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ class LetterKind(models.TextChoices):
     APPROVAL = "approval", _("Approval letter")
     REJECTION = "rejection", _("Rejection letter")
     NOT_RECOMMENDED = "not_recommended", _("Not-recommended letter")
+    # 验收通知书: an outcome report accepted (vouchers.services.outcomes).
+    OUTCOME_ACCEPTED = "outcome_accepted", _("Outcome acceptance letter")
 
 
 class LetterTemplate(models.Model):

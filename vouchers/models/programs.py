@@ -82,6 +82,28 @@ class Program(models.Model):
             "each award's public notice has ended. Never documents, scores or personal data."
         ),
     )
+    # Outcome reports (成果报告, vouchers.models.outcomes): the final one is due this many
+    # days after the voucher's validity ends; a mid-term one, if set, this many months
+    # after the voucher starts.
+    outcome_reports_required = models.BooleanField(
+        _("ask for outcome reports"),
+        default=False,
+        help_text=_(
+            "Each voucher's company reports what it achieved: usage, models, products, "
+            "papers, hires, with documents. A program manager accepts or returns it."
+        ),
+    )
+    outcome_final_days = models.PositiveSmallIntegerField(
+        _("final report due (days after the voucher ends)"),
+        default=30,
+        help_text=_("0: due on the voucher's last day."),
+    )
+    outcome_midterm_months = models.PositiveSmallIntegerField(
+        _("mid-term report due (months after the voucher starts)"),
+        null=True,
+        blank=True,
+        help_text=_("Empty: no mid-term report. Less than the voucher's validity."),
+    )
     required_documents = models.JSONField(_("required document types"), default=list, blank=True)
     eligibility_rules = models.JSONField(_("eligibility rules"), default=list, blank=True)
     hard_fail_rejects = models.BooleanField(

@@ -43,6 +43,14 @@ from vouchers.services.objections import (
     objection_raise,
     objection_resolve,
 )
+from vouchers.services.outcomes import (
+    outcome_document_add,
+    outcome_document_remove,
+    outcome_report_accept,
+    outcome_report_return,
+    outcome_report_submit,
+    outcome_report_update,
+)
 from vouchers.services.programs import (
     PROGRAM_FIELDS,
     program_save,
@@ -94,6 +102,12 @@ __all__ = [
     "letter_template_save",
     "objection_raise",
     "objection_resolve",
+    "outcome_document_add",
+    "outcome_document_remove",
+    "outcome_report_accept",
+    "outcome_report_return",
+    "outcome_report_submit",
+    "outcome_report_update",
     "parties",
     "program_save",
     "program_validate",

@@ -43,6 +43,9 @@ PROGRAM_FIELDS = [
     "required_documents",
     "eligibility_rules",
     "hard_fail_rejects",
+    "outcome_reports_required",
+    "outcome_final_days",
+    "outcome_midterm_months",
 ]
 
 
@@ -93,6 +96,8 @@ PROGRAM_NUMBER_BOUNDS = {
     "reviews_required": (0, 20),
     "notice_days": (0, 90),
     "acceptance_days": (0, 90),
+    "outcome_final_days": (0, 365),
+    "outcome_midterm_months": (1, 119),
 }
 EARLIEST_DATE = date(2000, 1, 1)
 LATEST_DATE = date(2100, 12, 31)
@@ -130,6 +135,14 @@ def program_validate(values: dict[str, Any]) -> dict[str, list[str]]:
         number = values.get(field)
         if number is not None and not low <= number <= high:
             add(field, _("A number from %(low)s to %(high)s.") % {"low": low, "high": high})
+    midterm, validity = values.get("outcome_midterm_months"), values.get("validity_months")
+    if midterm is not None and validity is not None and midterm >= validity:
+        # A mid-term report after the voucher's end would be a second final one.
+        add(
+            "outcome_midterm_months",
+            _("The mid-term report is due before the voucher ends (%(n)s months).")
+            % {"n": validity},
+        )
     rubric = values.get("rubric") or []
     # Checked whenever there is one (a malformed rubric broke the scoring form later),
     # and required when reviews are.

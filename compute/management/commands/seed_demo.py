@@ -10,7 +10,7 @@ from django.db import transaction
 from compute.demo import operator_email, seed_compute, seed_compute_links
 from portal.demo import describe_logins, seed_portal
 from portal.locks import single_writer
-from vouchers.demo import seed_vouchers
+from vouchers.demo import seed_outcome_reports, seed_vouchers
 
 
 class Command(BaseCommand):
@@ -23,6 +23,8 @@ class Command(BaseCommand):
             centers = seed_compute()
             applications = seed_vouchers()
             seed_compute_links()
+            # One outcome report accepted (验收), after the vouchers are issued.
+            seed_outcome_reports()
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo ready: {len(cities)} cities, {len(centers)} data centers, "

@@ -201,6 +201,9 @@ def program_fields() -> dict[str, Field]:
         **DOCUMENT_ROWS,
         **RULE_ROWS,
         "hard_fail_rejects": boolean(),
+        "outcome_reports_required": boolean(),
+        "outcome_final_days": number(0, 365),
+        "outcome_midterm_months": Field(st.sampled_from(["", "6", "11"]), nasty_number),
     }
 
 

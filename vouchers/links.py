@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from portal.citytime import city_datetime
+from portal.citytime import city_date, city_datetime
 from portal.links import (
     Link,
     WorkList,
@@ -152,11 +152,12 @@ def _company_work(request, state: str) -> WorkList | None:
 
 
 def _outcome_detail(report, today) -> str:
+    due = city_date(report.due_on, report.city)
     if report.state == OutcomeState.RETURNED:
-        return gettext("returned for changes, due %(when)s") % {"when": f"{report.due_on:%Y-%m-%d}"}
+        return gettext("returned for changes, due %(when)s") % {"when": due}
     if report.due_on < today:
-        return gettext("overdue since %(when)s") % {"when": f"{report.due_on:%Y-%m-%d}"}
-    return gettext("due %(when)s") % {"when": f"{report.due_on:%Y-%m-%d}"}
+        return gettext("overdue since %(when)s") % {"when": due}
+    return gettext("due %(when)s") % {"when": due}
 
 
 def _company_outcome_work(request) -> WorkList | None:

@@ -119,6 +119,7 @@ def main() -> None:
     import django
 
     django.setup()
+    from django.conf import settings
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
@@ -184,7 +185,8 @@ def main() -> None:
         **os.environ,
         "DJANGO_DEBUG": "0",
         "DJANGO_SECRET_KEY": "bench-only",
-        "AUDIT_CHAIN_KEY": "bench-only",
+        # The key the vouchers were issued with: their ledger chains continue in the worker.
+        "AUDIT_CHAIN_KEY": settings.AUDIT_CHAIN_KEY,
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
         "DJANGO_SECURE_SSL_REDIRECT": "0",
         "LOG_LEVEL": "WARNING",

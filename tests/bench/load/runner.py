@@ -163,6 +163,8 @@ class Report:
 def run_load(config: LoadConfig, *, database_url: str, redis_url: str) -> Report:
     """Seed the database Django is connected to (which `database_url` must name, for the
     server and the worker), run the load, check the accounting. Django must be set up."""
+    from django.conf import settings
+
     from portal.celery import app as celery_app
     from tests.bench.bench_ingestion import _cpu_split
 
@@ -186,7 +188,9 @@ def run_load(config: LoadConfig, *, database_url: str, redis_url: str) -> Report
         "DJANGO_SETTINGS_MODULE": "portal.settings",
         "DJANGO_DEBUG": "0",
         "DJANGO_SECRET_KEY": "load-test-only-" + uuid.uuid4().hex,
-        "AUDIT_CHAIN_KEY": "load-test-only-audit-chain-key",
+        # The key this process seeded and verifies with: the ledger's keyed chain runs
+        # through both (an entry sealed with a key the verifier lacks is a break).
+        "AUDIT_CHAIN_KEY": settings.AUDIT_CHAIN_KEY,
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
         "DJANGO_SECURE_SSL_REDIRECT": "0",
         "LOG_LEVEL": "WARNING",

@@ -48,6 +48,9 @@ class Keyboard:
 
     def tab_to(self, selector: str, limit: int = 150) -> None:
         """Tab until `selector` has the focus; every focus stop on the way must show."""
+        # Each role has a page of its own in this browser; only the page in front has the
+        # focus (and so a focus ring): a page opened later takes it from the earlier ones.
+        self.page.bring_to_front()
         seen = []
         for _ in range(limit):
             self.page.keyboard.press("Tab")

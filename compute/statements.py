@@ -8,11 +8,15 @@ import csv
 import functools
 import io
 from collections.abc import Callable
+from decimal import Decimal
 
 from django.utils.translation import gettext as _
 
 from compute.models import Settlement, SettlementStatus
 from portal.dbrouter import use_replica
+from portal.exports import cells
+
+CENT = Decimal("0.01")
 
 
 def _from_replica_once_issued(build: Callable[[Settlement], bytes]) -> Callable:
@@ -28,39 +32,54 @@ def _from_replica_once_issued(build: Callable[[Settlement], bytes]) -> Callable:
     return read
 
 
+def _money(amount: Decimal) -> Decimal:
+    """Two places, kept a number: a negative adjustment is not text to neutralise."""
+    return amount.quantize(CENT)
+
+
 @_from_replica_once_issued
 def statement_csv(settlement: Settlement) -> bytes:
+    """The statement as CSV in the active language (the reader's): translated headers,
+    the city and the data center by their names in that language, the status and each
+    line's kind as labels. Text cells are neutralised (`portal.exports.cells`): record
+    ids come from the data center and must not run as formulas in a spreadsheet."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["city", "data_center", "period", "status"])
+    writer.writerow(cells([_("City"), _("Data center"), _("Period"), _("Status")]))
     writer.writerow(
-        [
-            settlement.city.name_zh,
-            settlement.data_center.name_zh,
-            f"{settlement.period:%Y-%m}",
-            settlement.status,
-        ]
-    )
-    writer.writerow([])
-    writer.writerow(["kind", "record_id", "voucher", "amount", "covered_amount"])
-    for line in settlement.lines.order_by("id"):
-        writer.writerow(
+        cells(
             [
-                line.kind,
-                line.record_id,
-                line.voucher_code,
-                f"{line.amount:.2f}",
-                f"{line.covered_amount:.2f}",
+                settlement.city.name,
+                settlement.data_center.name,
+                f"{settlement.period:%Y-%m}",
+                settlement.get_status_display(),
             ]
         )
+    )
+    writer.writerow([])
+    writer.writerow(cells([_("Kind"), _("Record"), _("Voucher"), _("Amount"), _("Covered")]))
+    for line in settlement.lines.order_by("id"):
+        writer.writerow(
+            cells(
+                [
+                    line.get_kind_display(),
+                    line.record_id,
+                    line.voucher_code,
+                    _money(line.amount),
+                    _money(line.covered_amount),
+                ]
+            )
+        )
     writer.writerow(
-        [
-            "total",
-            settlement.records,
-            "",
-            f"{settlement.amount_total:.2f}",
-            f"{settlement.covered_total:.2f}",
-        ]
+        cells(
+            [
+                _("Total"),
+                settlement.records,
+                "",
+                _money(settlement.amount_total),
+                _money(settlement.covered_total),
+            ]
+        )
     )
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 

@@ -35,6 +35,7 @@ from vouchers.models import (
     Review,
     StateChange,
 )
+from vouchers.notes import tally_text
 
 
 def _texts(event: str) -> tuple[str, str]:
@@ -224,7 +225,7 @@ def application_notify(
             if failed_rules:
                 reason = "; ".join(o.message for o in failed_rules)
             elif reviews_tally:
-                reason = _("%(yes)s of %(n)s reviews recommend.") % reviews_tally
+                reason = tally_text(**reviews_tally)
             values = {
                 "id": application.pk,
                 "title": application.title,

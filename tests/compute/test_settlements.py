@@ -175,6 +175,13 @@ def test_screens_and_downloads(
     assert client.get(f"/shanghai/staff/settlements/{s.pk}/csv/")["Content-Type"].startswith(
         "text/csv"
     )
+    # The download follows the reader's language.
+    client.post("/i18n/setlang/", {"language": "en", "next": "/"})
+    english = client.get(f"/shanghai/staff/settlements/{s.pk}/csv/").content.decode("utf-8-sig")
+    assert english.startswith(f"City,Data center,Period,Status\r\n{s.city.name_en},")
+    client.post("/i18n/setlang/", {"language": "zh-hans", "next": "/"})
+    chinese = client.get(f"/shanghai/staff/settlements/{s.pk}/csv/").content.decode("utf-8-sig")
+    assert chinese.startswith(f"城市,数据中心,结算期,状态\r\n{s.city.name_zh},")
     client.force_login(operator)
     assert client.get(f"/dc/guian/settlements/{s.pk}/pdf/")["Content-Type"] == "application/pdf"
     client.post(f"/dc/guian/settlements/{s.pk}/", {"step": "confirm"})
@@ -280,23 +287,63 @@ def test_list_queries_do_not_grow_with_statements(
         assert client.get("/dc/guian/settlements/?period=2026-03").status_code == 200
 
 
-def test_csv_rows_and_pdf_period(november, shanghai):
+def csv_of(s, language: str) -> list[list[str]]:
     import csv
     import io
 
-    s = settlement_build(city=shanghai.city, data_center=november.dc, period=NOV)
-    raw = statement_csv(s)
+    from django.utils import translation
+
+    with translation.override(language):
+        raw = statement_csv(s)
     assert raw.startswith("\ufeff".encode())
-    rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
-    assert rows[0] == ["city", "data_center", "period", "status"]
-    assert rows[1][2] == "2026-11"
-    lines = [r for r in rows if r and r[0] == "usage"]
-    assert len(lines) == 5
-    assert rows[-1] == ["total", "5", "", "510.00", "153.00"]
+    return list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
+
+
+def test_csv_rows_and_pdf_period(november, shanghai):
+    """The statement's CSV in the reader's language (issue #14): the headers, the city
+    and the data center names, the status and the lines' kind were English codes and
+    Chinese names whatever the language."""
+    import io
+
+    s = settlement_build(city=shanghai.city, data_center=november.dc, period=NOV)
+    city, dc = s.city, s.data_center
+    assert city.name_zh != city.name_en and dc.name_zh != dc.name_en
+    zh = csv_of(s, "zh-hans")
+    assert zh[:3] == [
+        ["城市", "数据中心", "结算期", "状态"],
+        [city.name_zh, dc.name_zh, "2026-11", "草稿"],
+        [],
+    ]
+    assert zh[3] == ["类型", "记录", "算力券", "金额", "抵扣"]
+    assert [r[0] for r in zh[4:-1]] == ["用量"] * 5
+    assert zh[4][1:3] == [s.lines.order_by("id")[0].record_id, november.voucher.code]
+    assert zh[-1] == ["合计", "5", "", "510.00", "153.00"]
+    en = csv_of(s, "en")
+    assert en[:3] == [
+        ["City", "Data center", "Period", "Status"],
+        [city.name_en, dc.name_en, "2026-11", "Draft"],
+        [],
+    ]
+    assert en[3] == ["Kind", "Record", "Voucher", "Amount", "Covered"]
+    assert [r[0] for r in en[4:-1]] == ["Usage"] * 5
+    assert en[4:-1] == [["Usage", *r[1:]] for r in zh[4:-1]]
+    assert en[-1] == ["Total", "5", "", "510.00", "153.00"]
     import pypdf
 
     pdf_text = pypdf.PdfReader(io.BytesIO(statement_pdf(s))).pages[0].extract_text()
     assert "2026-11" in pdf_text
+
+
+def test_csv_neutralises_formulas_and_keeps_negative_amounts_numbers(november, shanghai):
+    """A record id is the data center's text: one a spreadsheet would run as a formula
+    gets a leading quote; a negative amount (an adjustment) stays a number."""
+    s = settlement_build(city=shanghai.city, data_center=november.dc, period=NOV)
+    first, second = s.lines.order_by("id")[:2]
+    s.lines.filter(pk=first.pk).update(record_id='=HYPERLINK("http://x")')
+    s.lines.filter(pk=second.pk).update(amount=Decimal("-12.5"), covered_amount=Decimal("-3"))
+    rows = csv_of(s, "en")
+    assert rows[4][1] == '\'=HYPERLINK("http://x")'
+    assert rows[5][3:] == ["-12.50", "-3.00"]
 
 
 def test_the_beat_task_drafts_last_month(november, shanghai):

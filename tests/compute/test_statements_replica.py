@@ -9,6 +9,7 @@ from datetime import date
 import pytest
 from django.db import connections
 from django.test.utils import CaptureQueriesContext
+from django.utils import translation
 
 from compute.settlements import settlement_build, settlement_issue
 from compute.statements import statement_csv, statement_pdf
@@ -34,16 +35,24 @@ def test_issued_statement_is_read_from_the_replica_and_a_draft_from_the_primary(
         )
     settlement = settlement_build(city=shanghai.city, data_center=w.dc, period=date(2026, 11, 1))
     primary = connections["default"]
-    with CaptureQueriesContext(replica) as on_replica, CaptureQueriesContext(primary):
+    with (
+        translation.override("en"),
+        CaptureQueriesContext(replica) as on_replica,
+        CaptureQueriesContext(primary),
+    ):
         draft_csv = statement_csv(settlement)
     assert len(on_replica) == 0
     assert draft_csv.decode("utf-8-sig").count("dc-2026-11-") == 3
 
     settlement = settlement_issue(settlement=settlement, actor=shanghai.manager)
-    with CaptureQueriesContext(replica) as on_replica, CaptureQueriesContext(primary) as on_primary:
+    with (
+        translation.override("en"),
+        CaptureQueriesContext(replica) as on_replica,
+        CaptureQueriesContext(primary) as on_primary,
+    ):
         issued_csv = statement_csv(settlement)
         statement_pdf(settlement)
     assert any("compute_settlementline" in q["sql"] for q in on_replica.captured_queries)
     assert not any("compute_settlementline" in q["sql"] for q in on_primary.captured_queries)
     assert issued_csv.decode("utf-8-sig").count("dc-2026-11-") == 3
-    assert issued_csv.replace(b"issued", b"draft") == draft_csv
+    assert issued_csv.replace(b"Issued", b"Draft") == draft_csv

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from portal.models import User
+from portal.models import City, User
 from tests.e2e.test_accessibility import pages_by_role, session_cookie
 from vouchers.models import Program, Voucher
 
@@ -87,3 +87,44 @@ def test_every_roles_key_pages_fit_every_width(live_server, browser):
             context.close()
     assert found == []
     assert checked == len(WIDTHS) * sum(len(p) for _, p in pages.values())
+
+
+def test_the_staff_header_is_one_line_on_a_phone(live_server, browser):
+    """At 390 px the staff pages' Menu button wrapped onto a second line below the city
+    name (issue #14). The brand, the city and the button share one line at 390 and
+    360 px in both languages; screenshots in test-artifacts/responsive/header-*.png."""
+    call_command("seed_demo", verbosity=0)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    user, paths = pages_by_role()["program manager"]
+    cookie = session_cookie(user)
+    # A long name in both languages: it may be cut, the button may not move.
+    City.objects.filter(slug=paths[0].split("/")[1]).update(
+        name_zh="新疆维吾尔自治区乌鲁木齐市", name_en="Urumqi, Xinjiang Uygur Autonomous Region"
+    )
+    found = []
+    for language in ("zh-hans", "en"):
+        for width in (390, 360):
+            context = browser.new_context(viewport={"width": width, "height": 844})
+            context.add_cookies(
+                [
+                    {"name": "sessionid", "value": cookie, "url": live_server.url},
+                    {"name": "suanli_language", "value": language, "url": live_server.url},
+                ]
+            )
+            page = context.new_page()
+            assert page.goto(live_server.url + paths[0]).status == 200
+            page.screenshot(
+                path=str(ARTIFACTS / f"header-{language}-{width}.png"), clip=_top(width)
+            )
+            toggle = page.locator("header.site button.menu-toggle").bounding_box()
+            city = page.locator("header.site a.city-name")
+            box = city.bounding_box()
+            assert toggle and box, (language, width)
+            if toggle["y"] >= box["y"] + box["height"] or toggle["x"] + toggle["width"] > width:
+                found.append(f"{language} {width}px: menu {toggle} below/after city {box}")
+            context.close()
+    assert found == []
+
+
+def _top(width: int) -> dict:
+    return {"x": 0, "y": 0, "width": width, "height": 200}

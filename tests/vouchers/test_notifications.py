@@ -392,3 +392,29 @@ def test_make_demo_sets_site_url_to_its_own_port(monkeypatch):
     monkeypatch.setenv("PORT", "8123")
     devservices.demo()
     assert started and all(env["SITE_URL"] == "http://127.0.0.1:8123" for env in started)
+
+
+def test_a_one_review_refusal_tallies_in_the_singular(
+    sz_program, shenzhen, company, startup_user, django_capture_on_commit_callbacks
+):
+    """The e-mail's tally agrees with its number of reviews, as the timeline's does."""
+    sz_program.reviews_required = 1
+    sz_program.save(update_fields=["reviews_required"])
+    startup_user.preferred_language = "en"
+    startup_user.save(update_fields=["preferred_language"])
+    app = complete_draft(sz_program, company, startup_user)
+    into_review(app, user=startup_user, manager=shenzhen.manager)
+    with django_capture_on_commit_callbacks(execute=True):
+        review_by(
+            app,
+            manager=shenzhen.manager,
+            reviewers=(shenzhen.reviewer,),
+            scores={"team": 2, "plan": 2},
+            comment="",
+            recommend=False,
+        )
+    app.refresh_from_db()
+    assert app.state == "not_recommended"
+    assert app.timeline.last().note == "0 of 1 review recommends."
+    (body,) = [m.body for m in mail.outbox if m.to == [startup_user.email]]
+    assert body.split("\n\n")[0].endswith("0 of 1 review recommends.")

@@ -12,7 +12,7 @@ from django.utils import translation
 from portal.stored_text import memo_text
 from tests.vouchers.conftest import complete_draft, into_review, review_by
 from vouchers.models import EligibilityOutcome, StateChange
-from vouchers.notes import note_text
+from vouchers.notes import note_text, tally_note
 
 TALLY_EN = "2 of 2 reviews recommend."
 TALLY_ZH = "2 份评审中有 2 份推荐。"
@@ -81,3 +81,29 @@ def test_feed_reasons_read_in_the_readers_language():
         assert memo_text("closed in feed") == "数据中心在数据推送中关闭"
     with translation.override("en"):
         assert memo_text("closed in feed") == "closed in the data center's feed"
+
+
+@pytest.mark.parametrize(
+    ("stored", "english", "chinese"),
+    [
+        ("1 of 1 review recommends.", "1 of 1 review recommends.", "1 份评审中有 1 份推荐。"),
+        # A one-review tally stored before the plural forms reads right as well.
+        ("1 of 1 reviews recommend.", "1 of 1 review recommends.", "1 份评审中有 1 份推荐。"),
+        ("0 of 1 review recommends.", "0 of 1 review recommends.", "1 份评审中有 0 份推荐。"),
+        ("2 of 3 reviews recommend.", "2 of 3 reviews recommend.", "3 份评审中有 2 份推荐。"),
+        ("1 份评审中有 1 份推荐。", "1 of 1 review recommends.", "1 份评审中有 1 份推荐。"),
+    ],
+)
+def test_the_tally_agrees_with_its_number_of_reviews(stored, english, chinese):
+    """English had "1 of 1 reviews recommend.": the tally goes through ngettext (Chinese
+    has one form)."""
+    with translation.override("en"):
+        assert note_text(stored) == english
+    with translation.override("zh-hans"):
+        assert note_text(stored) == chinese
+
+
+def test_a_one_review_tally_is_stored_in_the_singular():
+    assert tally_note(1, 1) == "1 of 1 review recommends."
+    assert tally_note(0, 1) == "0 of 1 review recommends."
+    assert tally_note(1, 2) == "1 of 2 reviews recommend."

@@ -28,6 +28,7 @@ from compute.ingest.plan import (
     stored_records,
 )
 from compute.ingest.results import Results, results
+from compute.integrity.pipeline import batch_check
 from compute.metrics import batch_applied
 from compute.models import BatchStatus, UsageBatch
 from compute.rollups import Usage, rollups_add_batch
@@ -128,6 +129,16 @@ def _apply(batch: UsageBatch) -> None:
         data_center_id=data_center_id,
         program_days=program_days,
         companies=companies,
+    )
+    # The cheap integrity checks (price band, plan), after the rollups they read.
+    batch_check(
+        batch_id=batch.pk,
+        data_center_id=data_center_id,
+        occurrences=staged.first_occurrences,
+        plans=plans,
+        final=final,
+        usage_record_ids=written.usage_record_ids,
+        terms=terms,
     )
 
 

@@ -1,0 +1,264 @@
+"""The cheap checks, inside usage ingestion (issue #19): a record's unit price against
+its program's band, its accelerator against the approved compute plan, and the
+company's card-hours under the program against the plan plus a margin.
+
+Set-wise, as the rest of the pipeline: one query reads the programs' rules and bands
+(nothing more happens when a batch's programs have none), the band is compared in
+Python over the records already in memory, and the plan check reads each voucher's
+plan and the company's running total from the usage rollups (`CompanyUsage`, kept in
+the same transaction, so it already counts this batch) by one more query. What is
+flagged is raised as findings; if the program holds flagged charges, one UPDATE marks
+the records held (charged, so not spendable; not settled until cleared).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import TYPE_CHECKING, NamedTuple
+
+from django.db import connection
+
+from compute.integrity.models import FindingRule, Severity
+from compute.integrity.services import FindingDraft, findings_raise
+from portal.db import sql_list
+from vouchers.ledger import ChargeTerms
+
+if TYPE_CHECKING:  # compute.ingest calls this module: no import back at run time
+    from compute.ingest.check import Occurrence
+    from compute.ingest.plan import Plan
+
+ACCEPTED = "accepted"  # compute.ingest.plan.Outcome.ACCEPTED (a StrEnum)
+
+# The evidence names at most this many records with their figures (the finding has all).
+EVIDENCE_RECORDS = 50
+
+
+class ProgramChecks(NamedTuple):
+    check_plan: bool
+    margin: Decimal  # percent over the plan's card-hours before it is flagged
+    hold: bool
+    bands: dict[str, tuple[Decimal, Decimal, Decimal]]  # accelerator: (low, high, reference)
+
+
+_PROGRAM_CHECKS = """
+SELECT p.id, r.check_plan, r.plan_margin_percent, r.hold_charges,
+       b.accelerator, b.reference_price, b.tolerance_percent
+FROM unnest(string_to_array(%s, E'\\n')::bigint[]) AS p(id)
+LEFT JOIN compute_integrityrules r ON r.program_id = p.id
+LEFT JOIN compute_priceband b ON b.program_id = p.id
+WHERE r.id IS NOT NULL OR b.id IS NOT NULL
+"""
+
+# Per voucher of a program that checks plans: the accelerators of its application's
+# plan, the plan's card-hours over the company's vouchers in the program, and the
+# company's card-hours under the program so far (the rollup, this batch included).
+_PLANS = """
+SELECT v.id, v.city_id, v.company_id,
+       coalesce((SELECT array_agg(DISTINCT c.accelerator) FROM vouchers_computeplanrow c
+                 WHERE c.application_id = v.application_id), '{}'),
+       (SELECT sum(c.hours) FROM vouchers_computeplanrow c
+        JOIN vouchers_voucher w ON w.application_id = c.application_id
+        WHERE w.program_id = v.program_id AND w.company_id = v.company_id),
+       coalesce((SELECT cu.quantity FROM compute_companyusage cu
+                 WHERE cu.program_id = v.program_id AND cu.company_id = v.company_id), 0)
+FROM vouchers_voucher v
+WHERE v.id = ANY(string_to_array(%s, E'\\n')::bigint[]) AND v.application_id IS NOT NULL
+"""
+
+
+def program_checks(program_ids: set[int]) -> dict[int, ProgramChecks]:
+    """The rules and bands of the programs that have any, by program id."""
+    found: dict[int, ProgramChecks] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(_PROGRAM_CHECKS, [sql_list(sorted(program_ids))])
+        for program_id, check_plan, margin, hold, accelerator, price, tolerance in cursor:
+            checks = found.get(program_id)
+            if checks is None:
+                checks = found[program_id] = ProgramChecks(
+                    bool(check_plan), margin or Decimal(0), bool(hold), {}
+                )
+            if accelerator is not None:
+                checks.bands[accelerator] = (
+                    price * (100 - tolerance) / 100,
+                    price * (100 + tolerance) / 100,
+                    price,
+                )
+    return found
+
+
+class Flag(NamedTuple):
+    voucher_id: int
+    rule: str
+    k: int  # index among the first occurrences
+    detail: dict
+
+
+def batch_check(
+    *,
+    batch_id: int,
+    data_center_id: int,
+    occurrences: Sequence[Occurrence],
+    plans: Sequence[Plan],
+    final: Sequence[Plan],
+    usage_record_ids: Sequence[int | None],
+    terms: dict[int, ChargeTerms],
+) -> int:
+    """Check a batch's accepted records, after its charges and rollups are written, in
+    its transaction. Returns how many findings were raised."""
+    accepted = [k for k, outcome in enumerate(final) if outcome.outcome == ACCEPTED]
+    if not accepted:
+        return 0
+    programs = {terms[plans[k].voucher_id].program_id for k in accepted}
+    checks = program_checks(programs)
+    if not checks:
+        return 0
+    flags: list[Flag] = []
+    planned_vouchers: set[int] = set()
+    for k in accepted:
+        voucher_id = plans[k].voucher_id
+        program_checks_ = checks.get(terms[voucher_id].program_id)
+        if program_checks_ is None:
+            continue
+        if program_checks_.check_plan:
+            planned_vouchers.add(voucher_id)
+        band = program_checks_.bands.get(occurrences[k].record.resource)
+        if band is None:
+            continue
+        record = occurrences[k].record
+        quantity, amount = Decimal(record.quantity), Decimal(record.amount)
+        if quantity > 0 and not band[0] * quantity <= amount <= band[1] * quantity:
+            unit = (amount / quantity).quantize(Decimal("0.01"))
+            flags.append(
+                Flag(
+                    voucher_id,
+                    FindingRule.PRICE_BAND,
+                    k,
+                    {"unit_price": str(unit), "reference": str(band[2])},
+                )
+            )
+    cities: dict[int, tuple[int, int]] = {}
+    if planned_vouchers:
+        flags.extend(
+            _plan_flags(planned_vouchers, accepted, occurrences, plans, checks, terms, cities)
+        )
+    if not flags:
+        return 0
+    return _raise(
+        batch_id, data_center_id, flags, occurrences, usage_record_ids, terms, checks, cities
+    )
+
+
+def _plan_flags(
+    vouchers: set[int],
+    accepted: list[int],
+    occurrences: Sequence[Occurrence],
+    plans: Sequence[Plan],
+    checks: dict[int, ProgramChecks],
+    terms: dict[int, ChargeTerms],
+    cities: dict[int, tuple[int, int]],
+) -> list[Flag]:
+    with connection.cursor() as cursor:
+        cursor.execute(_PLANS, [sql_list(sorted(vouchers))])
+        rows = cursor.fetchall()
+    if not rows:
+        return []
+    models: dict[int, set[str]] = {}
+    beyond: dict[int, dict] = {}
+    for voucher_id, city_id, company_id, accelerators, hours, used in rows:
+        cities[voucher_id] = (city_id, company_id)
+        models[voucher_id] = set(accelerators)
+        if hours is None:
+            continue
+        margin = checks[terms[voucher_id].program_id].margin
+        limit = hours * (100 + margin) / 100
+        if used > limit:
+            beyond[voucher_id] = {
+                "card_hours": str(used),
+                "plan": str(hours),
+                "margin": str(margin),
+            }
+    flags = []
+    for k in accepted:
+        voucher_id = plans[k].voucher_id
+        if voucher_id not in models:
+            continue
+        resource = occurrences[k].record.resource
+        if resource not in models[voucher_id]:
+            flags.append(Flag(voucher_id, FindingRule.PLAN_MODEL, k, {"accelerator": resource}))
+        if voucher_id in beyond:
+            flags.append(Flag(voucher_id, FindingRule.PLAN_HOURS, k, beyond[voucher_id]))
+    return flags
+
+
+def _raise(
+    batch_id: int,
+    data_center_id: int,
+    flags: list[Flag],
+    occurrences: Sequence[Occurrence],
+    usage_record_ids: Sequence[int | None],
+    terms: dict[int, ChargeTerms],
+    checks: dict[int, ProgramChecks],
+    cities: dict[int, tuple[int, int]],
+) -> int:
+    """One finding per voucher and rule of the batch; the held records by one UPDATE."""
+    missing = {f.voucher_id for f in flags} - cities.keys()
+    if missing:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT id, city_id, company_id FROM vouchers_voucher"
+                " WHERE id = ANY(string_to_array(%s, E'\\n')::bigint[])",
+                [sql_list(sorted(missing))],
+            )
+            for voucher_id, city_id, company_id in cursor:
+                cities[voucher_id] = (city_id, company_id)
+    grouped: dict[tuple[int, str], list[Flag]] = defaultdict(list)
+    for flag in flags:
+        grouped[(flag.voucher_id, flag.rule)].append(flag)
+    drafts: list[FindingDraft] = []
+    held: list[int] = []
+    for (voucher_id, rule), group in grouped.items():
+        hold = checks[terms[voucher_id].program_id].hold
+        record_ids = [usage_record_ids[f.k] for f in group]
+        ids = [r for r in record_ids if r is not None]
+        if hold:
+            held.extend(ids)
+        evidence: dict = {
+            "batch": batch_id,
+            "records": [
+                {
+                    "record_id": occurrences[f.k].record.record_id,
+                    "accelerator": occurrences[f.k].record.resource,
+                    "quantity": occurrences[f.k].record.quantity,
+                    "amount": occurrences[f.k].record.amount,
+                    **f.detail,
+                }
+                for f in group[:EVIDENCE_RECORDS]
+            ],
+        }
+        if rule == FindingRule.PLAN_HOURS:
+            evidence.update(group[0].detail)
+        city_id, company_id = cities[voucher_id]
+        drafts.append(
+            FindingDraft(
+                city_id=city_id,
+                data_center_id=data_center_id,
+                rule=rule,
+                severity=Severity.MEDIUM,
+                key=f"batch {batch_id} voucher {voucher_id}",
+                evidence=evidence,
+                voucher_id=voucher_id,
+                company_id=company_id,
+                record_ids=ids,
+                holds=hold,
+            )
+        )
+    if held:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE compute_usagerecord SET held = true"
+                " WHERE id = ANY(string_to_array(%s, E'\\n')::bigint[])",
+                [sql_list(sorted(set(held)))],
+            )
+    return len(findings_raise(drafts))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, NamedTuple
 
 from django.db import connection
@@ -129,7 +129,7 @@ def batch_check(
         record = occurrences[k].record
         quantity, amount = Decimal(record.quantity), Decimal(record.amount)
         if quantity > 0 and not band[0] * quantity <= amount <= band[1] * quantity:
-            unit = (amount / quantity).quantize(Decimal("0.01"))
+            unit = (amount / quantity).quantize(Decimal("0.01"), ROUND_HALF_UP)
             flags.append(
                 Flag(
                     voucher_id,

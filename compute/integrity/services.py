@@ -192,7 +192,7 @@ def finding_confirm(*, finding: Finding, actor: User, reason: str) -> Finding:
     with transaction.atomic():
         locked = _locked_open(finding)
         records = list(
-            UsageRecord.objects.select_for_update()
+            UsageRecord.objects.select_for_update(of=("self",))
             .filter(findings=locked, status=RecordStatus.ACCEPTED)
             .order_by("id")
         )

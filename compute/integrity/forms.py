@@ -26,7 +26,7 @@ class InventoryForm(forms.Form):
         field = self.fields["registration"]
         assert isinstance(field, forms.ModelChoiceField)
         field.queryset = registrations if registrations is not None else Registration.objects.none()
-        field.label_from_instance = lambda r: r.city.name  # type: ignore[method-assign]
+        field.label_from_instance = lambda r: r.city.name
 
     def clean_accelerator(self) -> str:
         return self.cleaned_data["accelerator"].strip()

@@ -7,7 +7,7 @@ check again (the next night, by hand) raises nothing twice.
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django.db import connection, transaction
@@ -39,7 +39,9 @@ WITH inv AS (
 regs AS (SELECT DISTINCT city_id, data_center_id FROM inv),
 recs AS (
     SELECT v.city_id, r.data_center_id, r.resource, r.started_at, r.ended_at,
-           r.quantity / (extract(epoch FROM r.ended_at - r.started_at) / 3600) AS cards
+           -- float8, not numeric: a million hour buckets of numeric division took seconds
+           r.quantity::float8 * 3600 / extract(epoch FROM r.ended_at - r.started_at)::float8
+             AS cards
     FROM compute_usagerecord r
     JOIN vouchers_voucher v ON v.id = r.voucher_id
     JOIN regs g ON g.city_id = v.city_id AND g.data_center_id = r.data_center_id
@@ -49,13 +51,14 @@ recs AS (
 load AS (
     SELECT city_id, data_center_id, resource, h,
            sum(cards * extract(epoch FROM least(ended_at, h + interval '1 hour')
-                                    - greatest(started_at, h)) / 3600) AS used
+                                    - greatest(started_at, h))::float8 / 3600) AS used
     FROM recs, generate_series(date_trunc('hour', greatest(started_at, %(start)s)),
                                least(ended_at, %(end)s) - interval '1 microsecond',
                                interval '1 hour') AS h
     GROUP BY 1, 2, 3, 4
 )
-SELECT l.city_id, l.data_center_id, l.resource, l.h, round(l.used, 1), coalesce(i.cards, 0)
+SELECT l.city_id, l.data_center_id, l.resource, l.h, round(l.used::numeric, 1),
+       coalesce(i.cards, 0)
 FROM load l
 LEFT JOIN inv i ON i.city_id = l.city_id AND i.data_center_id = l.data_center_id
      AND i.accelerator = l.resource AND l.h >= i.from_ts AND l.h < i.until_ts
@@ -63,17 +66,24 @@ WHERE l.used > coalesce(i.cards, 0) + 0.05
 ORDER BY 1, 2, 3, 4
 """
 
-# The records overlapping the flagged hours of one city, data center and model.
+# The records overlapping the flagged hours, all in one pass (the same hour buckets,
+# joined to the flagged ones by hash): per city, data center, model and UTC day.
 _CAPACITY_RECORDS = """
-SELECT r.id, r.voucher_id
+WITH f AS (
+    SELECT * FROM unnest(%(cities)s::bigint[], %(dcs)s::bigint[], %(resources)s::text[],
+                         %(hours)s::timestamptz[]) AS f(city_id, data_center_id, resource, h)
+)
+SELECT DISTINCT f.city_id, f.data_center_id, f.resource,
+       to_char(f.h AT TIME ZONE 'UTC', 'YYYY-MM-DD'), r.id, r.voucher_id
 FROM compute_usagerecord r
 JOIN vouchers_voucher v ON v.id = r.voucher_id
-WHERE r.data_center_id = %(dc)s AND v.city_id = %(city)s AND r.resource = %(resource)s
-  AND r.status = 'accepted' AND r.ended_at > %(first)s AND r.started_at < %(last)s
-  AND EXISTS (SELECT 1 FROM unnest(%(hours)s::timestamptz[]) AS h
-              WHERE r.started_at < h + interval '1 hour' AND r.ended_at > h)
-ORDER BY r.id
-LIMIT %(limit)s
+CROSS JOIN LATERAL generate_series(date_trunc('hour', greatest(r.started_at, %(start)s)),
+                                   least(r.ended_at, %(end)s) - interval '1 microsecond',
+                                   interval '1 hour') AS b(hour)
+JOIN f ON f.h = b.hour AND f.city_id = v.city_id AND f.data_center_id = r.data_center_id
+      AND f.resource = r.resource
+WHERE r.status = 'accepted' AND r.ended_at > %(start)s AND r.started_at < %(end)s
+  AND r.data_center_id = ANY(%(dcs)s::bigint[]) AND r.ended_at > r.started_at
 """
 
 
@@ -82,31 +92,41 @@ def capacity_check(
 ) -> list[FindingDraft]:
     """Hours between `start` and `end` where a data center's usage of a model for a
     city needed more cards than it declared; one draft per city, data center, model
-    and UTC day with such hours."""
+    and UTC day with such hours. Two statements whatever the data: the hour buckets,
+    then the records in the flagged ones."""
     params = {"start": start, "end": end, "dc": data_center_id}
     with connection.cursor() as cursor:
         cursor.execute(_CAPACITY, params)
         rows = cursor.fetchall()
-    days: dict[tuple[int, int, str, str], list[tuple[datetime, Decimal, int]]] = defaultdict(list)
+    if not rows:
+        return []
+    Key = tuple[int, int, str, str]
+    days: dict[Key, list[tuple[datetime, Decimal, int]]] = defaultdict(list)
     for city_id, dc_id, resource, hour, used, cards in rows:
+        hour = hour.astimezone(UTC)
         days[(city_id, dc_id, resource, hour.date().isoformat())].append((hour, used, cards))
+    with transaction.atomic(), connection.cursor() as cursor:
+        # The flagged hours come as arrays, which the planner cannot size: it would
+        # loop over them for every record-hour. A hash join it must be.
+        cursor.execute("SET LOCAL enable_nestloop = off; SET LOCAL enable_mergejoin = off")
+        cursor.execute(
+            _CAPACITY_RECORDS,
+            {
+                "start": start,
+                "end": end,
+                "cities": [r[0] for r in rows],
+                "dcs": [r[1] for r in rows],
+                "resources": [r[2] for r in rows],
+                "hours": [r[3] for r in rows],
+            },
+        )
+        found: dict[Key, list[tuple[int, int]]] = defaultdict(list)
+        for city_id, dc_id, resource, day, record_id, voucher_id in cursor:
+            found[(city_id, dc_id, resource, day)].append((record_id, voucher_id))
     drafts = []
     for (city_id, dc_id, resource, day), hours in days.items():
-        with connection.cursor() as cursor:
-            cursor.execute(
-                _CAPACITY_RECORDS,
-                {
-                    "dc": dc_id,
-                    "city": city_id,
-                    "resource": resource,
-                    "first": hours[0][0],
-                    "last": hours[-1][0] + timedelta(hours=1),
-                    "hours": [h for h, _u, _c in hours],
-                    "limit": MAX_RECORDS,
-                },
-            )
-            found = cursor.fetchall()
-        vouchers = {v for _r, v in found}
+        records = sorted(found.get((city_id, dc_id, resource, day), []))
+        vouchers = {v for _r, v in records}
         drafts.append(
             FindingDraft(
                 city_id=city_id,
@@ -122,9 +142,10 @@ def capacity_check(
                         for h, u, c in hours
                     ],
                     "peak_cards_used": str(max(u for _h, u, _c in hours)),
+                    "records": len(records),
                 },
                 voucher_id=next(iter(vouchers)) if len(vouchers) == 1 else None,
-                record_ids=[r for r, _v in found],
+                record_ids=[r for r, _v in records[:MAX_RECORDS]],
             )
         )
     return drafts

@@ -48,4 +48,4 @@ def related_party_list(
 ) -> QuerySet[RelatedParty]:
     if data_center is not None:
         return RelatedParty.objects.filter(data_center=data_center)
-    return RelatedParty.objects.filter(company_id=company_id)
+    return RelatedParty.objects.filter(company_id=company_id or 0)

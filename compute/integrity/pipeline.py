@@ -54,17 +54,32 @@ WHERE r.id IS NOT NULL OR b.id IS NOT NULL
 # Per voucher of a program that checks plans: the accelerators of its application's
 # plan, the plan's card-hours over the company's vouchers in the program, and the
 # company's card-hours under the program so far (the rollup, this batch included).
+# Each (program, company) is summed once, however many of its vouchers the batch names.
 _PLANS = """
-SELECT v.id, v.city_id, v.company_id,
-       coalesce((SELECT array_agg(DISTINCT c.accelerator) FROM vouchers_computeplanrow c
-                 WHERE c.application_id = v.application_id), '{}'),
-       (SELECT sum(c.hours) FROM vouchers_computeplanrow c
-        JOIN vouchers_voucher w ON w.application_id = c.application_id
-        WHERE w.program_id = v.program_id AND w.company_id = v.company_id),
-       coalesce((SELECT cu.quantity FROM compute_companyusage cu
-                 WHERE cu.program_id = v.program_id AND cu.company_id = v.company_id), 0)
-FROM vouchers_voucher v
-WHERE v.id = ANY(string_to_array(%s, E'\\n')::bigint[]) AND v.application_id IS NOT NULL
+WITH v AS (
+    SELECT id, city_id, company_id, program_id, application_id FROM vouchers_voucher
+    WHERE id = ANY(string_to_array(%s, E'\\n')::bigint[]) AND application_id IS NOT NULL
+),
+models AS (
+    SELECT c.application_id, array_agg(DISTINCT c.accelerator) AS accelerators
+    FROM vouchers_computeplanrow c WHERE c.application_id IN (SELECT application_id FROM v)
+    GROUP BY 1
+),
+owners AS (SELECT DISTINCT program_id, company_id FROM v),
+plans AS (
+    SELECT o.program_id, o.company_id, sum(c.hours) AS hours
+    FROM owners o
+    JOIN vouchers_voucher w ON w.program_id = o.program_id AND w.company_id = o.company_id
+    JOIN vouchers_computeplanrow c ON c.application_id = w.application_id
+    GROUP BY 1, 2
+)
+SELECT v.id, v.city_id, v.company_id, coalesce(m.accelerators, '{}'), p.hours,
+       coalesce(cu.quantity, 0)
+FROM v
+LEFT JOIN models m ON m.application_id = v.application_id
+LEFT JOIN plans p ON p.program_id = v.program_id AND p.company_id = v.company_id
+LEFT JOIN compute_companyusage cu
+       ON cu.program_id = v.program_id AND cu.company_id = v.company_id
 """
 
 

@@ -39,7 +39,8 @@ class ProgramChecks(NamedTuple):
     check_plan: bool
     margin: Decimal  # percent over the plan's card-hours before it is flagged
     hold: bool
-    bands: dict[str, tuple[Decimal, Decimal, Decimal]]  # accelerator: (low, high, reference)
+    # accelerator: (low, high, reference, and low and high as floats, narrowed by 1e-9)
+    bands: dict[str, tuple[Decimal, Decimal, Decimal, float, float]]
 
 
 _PROGRAM_CHECKS = """
@@ -95,10 +96,14 @@ def program_checks(program_ids: set[int]) -> dict[int, ProgramChecks]:
                     bool(check_plan), margin or Decimal(0), bool(hold), {}
                 )
             if accelerator is not None:
+                low = price * (100 - tolerance) / 100
+                high = price * (100 + tolerance) / 100
                 checks.bands[accelerator] = (
-                    price * (100 - tolerance) / 100,
-                    price * (100 + tolerance) / 100,
+                    low,
+                    high,
                     price,
+                    float(low) * (1 + 1e-9),
+                    float(high) * (1 - 1e-9),
                 )
     return found
 
@@ -142,6 +147,11 @@ def batch_check(
         if band is None:
             continue
         record = occurrences[k].record
+        # Floats first (a tenth of Decimal's cost): clearly inside by a margin far above
+        # their rounding error is inside; anything near an edge is decided exactly.
+        quantity_f, amount_f = float(record.quantity), float(record.amount)
+        if band[3] * quantity_f < amount_f < band[4] * quantity_f:
+            continue
         quantity, amount = Decimal(record.quantity), Decimal(record.amount)
         if quantity > 0 and not band[0] * quantity <= amount <= band[1] * quantity:
             unit = (amount / quantity).quantize(Decimal("0.01"), ROUND_HALF_UP)

@@ -6,6 +6,7 @@ check again (the next night, by hand) raises nothing twice.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -48,11 +49,13 @@ WITH inv AS (
 ),
 regs AS (SELECT DISTINCT city_id, data_center_id FROM inv),
 recs AS (
+    -- Times as float8 hours since the epoch: date_trunc and numeric extract per row
+    -- cost more than everything else together.
     SELECT v.city_id, r.data_center_id, r.resource,
-           greatest(r.started_at, %(start)s) AS s, least(r.ended_at, %(end)s) AS e,
-           -- float8, not numeric: numeric division per row cost seconds
-           r.quantity::float8 * 3600 / extract(epoch FROM r.ended_at - r.started_at)::float8
-             AS cards
+           greatest(date_part('epoch', r.started_at), %(start_s)s) / 3600 AS s,
+           least(date_part('epoch', r.ended_at), %(end_s)s) / 3600 AS e,
+           r.quantity::float8 * 3600
+             / (date_part('epoch', r.ended_at) - date_part('epoch', r.started_at)) AS cards
     FROM compute_usagerecord r
     JOIN vouchers_voucher v ON v.id = r.voucher_id
     JOIN regs g ON g.city_id = v.city_id AND g.data_center_id = r.data_center_id
@@ -62,12 +65,12 @@ recs AS (
 events AS (
     SELECT city_id, data_center_id, resource, b, sum(d) AS d, sum(corr) AS corr
     FROM (
-        SELECT city_id, data_center_id, resource, date_trunc('hour', s) AS b, cards AS d,
-               -cards * extract(epoch FROM s - date_trunc('hour', s))::float8 / 3600 AS corr
+        SELECT city_id, data_center_id, resource, floor(s)::bigint AS b, cards AS d,
+               -cards * (s - floor(s)) AS corr
         FROM recs
         UNION ALL
-        SELECT city_id, data_center_id, resource, date_trunc('hour', e), -cards,
-               cards * extract(epoch FROM e - date_trunc('hour', e))::float8 / 3600
+        SELECT city_id, data_center_id, resource, floor(e)::bigint, -cards,
+               cards * (e - floor(e))
         FROM recs
     ) AS x
     GROUP BY 1, 2, 3, 4
@@ -78,54 +81,57 @@ levels AS (
     WINDOW w AS (PARTITION BY city_id, data_center_id, resource ORDER BY b)
 ),
 load AS (
-    SELECT city_id, data_center_id, resource, b AS h, level + corr AS used FROM levels
+    SELECT city_id, data_center_id, resource, b, level + corr AS used FROM levels
     UNION ALL
     SELECT city_id, data_center_id, resource, h, level
-    FROM levels, generate_series(b + interval '1 hour', coalesce(next_b, %(end)s)
-                                 - interval '1 hour', interval '1 hour') AS h
+    FROM levels, generate_series(b + 1, coalesce(next_b, %(end_h)s) - 1) AS h
     WHERE level > 0.05
 )
-SELECT l.city_id, l.data_center_id, l.resource, l.h, round(l.used::numeric, 1),
-       coalesce(i.cards, 0)
+SELECT l.city_id, l.data_center_id, l.resource, to_timestamp(l.b * 3600),
+       round(l.used::numeric, 1), coalesce(i.cards, 0)
 FROM load l
 LEFT JOIN inv i ON i.city_id = l.city_id AND i.data_center_id = l.data_center_id
-     AND i.accelerator = l.resource AND l.h >= i.from_ts AND l.h < i.until_ts
-WHERE l.used > coalesce(i.cards, 0) + 0.05 AND l.h < %(end)s
+     AND i.accelerator = l.resource AND to_timestamp(l.b * 3600) >= i.from_ts
+     AND to_timestamp(l.b * 3600) < i.until_ts
+WHERE l.used > coalesce(i.cards, 0) + 0.05 AND l.b * 3600 < %(end_s)s
 ORDER BY 1, 2, 3, 4
 """
 
-# The records running in the flagged hours, in one pass: a record runs in hour h if it
-# started in one of the buckets from h - (the longest record's length) to h and ended
-# after h, so each flagged hour is spread over those start buckets and joined to the
-# records by hash on (city, data center, model, start bucket).
+# The records running in each finding's worst hour, in one pass: a record runs in hour
+# h if it started in one of the buckets from h - (the longest record's length) to h and
+# ended after h, so each worst hour is spread over those start buckets and joined to
+# the records by hash on (city, data center, model, start bucket). (Every flagged hour
+# instead: a record for each of them, 12 million rows for a month of 2 million.)
 _CAPACITY_RECORDS = """
 WITH span AS (
-    SELECT coalesce(max(r.ended_at - r.started_at), interval '0') AS longest
-    FROM compute_usagerecord r
-    WHERE r.status = 'accepted' AND r.ended_at > %(start)s AND r.started_at < %(end)s
-      AND r.data_center_id = ANY(%(dcs)s::bigint[])
+    SELECT coalesce(max(date_part('epoch', ended_at) - date_part('epoch', started_at)), 0)
+             / 3600 AS longest
+    FROM compute_usagerecord
+    WHERE status = 'accepted' AND ended_at > %(start)s AND started_at < %(end)s
+      AND data_center_id = ANY(%(dcs)s::bigint[])
 ),
 f AS MATERIALIZED (
     SELECT f.*, sb
     FROM unnest(%(cities)s::bigint[], %(dcs)s::bigint[], %(resources)s::text[],
-                %(hours)s::timestamptz[]) AS f(city_id, data_center_id, resource, h),
+                %(hours)s::bigint[], %(days)s::text[])
+           AS f(city_id, data_center_id, resource, h, day),
          span,
-         generate_series(date_trunc('hour', f.h - span.longest), f.h, interval '1 hour') AS sb
+         generate_series(f.h - ceil(span.longest)::bigint, f.h) AS sb
 ),
 rv AS MATERIALIZED (  -- the records with their city first: then one hash join to f
-    SELECT r.id, r.voucher_id, v.city_id, r.data_center_id, r.resource, r.ended_at,
-           date_trunc('hour', r.started_at) AS sb
+    SELECT r.id, r.voucher_id, v.city_id, r.data_center_id, r.resource,
+           date_part('epoch', r.ended_at) AS ended,
+           floor(date_part('epoch', r.started_at) / 3600)::bigint AS sb
     FROM compute_usagerecord r
     JOIN vouchers_voucher v ON v.id = r.voucher_id
     WHERE r.status = 'accepted' AND r.ended_at > %(start)s AND r.started_at < %(end)s
       AND r.data_center_id = ANY(%(dcs)s::bigint[])
 )
-SELECT DISTINCT f.city_id, f.data_center_id, f.resource,
-       to_char(f.h AT TIME ZONE 'UTC', 'YYYY-MM-DD'), rv.id, rv.voucher_id
+SELECT f.city_id, f.data_center_id, f.resource, f.day, rv.id, rv.voucher_id
 FROM rv
 JOIN f ON f.sb = rv.sb AND f.city_id = rv.city_id AND f.data_center_id = rv.data_center_id
       AND f.resource = rv.resource
-WHERE rv.ended_at > f.h
+WHERE rv.ended > f.h * 3600
 """
 
 
@@ -142,10 +148,15 @@ def capacity_check(
     city needed more cards than it declared; one draft per city, data center, model
     and UTC day with such hours. Two statements whatever the data: the hour buckets,
     then the records in the flagged ones."""
-    params = {"start": start, "end": end, "dc": data_center_id}
+    params = {
+        "start": start,
+        "end": end,
+        "start_s": start.timestamp(),
+        "end_s": end.timestamp(),
+        "end_h": math.ceil(end.timestamp() / 3600),
+        "dc": data_center_id,
+    }
     with transaction.atomic(), connection.cursor() as cursor:
-        # JIT compiling this statement cost more than running it (seconds, for a
-        # month of records), as it does for most statements run once a night.
         cursor.execute(_SESSION)
         cursor.execute(_CAPACITY, params)
         rows = cursor.fetchall()
@@ -156,19 +167,21 @@ def capacity_check(
     for city_id, dc_id, resource, hour, used, cards in rows:
         hour = hour.astimezone(UTC)
         days[(city_id, dc_id, resource, hour.date().isoformat())].append((hour, used, cards))
+    worst = {key: max(hours, key=lambda h: h[1] - h[2])[0] for key, hours in days.items()}
     with transaction.atomic(), connection.cursor() as cursor:
-        # The flagged hours come as arrays, which the planner cannot size: it would
-        # loop over them for every record-hour. A hash join it must be.
+        # The worst hours come as arrays, which the planner cannot size: it would loop
+        # over them for every record. A hash join it must be.
         cursor.execute(_SESSION + "; SET LOCAL enable_nestloop = off")
         cursor.execute(
             _CAPACITY_RECORDS,
             {
                 "start": start,
                 "end": end,
-                "cities": [r[0] for r in rows],
-                "dcs": [r[1] for r in rows],
-                "resources": [r[2] for r in rows],
-                "hours": [r[3] for r in rows],
+                "cities": [k[0] for k in worst],
+                "dcs": [k[1] for k in worst],
+                "resources": [k[2] for k in worst],
+                "hours": [int(h.timestamp()) // 3600 for h in worst.values()],
+                "days": [k[3] for k in worst],
             },
         )
         found: dict[Key, list[tuple[int, int]]] = defaultdict(list)
@@ -193,7 +206,8 @@ def capacity_check(
                         for h, u, c in hours
                     ],
                     "peak_cards_used": str(max(u for _h, u, _c in hours)),
-                    "records": len(records),
+                    "worst_hour": worst[(city_id, dc_id, resource, day)].isoformat(),
+                    "records_in_worst_hour": len(records),
                 },
                 voucher_id=next(iter(vouchers)) if len(vouchers) == 1 else None,
                 record_ids=[r for r, _v in records[:MAX_RECORDS]],

@@ -122,6 +122,11 @@ city_patterns = [
     path("staff/data-centers/", staff.staff_data_centers, name="staff_data_centers"),
     path("staff/sync/", staff.staff_sync, name="staff_sync"),
     path("staff/findings/", integrity.staff_findings, name="staff_findings"),
+    path(
+        "staff/programs/<slug:slug>/integrity/",
+        integrity.staff_program_integrity,
+        name="staff_program_integrity",
+    ),
     path("staff/findings/<int:pk>/", integrity.staff_finding, name="staff_finding"),
     path("staff/redemptions/", staff.staff_redemptions, name="staff_redemptions"),
     path("staff/settlements/", staff.staff_settlements, name="staff_settlements"),

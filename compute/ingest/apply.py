@@ -28,7 +28,7 @@ from compute.ingest.plan import (
     stored_records,
 )
 from compute.ingest.results import Results, results
-from compute.integrity.pipeline import batch_check
+from compute.integrity.pipeline import batch_flags, batch_raise
 from compute.metrics import batch_applied
 from compute.models import BatchStatus, UsageBatch
 from compute.rollups import Usage, rollups_add_batch
@@ -121,6 +121,8 @@ def _apply(batch: UsageBatch) -> None:
     # The plan's results, written before the locks: they stand unless `_charge` finds
     # that something changed meanwhile, and then it writes them again.
     _finish(batch, results(staged, plans))
+    # The cheap integrity checks (price band, plan), before the locks too.
+    flagged = batch_flags(occurrences=staged.first_occurrences, plans=plans, terms=terms)
     final = _charge(batch, staged, plans, written)
     # Last, as the rollups' shared rows are (compute/rollups.py): the dashboards' sums.
     program_days, companies = _usage_sums(staged, plans, final, terms)
@@ -130,12 +132,12 @@ def _apply(batch: UsageBatch) -> None:
         program_days=program_days,
         companies=companies,
     )
-    # The cheap integrity checks (price band, plan), after the rollups they read.
-    batch_check(
+    # What they flagged and was accepted in the end: findings (and holds).
+    batch_raise(
+        flagged,
         batch_id=batch.pk,
         data_center_id=data_center_id,
         occurrences=staged.first_occurrences,
-        plans=plans,
         final=final,
         usage_record_ids=written.usage_record_ids,
         terms=terms,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from compute.integrity.models import IntegrityRules, PriceBand
 from compute.integrity.parties import party_code_normalise
 from compute.models import Registration
 
@@ -45,3 +46,18 @@ class RelatedPartyForm(forms.Form):
         if not code:
             raise forms.ValidationError(_("Give an ID number or registration code."))
         return code
+
+
+class IntegrityRulesForm(forms.ModelForm):
+    class Meta:
+        model = IntegrityRules
+        fields = ["check_plan", "plan_margin_percent", "hold_charges", "drain_factor"]
+
+
+class PriceBandForm(forms.ModelForm):
+    class Meta:
+        model = PriceBand
+        fields = ["accelerator", "reference_price", "tolerance_percent"]
+
+    def validate_unique(self) -> None:
+        """Setting a model's band again changes it (the service updates it)."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -54,7 +55,7 @@ WHERE r.id IS NOT NULL OR b.id IS NOT NULL
 
 # Per voucher of a program that checks plans: the accelerators of its application's
 # plan, the plan's card-hours over the company's vouchers in the program, and the
-# company's card-hours under the program so far (the rollup, this batch included).
+# company's card-hours under the program so far (the rollup, before this batch).
 # Each (program, company) is summed once, however many of its vouchers the batch names.
 _PLANS = """
 WITH v AS (
@@ -115,38 +116,51 @@ class Flag(NamedTuple):
     detail: dict
 
 
-def batch_check(
+@dataclass(slots=True)
+class Flagged:
+    """What `batch_flags` found before the locks, for `batch_raise` after the charges."""
+
+    flags: list[Flag]
+    checks: dict[int, ProgramChecks]
+    cities: dict[int, tuple[int, int]]
+
+
+def batch_flags(
     *,
-    batch_id: int,
-    data_center_id: int,
     occurrences: Sequence[Occurrence],
     plans: Sequence[Plan],
-    final: Sequence[Plan],
-    usage_record_ids: Sequence[int | None],
     terms: dict[int, ChargeTerms],
-) -> int:
-    """Check a batch's accepted records, after its charges and rollups are written, in
-    its transaction. Returns how many findings were raised."""
-    accepted = [k for k, outcome in enumerate(final) if outcome.outcome == ACCEPTED]
+) -> Flagged | None:
+    """Check the records planned as accepted, before any lock (so that workers do it in
+    parallel, as they plan): the bands in Python, the plans by one query. The company's
+    card-hours are the rollup's (before this batch) plus this batch's planned ones.
+    None when nothing is flagged (almost always)."""
+    accepted = [k for k, planned in enumerate(plans) if planned.outcome == ACCEPTED]
     if not accepted:
-        return 0
-    programs = {terms[plans[k].voucher_id].program_id for k in accepted}
-    checks = program_checks(programs)
+        return None
+    checks = program_checks({terms[plans[k].voucher_id].program_id for k in accepted})
     if not checks:
-        return 0
-    flags: list[Flag] = []
+        return None
+    # Per voucher, not per record: its program's bands and whether it checks plans.
+    bands_of: dict[int, dict] = {}
     planned_vouchers: set[int] = set()
+    for voucher_id, voucher in terms.items():
+        found = checks.get(voucher.program_id)
+        if found is not None:
+            if found.bands:
+                bands_of[voucher_id] = found.bands
+            if found.check_plan:
+                planned_vouchers.add(voucher_id)
+    flags: list[Flag] = []
     for k in accepted:
         voucher_id = plans[k].voucher_id
-        program_checks_ = checks.get(terms[voucher_id].program_id)
-        if program_checks_ is None:
-            continue
-        if program_checks_.check_plan:
-            planned_vouchers.add(voucher_id)
-        band = program_checks_.bands.get(occurrences[k].record.resource)
-        if band is None:
+        bands = bands_of.get(voucher_id)
+        if bands is None:
             continue
         record = occurrences[k].record
+        band = bands.get(record.resource)
+        if band is None:
+            continue
         # Floats first (a tenth of Decimal's cost): clearly inside by a margin far above
         # their rounding error is inside; anything near an edge is decided exactly.
         quantity_f, amount_f = float(record.quantity), float(record.amount)
@@ -155,48 +169,76 @@ def batch_check(
         quantity, amount = Decimal(record.quantity), Decimal(record.amount)
         if quantity > 0 and not band[0] * quantity <= amount <= band[1] * quantity:
             unit = (amount / quantity).quantize(Decimal("0.01"), ROUND_HALF_UP)
-            flags.append(
-                Flag(
-                    voucher_id,
-                    FindingRule.PRICE_BAND,
-                    k,
-                    {"unit_price": str(unit), "reference": str(band[2])},
-                )
-            )
+            detail = {"unit_price": str(unit), "reference": str(band[2])}
+            flags.append(Flag(voucher_id, FindingRule.PRICE_BAND, k, detail))
     cities: dict[int, tuple[int, int]] = {}
-    if planned_vouchers:
-        flags.extend(
-            _plan_flags(planned_vouchers, accepted, occurrences, plans, checks, terms, cities)
-        )
+    planned = [k for k in accepted if plans[k].voucher_id in planned_vouchers]
+    if planned:
+        flags.extend(_plan_flags(planned, occurrences, plans, checks, terms, cities))
+    return Flagged(flags, checks, cities) if flags else None
+
+
+def batch_raise(
+    flagged: Flagged | None,
+    *,
+    batch_id: int,
+    data_center_id: int,
+    occurrences: Sequence[Occurrence],
+    final: Sequence[Plan],
+    usage_record_ids: Sequence[int | None],
+    terms: dict[int, ChargeTerms],
+) -> int:
+    """After the charges, in the batch's transaction: raise the findings of the flagged
+    records that were accepted in the end (and hold them, if their program says so).
+    Returns how many findings were raised."""
+    if flagged is None:
+        return 0
+    flags = [f for f in flagged.flags if final[f.k].outcome == ACCEPTED]
     if not flags:
         return 0
     return _raise(
-        batch_id, data_center_id, flags, occurrences, usage_record_ids, terms, checks, cities
+        batch_id,
+        data_center_id,
+        flags,
+        occurrences,
+        usage_record_ids,
+        terms,
+        flagged.checks,
+        flagged.cities,
     )
 
 
 def _plan_flags(
-    vouchers: set[int],
-    accepted: list[int],
+    planned: list[int],
     occurrences: Sequence[Occurrence],
     plans: Sequence[Plan],
     checks: dict[int, ProgramChecks],
     terms: dict[int, ChargeTerms],
     cities: dict[int, tuple[int, int]],
 ) -> list[Flag]:
+    vouchers = {plans[k].voucher_id for k in planned}
     with connection.cursor() as cursor:
         cursor.execute(_PLANS, [sql_list(sorted(vouchers))])
         rows = cursor.fetchall()
     if not rows:
         return []
+    # This batch's card-hours per (program, company): the rollup does not have them yet.
+    # Summed as text and converted once per group, as the rollups do (exact, cheap).
+    texts: dict[tuple[int, int], list[str]] = defaultdict(list)
+    for k in planned:
+        voucher = terms[plans[k].voucher_id]
+        texts[(voucher.program_id, voucher.company_id)].append(occurrences[k].record.quantity)
+    batch_hours = {key: sum(map(Decimal, q), Decimal(0)) for key, q in texts.items()}
     models: dict[int, set[str]] = {}
     beyond: dict[int, dict] = {}
-    for voucher_id, city_id, company_id, accelerators, hours, used in rows:
+    for voucher_id, city_id, company_id, accelerators, hours, used_before in rows:
         cities[voucher_id] = (city_id, company_id)
         models[voucher_id] = set(accelerators)
         if hours is None:
             continue
-        margin = checks[terms[voucher_id].program_id].margin
+        program_id = terms[voucher_id].program_id
+        used = used_before + batch_hours.get((program_id, company_id), Decimal(0))
+        margin = checks[program_id].margin
         limit = hours * (100 + margin) / 100
         if used > limit:
             beyond[voucher_id] = {
@@ -205,7 +247,7 @@ def _plan_flags(
                 "margin": str(margin),
             }
     flags = []
-    for k in accepted:
+    for k in planned:
         voucher_id = plans[k].voucher_id
         if voucher_id not in models:
             continue

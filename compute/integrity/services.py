@@ -23,7 +23,9 @@ from compute.integrity.models import (
     Finding,
     FindingRecord,
     FindingStatus,
+    IntegrityRules,
     Inventory,
+    PriceBand,
     RelatedParty,
 )
 from compute.models import DataCenter, RecordStatus, Registration, UsageRecord
@@ -37,6 +39,7 @@ from portal.locks import retry_on_deadlock
 from portal.models import City, Role, User
 from portal.tenancy import has_role
 from vouchers.ledger import vouchers_lock
+from vouchers.models import Program
 
 # The state machine: which decision leads where, from open only.
 DECISIONS = {"confirm": FindingStatus.CONFIRMED, "clear": FindingStatus.CLEARED}
@@ -299,3 +302,56 @@ def related_party_add(
             data={"data_center": data_center.pk, "name": name},
         )
     return party
+
+
+def _require_program_manager(program: Program, actor: User) -> None:
+    if not has_role(actor, program.city, Role.PROGRAM_MANAGER):
+        raise DomainError(
+            _("Only the city's program managers may set a program's checks."), code="forbidden"
+        )
+
+
+def integrity_rules_set(*, program: Program, actor: User, **values: Any) -> IntegrityRules:
+    """A program manager sets the program's checks (plan, margin, holds, drain factor);
+    they apply from the next batch."""
+    _require_program_manager(program, actor)
+    with transaction.atomic():
+        rules, _created = IntegrityRules.objects.update_or_create(program=program, defaults=values)
+        audit_record(
+            action="integrity.rules",
+            city=program.city,
+            actor=actor,
+            target=program,
+            data={k: str(v) for k, v in values.items()},
+        )
+    return rules
+
+
+def price_band_set(
+    *,
+    program: Program,
+    actor: User,
+    accelerator: str,
+    reference_price: Decimal,
+    tolerance_percent: Decimal,
+) -> PriceBand:
+    """A program manager sets (or changes) the band of one accelerator model."""
+    _require_program_manager(program, actor)
+    with transaction.atomic():
+        band, _created = PriceBand.objects.update_or_create(
+            program=program,
+            accelerator=accelerator,
+            defaults={"reference_price": reference_price, "tolerance_percent": tolerance_percent},
+        )
+        audit_record(
+            action="integrity.price_band",
+            city=program.city,
+            actor=actor,
+            target=program,
+            data={
+                "accelerator": accelerator,
+                "reference_price": str(reference_price),
+                "tolerance_percent": str(tolerance_percent),
+            },
+        )
+    return band

@@ -15,14 +15,20 @@ from django.utils.translation import gettext_lazy
 
 from compute import selectors as compute_selectors
 from compute.integrity import selectors, services
-from compute.integrity.forms import InventoryForm, RelatedPartyForm
-from compute.integrity.models import FindingStatus
+from compute.integrity.forms import (
+    IntegrityRulesForm,
+    InventoryForm,
+    PriceBandForm,
+    RelatedPartyForm,
+)
+from compute.integrity.models import FindingStatus, IntegrityRules, PriceBand
 from compute.models import Registration
 from portal.errors import DomainError
 from portal.forms import apply_domain_error
 from portal.http import SignedInRequest, page_of
 from portal.models import Role
 from portal.tenancy import has_role, staff_required
+from vouchers.selectors import program_get, program_list
 
 
 class DecisionForm(forms.Form):
@@ -57,6 +63,9 @@ def staff_findings(request: SignedInRequest, city_slug: str) -> HttpResponse:
             "status": status,
             "statuses": FindingStatus.choices,
             "page": page_of(request, findings),
+            "programs": program_list(city=request.city)
+            if has_role(request.user, request.city, Role.PROGRAM_MANAGER)
+            else [],
         },
     )
 
@@ -134,5 +143,46 @@ def console_inventory(request: SignedInRequest, slug: str) -> HttpResponse:
             "party_form": party_form,
             "inventory": selectors.inventory_list(data_center=dc),
             "parties": selectors.related_party_list(data_center=dc),
+        },
+    )
+
+
+@staff_required(Role.PROGRAM_MANAGER)
+def staff_program_integrity(request: SignedInRequest, city_slug: str, slug: str) -> HttpResponse:
+    """A program's checks: the rules and the price bands per accelerator model."""
+    program = program_get(city=request.city, slug=slug)
+    rules = IntegrityRules.objects.filter(program=program).first()
+    kind = request.POST.get("kind") if request.method == "POST" else None
+    rules_form = IntegrityRulesForm(
+        request.POST if kind == "rules" else None, instance=rules, prefix="rules"
+    )
+    band_form = PriceBandForm(request.POST if kind == "band" else None, prefix="band")
+    form = rules_form if kind == "rules" else band_form
+    if kind in ("rules", "band") and form.is_valid():
+        try:
+            if kind == "rules":
+                services.integrity_rules_set(
+                    program=program, actor=request.user, **rules_form.cleaned_data
+                )
+            else:
+                services.price_band_set(
+                    program=program, actor=request.user, **band_form.cleaned_data
+                )
+        except DomainError as error:
+            apply_domain_error(form, error)
+        else:
+            messages.success(request, _("Saved."))
+            return redirect(
+                "compute:staff_program_integrity", city_slug=request.city.slug, slug=slug
+            )
+    return render(
+        request,
+        "compute/staff_program_integrity.html",
+        {
+            "city": request.city,
+            "program": program,
+            "rules_form": rules_form,
+            "band_form": band_form,
+            "bands": PriceBand.objects.filter(program=program),
         },
     )

@@ -399,3 +399,38 @@ def test_no_shared_party_no_finding(ledger_world, startup_user):
     RelatedParty.objects.create(data_center=w.dc, name="李四", code="110101199202022345")
     redemption_request(voucher=w.voucher, data_center=w.dc, contract_ref="GA-2", actor=startup_user)
     assert not Finding.objects.exists()
+
+
+def test_a_program_manager_sets_the_bands_and_rules(ledger_world, shanghai, shenzhen, client):
+    w = ledger_world
+    url = f"/shanghai/staff/programs/{w.program.slug}/integrity/"
+    client.force_login(shenzhen.manager)
+    assert client.get(url).status_code == 404
+    client.force_login(shanghai.reviewer)
+    assert client.get(url).status_code == 403
+    client.force_login(shanghai.manager)
+    assert client.get(url).status_code == 200
+    band = {
+        "kind": "band",
+        "band-accelerator": "Ascend 910B",
+        "band-reference_price": "12.00",
+        "band-tolerance_percent": "25",
+    }
+    assert client.post(url, band).status_code == 302
+    band["band-reference_price"] = "13.00"  # set again: changed, not a second band
+    assert client.post(url, band).status_code == 302
+    assert PriceBand.objects.get(program=w.program).reference_price == Decimal("13.00")
+    rules = {
+        "kind": "rules",
+        "rules-check_plan": "on",
+        "rules-plan_margin_percent": "15",
+        "rules-hold_charges": "on",
+        "rules-drain_factor": "4",
+    }
+    assert client.post(url, rules).status_code == 302
+    saved = IntegrityRules.objects.get(program=w.program)
+    assert saved.hold_charges and saved.plan_margin_percent == Decimal("15")
+    assert AuditEvent.objects.filter(action="integrity.price_band").count() == 2
+    assert AuditEvent.objects.filter(action="integrity.rules").count() == 1
+    bad = {**band, "band-tolerance_percent": "500"}
+    assert client.post(url, bad).status_code == 200  # a field error, no 500

@@ -148,7 +148,7 @@ def capacity_check(
     city needed more cards than it declared; one draft per city, data center, model
     and UTC day with such hours. Two statements whatever the data: the hour buckets,
     then the records in the flagged ones."""
-    params = {
+    params: dict[str, datetime | float | int | None] = {
         "start": start,
         "end": end,
         "start_s": start.timestamp(),

@@ -11,6 +11,10 @@ from compute.models import (
     ApiKey,
     BatchStatus,
     DataCenter,
+    Finding,
+    IntegrityRules,
+    Inventory,
+    PriceBand,
     Redemption,
     Registration,
     UsageBatch,
@@ -132,3 +136,31 @@ class UsageBatchAdmin(ReadOnlyAdmin):
             usage_batch_retry(batch=batch, actor=request.user)
             retried += 1
         self.message_user(request, _("%(n)s failed batches queued again.") % {"n": retried})
+
+
+# Integrity (compute/integrity/): declarations and findings are written by services
+# (the console, the staff's pages, the checks); the admin reads them.
+@admin.register(Inventory)
+class InventoryAdmin(ReadOnlyAdmin):
+    list_display = ["registration", "accelerator", "cards", "valid_from", "created_at"]
+    list_filter = ["registration__data_center"]
+    list_select_related = ["registration"]
+
+
+@admin.register(PriceBand)
+class PriceBandAdmin(ReadOnlyAdmin):
+    list_display = ["program", "accelerator", "reference_price", "tolerance_percent"]
+    list_select_related = ["program"]
+
+
+@admin.register(IntegrityRules)
+class IntegrityRulesAdmin(ReadOnlyAdmin):
+    list_display = ["program", "check_plan", "plan_margin_percent", "hold_charges"]
+    list_select_related = ["program"]
+
+
+@admin.register(Finding)
+class FindingAdmin(ReadOnlyAdmin):
+    list_display = ["pk", "city", "data_center", "rule", "severity", "status", "raised_at"]
+    list_filter = ["status", "rule", "city"]
+    list_select_related = ["city", "data_center"]

@@ -35,6 +35,13 @@ def compute_audit_actions_register() -> None:
             "settlement.issue": _("Statement issued"),
             "settlement.confirm": _("Statement confirmed"),
             "settlement.mark_paid": _("Statement marked paid"),
+            "finding.raise": _("Integrity finding raised"),
+            "finding.confirm": _("Integrity finding confirmed (records voided)"),
+            "finding.clear": _("Integrity finding cleared"),
+            "inventory.declare": _("Inventory declared"),
+            "integrity.rules": _("Program's integrity checks set"),
+            "integrity.price_band": _("Price band set"),
+            "related_party.add": _("Shareholder or manager declared"),
             # manage.py seed_scale (compute/scale.py): one event per load.
             "scale.seed": _("Scale test data loaded"),
         }

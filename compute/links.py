@@ -38,6 +38,7 @@ def links_register() -> None:
         ("staff_data_centers", _("Data centers")),
         ("staff_settlements", _("Settlements")),
         ("staff_sync", _("Sync and reconciliation")),
+        ("staff_findings", _("Integrity findings")),
     ):
         link_register(
             "portal.staff_nav",

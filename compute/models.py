@@ -391,6 +391,10 @@ class UsageRecord(models.Model):
         db_constraint=False,
     )
     void_reason = models.CharField(max_length=300, blank=True, db_default="")
+    # Charged but not paid to the data center: an integrity check flagged it and its
+    # program holds such charges until staff decide (compute/integrity/). Settlements
+    # leave it out; clearing the finding releases it, confirming voids it.
+    held = models.BooleanField(_("held"), default=False, db_default=False)
     created_at = models.DateTimeField(db_default=Now())  # the COPY statement's time
     voided_at = models.DateTimeField(null=True, blank=True)
 
@@ -553,6 +557,19 @@ class SettlementLine(models.Model):
     def __str__(self) -> str:
         return f"{self.record_id} {self.covered_amount}"
 
+
+# The integrity checks' declarations and findings (compute/integrity/).
+from compute.integrity.models import (  # noqa: E402, F401
+    Finding,
+    FindingRecord,
+    FindingRule,
+    FindingStatus,
+    IntegrityRules,
+    Inventory,
+    PriceBand,
+    RelatedParty,
+    Severity,
+)
 
 # The dashboards' rollups live in a module of their own (this one is long enough).
 from compute.rollup_models import (  # noqa: E402, F401

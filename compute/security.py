@@ -26,3 +26,5 @@ def security_register() -> None:
     sensitive_register("compute:console_keys")
     sensitive_register("compute:console_revoke")
     sensitive_register("compute:staff_settlement", post_field_in("step", "issue", "mark_paid"))
+    sensitive_register("compute:staff_finding")  # confirm (voids records) or clear
+    sensitive_register("compute:staff_program_integrity")  # holds and price bands

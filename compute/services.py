@@ -1,8 +1,6 @@
 """Writes of the compute app: API keys, registrations, redemptions and voiding usage.
-
-Usage batches live in `compute.ingest` (the hot path). Money moves only through
-`vouchers.ledger`.
-"""
+Usage batches live in `compute.ingest` (the hot path); money moves only through
+`vouchers.ledger`."""
 
 from __future__ import annotations
 
@@ -402,6 +400,9 @@ def redemption_request(
             target=redemption,
             data={"voucher": voucher.code, "data_center": data_center.slug},
         )
+        from compute.integrity.parties import related_parties_check  # a cycle at import
+
+        related_parties_check(redemption)
     return redemption
 
 
@@ -544,9 +545,6 @@ def redemption_close(*, redemption: Redemption, actor: Actor, reason: str = "") 
     )
 
 
-# --- voiding usage ------------------------------------------------------------------------
-
-
 @retry_on_deadlock()
 def usage_record_void(*, data_center: DataCenter, record_id: str, reason: str) -> UsageRecord:
     """Void an accepted record: its covered amount returns to the voucher (a reversal
@@ -564,25 +562,9 @@ def usage_record_void(*, data_center: DataCenter, record_id: str, reason: str) -
             raise DomainError(_("Not found."), code="not_found")
         if record.status == RecordStatus.VOID:
             raise DomainError(_("This record is already void."), code="conflict")
-        entry = None
-        if record.covered_amount > 0:
-            entry = ledger_reverse(
-                voucher_id=record.voucher_id,
-                amount=record.covered_amount,
-                usage_record_id=record.pk,
-                actor_label=f"data center {data_center.slug}",
-                memo=f"void {record.record_id}: {reason}"[:300],
-            )
-            Redemption.objects.filter(pk=record.redemption_id).update(
-                covered_total=F("covered_total") - record.covered_amount,
-                updated_at=timezone.now(),
-            )
-        rollups_void(usage_record_id=record.pk)  # the dashboards' sums
-        record.status = RecordStatus.VOID
-        record.void_reason = reason[:300]
-        record.voided_at = timezone.now()
-        record.reversal_entry = entry
-        record.save(update_fields=["status", "void_reason", "voided_at", "reversal_entry"])
+        usage_record_void_locked(
+            record, reason=reason, actor_label=f"data center {data_center.slug}"
+        )
         voucher = Voucher.objects.select_related("city").get(pk=record.voucher_id)
         audit_record(
             action="usage_record.void",
@@ -592,3 +574,27 @@ def usage_record_void(*, data_center: DataCenter, record_id: str, reason: str) -
             data={"record_id": record.record_id, "reason": reason},
         )
     return record
+
+
+def usage_record_void_locked(record: UsageRecord, *, reason: str, actor_label: str) -> None:
+    """Void a record the caller locked (reversal, cap, rollups); the caller audits it."""
+    entry = None
+    if record.covered_amount > 0:
+        entry = ledger_reverse(
+            voucher_id=record.voucher_id,
+            amount=record.covered_amount,
+            usage_record_id=record.pk,
+            actor_label=actor_label,
+            memo=f"void {record.record_id}: {reason}"[:300],
+        )
+        Redemption.objects.filter(pk=record.redemption_id).update(
+            covered_total=F("covered_total") - record.covered_amount,
+            updated_at=timezone.now(),
+        )
+    rollups_void(usage_record_id=record.pk)  # the dashboards' sums
+    record.status = RecordStatus.VOID
+    record.void_reason = reason[:300]
+    record.voided_at = timezone.now()
+    record.reversal_entry = entry
+    record.held = False
+    record.save(update_fields=["status", "void_reason", "voided_at", "reversal_entry", "held"])

@@ -82,6 +82,7 @@ SELECT %(settlement)s, 'usage', r.id, r.record_id, v.code, r.amount, r.covered_a
 FROM compute_usagerecord r
 JOIN vouchers_voucher v ON v.id = r.voucher_id
 WHERE r.data_center_id = %(dc)s AND v.city_id = %(city)s AND r.status = 'accepted'
+  AND NOT r.held  -- an integrity finding holds it: billed once cleared (compute/integrity/)
   AND r.ended_at < %(end)s
   AND (r.ended_at >= %(start)s
        -- Arrived late (within the voucher's grace days) for a month already issued:

@@ -10,7 +10,9 @@ It plays a state-run data center's billing system:
 - it injects faults on request, for the tests and for curious operators:
   `latency`, `http500`, `http503`, `timeout`, `malformed`, `repeat` (records repeated
   across pages), `out_of_order` (a page's records shuffled), `mutate` (a record that was
-  already sent comes again with another amount). `POST /control` with
+  already sent comes again with another amount), `inflate` (a record generated next
+  bills an impossible number of cards for its hours, at the usual price per card-hour:
+  what the portal's capacity check is for). `POST /control` with
   `{"fault": …, "count": n, "seconds": s}` arms one; `{"generate": n}` adds records.
 
 Nothing here touches the portal's database: it is a separate party.
@@ -25,6 +27,8 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -40,7 +44,11 @@ FAULTS = {
     "repeat",
     "out_of_order",
     "mutate",
+    "inflate",
 }
+# Cards an inflated record claims: more than any demo data center declares (compute.
+# integrity.demo), so its hours cannot have run.
+INFLATED_CARDS = 50_000
 
 
 def encode_cursor(offset: int) -> str:
@@ -140,6 +148,8 @@ class DataCenterSimulator:
                 count=count,
                 not_before=self.valid_from,
             )
+            if records and self._take_fault({"inflate"}) is not None:
+                records[0] = inflated(records[0])
             self.log.extend(records)
             return records
 
@@ -211,6 +221,21 @@ class DataCenterSimulator:
             timeout=60,
         )
         return {"status": response.status_code, "body": response.json()}
+
+
+def inflated(record: dict) -> dict:
+    """The same job billed on INFLATED_CARDS cards for one hour, at the same price per
+    card-hour: a bill for hours that never ran."""
+    ended = datetime.fromisoformat(record["ended_at"])
+    price = Decimal(record["amount"]) / Decimal(record["quantity"])
+    quantity = Decimal(INFLATED_CARDS)
+    return {
+        **record,
+        "record_id": record["record_id"] + "-x",
+        "started_at": (ended - timedelta(hours=1)).isoformat(timespec="seconds"),
+        "quantity": f"{quantity:.3f}",
+        "amount": str((quantity * price).quantize(Decimal("0.01"), ROUND_HALF_UP)),
+    }
 
 
 def _handler(sim: DataCenterSimulator) -> type[BaseHTTPRequestHandler]:

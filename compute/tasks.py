@@ -115,3 +115,11 @@ def settlements_monthly(period: str = "") -> int:
 def api_keys_expiry_remind_task() -> int:
     """Beat, daily: remind operators of API keys about to expire, once per key."""
     return api_keys_expiry_remind()
+
+
+@shared_task(acks_late=True, time_limit=3600, soft_time_limit=3500)
+def integrity_nightly_task() -> int:
+    """The capacity check and the usage patterns over the last weeks (compute/integrity/)."""
+    from compute.integrity.nightly import integrity_nightly
+
+    return integrity_nightly()

@@ -3,7 +3,7 @@ the reserved /my/ and /dc/ prefixes); `city_patterns` inside /<city_slug>/."""
 
 from django.urls import include, path
 
-from compute.views import company, dashboards, exports, operator, staff, webhooks
+from compute.views import company, dashboards, exports, integrity, operator, staff, webhooks
 
 app_name = "compute"
 
@@ -62,6 +62,8 @@ site_patterns = [
         "dc/<slug:slug>/keys/<int:pk>/revoke/", operator.console_key_revoke, name="console_revoke"
     ),
     path("dc/<slug:slug>/sync/", operator.console_sync, name="console_sync"),
+    path("dc/<slug:slug>/findings/", integrity.console_findings, name="console_findings"),
+    path("dc/<slug:slug>/inventory/", integrity.console_inventory, name="console_inventory"),
     path("dc/<slug:slug>/webhooks/", webhooks.console_webhooks, name="console_webhooks"),
     path(
         "dc/<slug:slug>/webhooks/<int:pk>/revoke/",
@@ -119,6 +121,13 @@ city_patterns = [
     ),
     path("staff/data-centers/", staff.staff_data_centers, name="staff_data_centers"),
     path("staff/sync/", staff.staff_sync, name="staff_sync"),
+    path("staff/findings/", integrity.staff_findings, name="staff_findings"),
+    path(
+        "staff/programs/<slug:slug>/integrity/",
+        integrity.staff_program_integrity,
+        name="staff_program_integrity",
+    ),
+    path("staff/findings/<int:pk>/", integrity.staff_finding, name="staff_finding"),
     path("staff/redemptions/", staff.staff_redemptions, name="staff_redemptions"),
     path("staff/settlements/", staff.staff_settlements, name="staff_settlements"),
     path(

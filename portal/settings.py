@@ -376,6 +376,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "compute.tasks.ledger_reconcile_task",
         "schedule": crontab(hour=1, minute=30),
     },
+    "integrity-checks-nightly": {
+        "task": "compute.tasks.integrity_nightly_task",
+        "schedule": crontab(hour=2, minute=0),
+    },
     "draft-monthly-settlements": {
         "task": "compute.tasks.settlements_monthly",
         "schedule": crontab(day_of_month=1, hour=3, minute=0),

@@ -170,6 +170,9 @@ class UsageRecordOut(serializers.Serializer):
     amount = MoneyField()
     covered_amount = MoneyField()
     status = serializers.ChoiceField(choices=["accepted", "void"])
+    # Charged, but not paid to you until the city's staff clear an integrity finding
+    # on it (compute/integrity/); a confirmed finding voids it.
+    held = serializers.BooleanField()
     batch = serializers.IntegerField(source="batch_id")
     created_at = serializers.DateTimeField()
 

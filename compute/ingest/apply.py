@@ -28,6 +28,7 @@ from compute.ingest.plan import (
 )
 from compute.ingest.results import Results, results
 from compute.ingest.sums import usage_sums
+from compute.integrity.pipeline import batch_flags, batch_raise
 from compute.metrics import batch_applied
 from compute.models import BatchStatus, UsageBatch
 from compute.rollups import rollups_add_batch
@@ -124,6 +125,8 @@ def _apply(batch: UsageBatch) -> None:
     # The plan's results, written before the locks: they stand unless `_charge` finds
     # that something changed meanwhile, and then it writes them again.
     _finish(batch, results(staged, plans))
+    # The cheap integrity checks (price band, plan), before the locks too.
+    flagged = batch_flags(occurrences=staged.first_occurrences, plans=plans, terms=terms)
     final = _charge(batch, staged, plans, written)
     # Last, as the rollups' shared rows are (compute/rollups.py): the dashboards' sums.
     program_days, companies = usage_sums(staged, plans, final, terms)
@@ -132,6 +135,16 @@ def _apply(batch: UsageBatch) -> None:
         data_center_id=data_center_id,
         program_days=program_days,
         companies=companies,
+    )
+    # What they flagged and was accepted in the end: findings (and holds).
+    batch_raise(
+        flagged,
+        batch_id=batch.pk,
+        data_center_id=data_center_id,
+        occurrences=staged.first_occurrences,
+        final=final,
+        usage_record_ids=written.usage_record_ids,
+        terms=terms,
     )
 
 

@@ -18,6 +18,7 @@ class WebhookEvent(models.TextChoices):
     VOUCHER_EXPIRED = "voucher.expired", _("Voucher expired")
     BATCH_APPLIED = "batch.applied", _("Usage batch applied")
     STATEMENT_ISSUED = "statement.issued", _("Statement issued")
+    FINDING_RAISED = "finding.raised", _("Finding raised on your records")
 
 
 class DeliveryStatus(models.TextChoices):

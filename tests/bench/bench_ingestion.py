@@ -34,6 +34,9 @@ PUSHERS = 2
 # vouchers' locks another holds and for PostgreSQL; with two on two cores, a core stood
 # idle ~12% of the run (~1.1 of 9 core-seconds), with three ~7% (README, Benchmark).
 WORKERS = int(os.environ.get("BENCH_WORKERS") or (os.cpu_count() or 1) + 1)
+# The in-pipeline integrity checks (price band, plan; compute/integrity/pipeline.py) on
+# every record, finding nothing, as on ordinary traffic; BENCH_INTEGRITY=0: no rules.
+INTEGRITY = os.environ.get("BENCH_INTEGRITY", "1") != "0"
 
 
 def _bench_url() -> str:
@@ -108,6 +111,49 @@ def bench_records(codes: list[str], count: int, prefix: str) -> list[dict]:
     ]
 
 
+def _integrity_rules(program, company) -> None:
+    """Bands both models' prices fall in, a plan per voucher far above its usage, and
+    rules that check the plan and hold what is flagged: every check runs, none fires."""
+    from compute.integrity.models import IntegrityRules, PriceBand
+    from vouchers.models import Application, ComputePlanRow, Voucher
+
+    for accelerator in ("Ascend 910B", "NVIDIA H20"):
+        PriceBand.objects.create(
+            program=program,
+            accelerator=accelerator,
+            reference_price=Decimal("14"),
+            tolerance_percent=Decimal("50"),
+        )
+    IntegrityRules.objects.create(program=program, check_plan=True, hold_charges=True)
+    user = _bench_user()
+    vouchers = list(Voucher.objects.filter(program=program).order_by("id"))
+    apps = Application.objects.bulk_create(
+        Application(
+            city_id=program.city_id,
+            program=program,
+            company=company,
+            created_by=user,
+            state="approved",
+        )
+        for _ in vouchers
+    )
+    ComputePlanRow.objects.bulk_create(
+        ComputePlanRow(application=app, accelerator=accelerator, hours=Decimal("1000000"))
+        for app in apps
+        for accelerator in ("Ascend 910B", "NVIDIA H20")
+    )
+    for voucher, app in zip(vouchers, apps, strict=True):
+        voucher.application = app
+    Voucher.objects.bulk_update(vouchers, ["application"])
+    print("integrity checks: on (price bands, plan; BENCH_INTEGRITY=0 for none)")
+
+
+def _bench_user():
+    from portal.models import User
+
+    return User.objects.create_user(email="bench@bench.test", password=None)
+
+
 def main() -> None:
     url = _bench_url()
     _setup_database(url)
@@ -172,6 +218,8 @@ def main() -> None:
         )
         codes.append(v.code)
     print(f"setup: {VOUCHERS} vouchers in {time.perf_counter() - t0:.1f} s")
+    if INTEGRITY:
+        _integrity_rules(program, company)
     _key, raw_key = api_key_issue(data_center=dc, actor=SYSTEM)
 
     rows = bench_records(codes, RECORDS, prefix="bench")

@@ -102,6 +102,8 @@ def main() -> None:
         "results",
         "_charge",
         "ledger_charge_many",
+        "batch_flags",  # the in-pipeline integrity checks (compute/integrity/pipeline.py)
+        "batch_raise",
     ):
         python_step(name, getattr(usage, name))
 

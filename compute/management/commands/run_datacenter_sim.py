@@ -59,6 +59,7 @@ class Command(BaseCommand):
             time.sleep(o["every"])
 
     def _demo(self, o) -> list[tuple[DataCenterSimulator, str]]:
+        from compute.integrity.demo import INFLATING
         from compute.models import DataCenter
         from compute.services import api_key_issue, data_center_save
         from portal.audit import SYSTEM
@@ -72,6 +73,8 @@ class Command(BaseCommand):
             if url.hostname not in ("127.0.0.1", "localhost"):
                 continue
             sim = DataCenterSimulator(slug=dc.slug, token=dc.feed_token, seed=dc.pk)
+            if dc.slug == INFLATING:  # its findings show in the demo (compute/integrity/demo.py)
+                sim.arm("inflate", count=3)
             # A port the system picks is never one in use (the portal's own, another
             # program's): the data center's feed address follows it, as an operator
             # would re-register a moved feed (audited, data_center.update).

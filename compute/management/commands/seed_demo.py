@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from compute.demo import operator_email, seed_compute, seed_compute_links
+from compute.integrity.demo import seed_integrity
 from portal.demo import describe_logins, seed_portal
 from portal.locks import single_writer
 from vouchers.demo import seed_outcome_reports, seed_vouchers
@@ -25,6 +26,7 @@ class Command(BaseCommand):
             seed_compute_links()
             # One outcome report accepted (验收), after the vouchers are issued.
             seed_outcome_reports()
+            seed_integrity()
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo ready: {len(cities)} cities, {len(centers)} data centers, "

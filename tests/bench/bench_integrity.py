@@ -102,7 +102,12 @@ def main() -> None:
         rate_other=Decimal("0.20"),
     )
     dc = DataCenter.objects.create(
-        slug="bench", name_zh="基准", name_en="Bench", operator_zh="x", hub="guizhou", cluster_en="x"
+        slug="bench",
+        name_zh="基准",
+        name_en="Bench",
+        operator_zh="x",
+        hub="guizhou",
+        cluster_en="x",
     )
     registration = Registration.objects.create(
         city=city, data_center=dc, starts_on=date(2026, 1, 1)

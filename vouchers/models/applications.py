@@ -186,13 +186,12 @@ def _document_path(instance: Document, filename: str) -> str:
 # Names of the usual document types, so that pages show "营业执照" rather than the
 # identifier a program lists in `required_documents`. A program may require a type not
 # listed here; it is then shown as written.
-class Document(models.Model):
-    """A file the applicant uploaded. Stored under MEDIA_ROOT, never served statically:
-    downloads go through a view that checks access and audits staff downloads."""
+class UploadedDocument(models.Model):
+    """What every uploaded file records beside its owner and its place on disk (an
+    application's documents, an outcome report's): type, name as sent, checked content
+    type and size, who uploaded it and when."""
 
-    application = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="documents")
     doc_type = models.CharField(_("document type"), max_length=60)
-    file = models.FileField(upload_to=_document_path)
     original_name = models.CharField(_("file name"), max_length=200)
     content_type = models.CharField(max_length=40)
     size = models.PositiveIntegerField(_("size"))
@@ -202,12 +201,23 @@ class Document(models.Model):
     uploaded_at = models.DateTimeField(_("uploaded at"), auto_now_add=True)
 
     class Meta:
-        verbose_name = _("document")
-        verbose_name_plural = _("documents")
+        abstract = True
         ordering = ["doc_type", "id"]
 
     def __str__(self) -> str:
         return self.original_name
+
+
+class Document(UploadedDocument):
+    """A file the applicant uploaded. Stored under MEDIA_ROOT, never served statically:
+    downloads go through a view that checks access and audits staff downloads."""
+
+    application = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="documents")
+    file = models.FileField(upload_to=_document_path)
+
+    class Meta(UploadedDocument.Meta):
+        verbose_name = _("document")
+        verbose_name_plural = _("documents")
 
     @property
     def doc_type_label(self) -> str:

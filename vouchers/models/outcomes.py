@@ -13,6 +13,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from portal.models import City
+from vouchers.models.applications import UploadedDocument
 from vouchers.models.ledger import Voucher
 from vouchers.models.letters import DecisionLetter
 from vouchers.models.programs import Company, Program
@@ -144,28 +145,16 @@ def _outcome_document_path(instance: OutcomeDocument, filename: str) -> str:
     return f"outcomes/{instance.report_id}/{secrets.token_hex(16)}"
 
 
-class OutcomeDocument(models.Model):
+class OutcomeDocument(UploadedDocument):
     """A file attached to an outcome report: checked as an application's documents are
     (PDF, PNG or JPEG by content, at most 20 MB), downloaded only through views."""
 
     report = models.ForeignKey(OutcomeReport, on_delete=models.CASCADE, related_name="documents")
-    doc_type = models.CharField(_("document type"), max_length=60)
     file = models.FileField(upload_to=_outcome_document_path)
-    original_name = models.CharField(_("file name"), max_length=200)
-    content_type = models.CharField(max_length=40)
-    size = models.PositiveIntegerField(_("size"))
-    uploaded_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
-    )
-    uploaded_at = models.DateTimeField(_("uploaded at"), auto_now_add=True)
 
-    class Meta:
+    class Meta(UploadedDocument.Meta):
         verbose_name = _("outcome document")
         verbose_name_plural = _("outcome documents")
-        ordering = ["doc_type", "id"]
-
-    def __str__(self) -> str:
-        return self.original_name
 
     @property
     def doc_type_label(self) -> str:

@@ -305,6 +305,7 @@ TASK_QUEUES = {
     "reports": [
         "compute.tasks.settlements_monthly",
         "compute.tasks.ledger_reconcile_task",
+        "compute.tasks.integrity_nightly_task",
         "vouchers.tasks.vouchers_expire_due_task",
         "vouchers.tasks.awards_lapse_due_task",
         "portal.tasks.audit_chain_verify",

@@ -239,6 +239,8 @@ class FindingRecord(models.Model):
     )
 
     class Meta:
+        verbose_name = _("finding record")
+        verbose_name_plural = _("finding records")
         constraints = [
             models.UniqueConstraint(fields=["finding", "usage_record"], name="finding_record_once"),
         ]

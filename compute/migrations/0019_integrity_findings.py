@@ -59,6 +59,10 @@ class Migration(migrations.Migration):
                 ('finding', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='compute.finding')),
                 ('usage_record', models.ForeignKey(db_constraint=False, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='compute.usagerecord')),
             ],
+            options={
+                'verbose_name': 'finding record',
+                'verbose_name_plural': 'finding records',
+            },
         ),
         migrations.AddField(
             model_name='finding',

@@ -138,6 +138,7 @@ KIND_OF_SEGMENT = {
     "webhooks": "webhook_endpoint",
     "deliveries": "webhook_delivery",
     "outcomes": "outcome_report",
+    "findings": "finding",
 }
 
 FORM = "application/x-www-form-urlencoded"

@@ -16,6 +16,8 @@ from django.db import transaction
 
 from compute.ingest import BatchBody, usage_batch_receive
 from compute.ingest.apply import usage_batch_apply
+from compute.integrity.models import FindingRule, Severity
+from compute.integrity.services import FindingDraft, findings_raise
 from compute.models import Redemption, RedemptionStatus, Registration, UsageRecord
 from compute.services import api_key_issue
 from compute.settlements import (
@@ -279,6 +281,24 @@ def _build_world(shanghai, shenzhen, startup_user, company_a, program_a) -> Worl
     earlier = (period - timedelta(days=1)).replace(day=1)
     draft = settlement_build(city=sz.city, data_center=dc_y, period=earlier)
     voucher_b.refresh_from_db()
+    # A finding on Y's records in B's city (the staff queue's detail page).
+    (finding_b,) = findings_raise(
+        [
+            FindingDraft(
+                city_id=sz.city.pk,
+                data_center_id=dc_y.pk,
+                rule=FindingRule.PRICE_BAND,
+                severity=Severity.HIGH,
+                key="matrix-finding",
+                evidence={"note": "matrix"},
+                voucher_id=voucher_b.pk,
+                company_id=company_b.pk,
+                record_ids=list(
+                    UsageRecord.objects.filter(data_center=dc_y).values_list("pk", flat=True)
+                ),
+            )
+        ]
+    )
 
     markers = {
         "company B legal name": company_b.legal_name,
@@ -327,6 +347,7 @@ def _build_world(shanghai, shenzhen, startup_user, company_a, program_a) -> Worl
             outcome_document_b.pk,
         ],
         "outcome_report": [outcome_b.pk],
+        "finding": [finding_b.pk],
         "company": [company_b.pk, company_n.pk],
         "redemption": [active.pk, requested.pk],
         "batch": [batch.pk],

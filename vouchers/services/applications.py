@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
@@ -134,10 +134,19 @@ def sniff_content_type(head: bytes) -> str | None:
     return None
 
 
-def document_add(
-    *, application: Application, actor: User, doc_type: str, upload: UploadedFile[bytes]
-) -> Document:
-    """Attach a PDF, PNG or JPEG (judged by content) of at most 20 MB."""
+class CheckedUpload(NamedTuple):
+    """An uploaded file that passed the checks every document passes, with the fields an
+    `UploadedDocument` records of it."""
+
+    file: UploadedFile[bytes]
+    original_name: str
+    content_type: str
+    size: int
+
+
+def upload_checked(upload: UploadedFile[bytes]) -> CheckedUpload:
+    """A PDF, PNG or JPEG (judged by its first bytes, not its name) of at most 20 MB, or
+    a field error on `file`. Applications' and outcome reports' documents alike."""
     size = upload.size or 0
     if size > MAX_DOCUMENT_BYTES:
         raise invalid("file", _("A document may be at most 20 MB."))
@@ -148,6 +157,14 @@ def document_add(
         raise invalid(
             "file", _("Only PDF, PNG and JPEG files are accepted (judged by their content).")
         )
+    return CheckedUpload(upload, str(upload.name)[:200], content_type, size)
+
+
+def document_add(
+    *, application: Application, actor: User, doc_type: str, upload: UploadedFile[bytes]
+) -> Document:
+    """Attach a PDF, PNG or JPEG (judged by content) of at most 20 MB."""
+    checked = upload_checked(upload)
     doc_type = (doc_type or "").strip()[:60]
     if not doc_type:
         raise invalid("doc_type", _("Choose the document type."))
@@ -166,10 +183,7 @@ def document_add(
         document = Document.objects.create(
             application=application,
             doc_type=doc_type,
-            file=upload,
-            original_name=str(upload.name)[:200],
-            content_type=content_type,
-            size=size,
+            **checked._asdict(),
             uploaded_by=actor,
         )
         audit_record(
@@ -180,7 +194,7 @@ def document_add(
             data={
                 "application": application.pk,
                 "doc_type": doc_type,
-                "content_type": content_type,
+                "content_type": checked.content_type,
                 "size": document.size,
             },
         )

@@ -12,8 +12,8 @@ from portal.errors import DomainError
 from portal.models import User
 from vouchers import workflow
 from vouchers.models import Application, Document
-from vouchers.services._steps import invalid, locked
-from vouchers.services.applications import MAX_DOCUMENT_BYTES, sniff_content_type
+from vouchers.services._steps import locked
+from vouchers.services.applications import upload_checked
 
 
 def _editable_document(application: Application, actor: User, document: Document) -> Document:
@@ -67,26 +67,14 @@ def document_replace(
 ) -> Document:
     """A new file in the place of one uploaded before: the same type, the old file gone,
     in one step (the application never lacks the document in between)."""
-    size = upload.size or 0
-    if size > MAX_DOCUMENT_BYTES:
-        raise invalid("file", _("A document may be at most 20 MB."))
-    head = upload.read(16)
-    upload.seek(0)
-    content_type = sniff_content_type(head)
-    if content_type is None:
-        raise invalid(
-            "file", _("Only PDF, PNG and JPEG files are accepted (judged by their content).")
-        )
+    checked = upload_checked(upload)
     with transaction.atomic():
         application = locked(application)
         old = _editable_document(application, actor, document)
         new = Document.objects.create(
             application=application,
             doc_type=old.doc_type,
-            file=upload,
-            original_name=str(upload.name)[:200],
-            content_type=content_type,
-            size=size,
+            **checked._asdict(),
             uploaded_by=actor,
         )
         data = {
@@ -94,8 +82,8 @@ def document_replace(
             "doc_type": old.doc_type,
             "replaced": old.pk,
             "replaced_name": old.original_name,
-            "content_type": content_type,
-            "size": size,
+            "content_type": checked.content_type,
+            "size": checked.size,
         }
         _delete_file_on_commit(old)
         old.delete()

@@ -33,7 +33,7 @@ from vouchers.models import (
 )
 from vouchers.outcome_usage import usage_summary
 from vouchers.services._steps import invalid
-from vouchers.services.applications import MAX_DOCUMENT_BYTES, sniff_content_type
+from vouchers.services.applications import upload_checked
 from vouchers.tasks import outcome_report_notify
 
 MAX_OUTCOME_DOCUMENTS = 20
@@ -227,16 +227,7 @@ def outcome_document_add(
 ) -> OutcomeDocument:
     """Attach a PDF, PNG or JPEG (judged by content, as an application's documents) of
     at most 20 MB while the report is with the company."""
-    size = upload.size or 0
-    if size > MAX_DOCUMENT_BYTES:
-        raise invalid("file", _("A document may be at most 20 MB."))
-    head = upload.read(16)
-    upload.seek(0)
-    content_type = sniff_content_type(head)
-    if content_type is None:
-        raise invalid(
-            "file", _("Only PDF, PNG and JPEG files are accepted (judged by their content).")
-        )
+    checked = upload_checked(upload)
     if doc_type not in OUTCOME_DOCUMENT_TYPES:
         raise invalid("doc_type", _("Choose the document type."))
     with transaction.atomic():
@@ -252,10 +243,7 @@ def outcome_document_add(
         document = OutcomeDocument.objects.create(
             report=report,
             doc_type=doc_type,
-            file=upload,
-            original_name=str(upload.name)[:200],
-            content_type=content_type,
-            size=size,
+            **checked._asdict(),
             uploaded_by=actor,
         )
         audit_record(
@@ -263,7 +251,7 @@ def outcome_document_add(
             city=report.city,
             actor=actor,
             target=document,
-            data={"report": report.pk, "doc_type": doc_type, "size": size},
+            data={"report": report.pk, "doc_type": doc_type, "size": checked.size},
         )
     return document
 

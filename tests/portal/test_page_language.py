@@ -98,6 +98,7 @@ def demo(db):
         [
             f"/{city}/staff/programs/{program.slug}/ranking/",
             f"/{city}/staff/dashboards/",
+            f"/{city}/staff/programs/{program.slug}/dashboard/",
             f"/{city}/staff/data-centers/",
             f"/{city}/staff/redemptions/",
             f"/{city}/staff/sync/",
@@ -139,6 +140,25 @@ def test_key_pages_of_every_role_read_in_one_language(demo, language):
                 if bad:
                     stray.append(f"{role} {path}: {text!r}")
     assert not stray, "\n".join(stray)
+
+
+TITLE = re.compile(r"<title>(.*?)</title>", re.S)
+
+
+def test_every_key_page_has_a_title_of_plain_text(demo):
+    """A block left open in a template pours the page into its <title> (the program
+    dashboard's outcome figures did): the tab then reads as markup, and screen readers
+    announce it."""
+    wrong = []
+    for role, (user, paths) in demo.items():
+        client = Client()
+        if user is not None:
+            client.force_login(user)
+        for path in paths:
+            found = TITLE.findall(client.get(path).content.decode())
+            if len(found) != 1 or "<" in found[0] or len(found[0]) > 200:
+                wrong.append(f"{role} {path}: {found!r:.120}")
+    assert not wrong, "\n".join(wrong)
 
 
 def test_stored_english_labels_read_in_chinese(settings):

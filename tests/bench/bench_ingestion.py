@@ -39,10 +39,11 @@ WORKERS = int(os.environ.get("BENCH_WORKERS") or (os.cpu_count() or 1) + 1)
 INTEGRITY = os.environ.get("BENCH_INTEGRITY", "1") != "0"
 
 
-def _bench_url() -> str:
+def bench_url(suffix: str = "_bench") -> str:
+    """DATABASE_URL's server, a database of the benchmark's own (recreated each run)."""
     url = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/suanli"
     parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "_bench"))
+    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + suffix))
 
 
 def _free_port() -> int:
@@ -51,7 +52,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _setup_database(url: str) -> None:
+def setup_database(url: str) -> None:
     import psycopg
 
     admin = urlunsplit(urlsplit(url)._replace(path="/postgres"))
@@ -154,27 +155,11 @@ def _bench_user():
     return User.objects.create_user(email="bench@bench.test", password=None)
 
 
-def main() -> None:
-    url = _bench_url()
-    _setup_database(url)
-    os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
-    os.environ["API_RATE_LIMIT"] = "100000/min"
-    os.environ["CELERY_QUEUE"] = "bench"
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
-    from django.conf import settings
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-
-    from compute.models import DataCenter, Redemption, RedemptionStatus, Registration
-    from compute.services import api_key_issue
-    from portal.audit import SYSTEM
+def bench_world():
+    """The benchmarks' city, program, data center (registered there), registration and
+    company; vouchers are each benchmark's own. Django must be set up and migrated."""
+    from compute.models import DataCenter, Registration
     from portal.models import City
-    from vouchers.ledger import voucher_issue
     from vouchers.models import Company, Program
 
     city = City.objects.create(slug="bench", code="BN", name_zh="基准市", name_en="Bench")
@@ -201,8 +186,35 @@ def main() -> None:
         cluster_en="x",
     )
     dc.programs.add(program)
-    Registration.objects.create(city=city, data_center=dc, starts_on=date(2026, 1, 1))
+    registration = Registration.objects.create(
+        city=city, data_center=dc, starts_on=date(2026, 1, 1)
+    )
     company = Company.objects.create(legal_name="基准公司", credit_code="91110000000000000X")
+    return city, program, dc, registration, company
+
+
+def main() -> None:
+    url = bench_url()
+    setup_database(url)
+    os.environ["DATABASE_URL"] = url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+    os.environ["API_RATE_LIMIT"] = "100000/min"
+    os.environ["CELERY_QUEUE"] = "bench"
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+    from compute.models import Redemption, RedemptionStatus
+    from compute.services import api_key_issue
+    from portal.audit import SYSTEM
+    from vouchers.ledger import voucher_issue
+
+    _city, program, dc, _registration, company = bench_world()
     codes = []
     t0 = time.perf_counter()
     for _ in range(VOUCHERS):

@@ -18,7 +18,6 @@ import time
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORDS = int(os.environ.get("BENCH_RECORDS", "2000000"))
@@ -33,22 +32,6 @@ MODELS = [
     "NVIDIA H20",
     "NVIDIA L20",
 ]
-
-
-def _bench_url() -> str:
-    url = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/suanli"
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "_bench_integrity"))
-
-
-def _setup_database(url: str) -> None:
-    import psycopg
-
-    admin = urlunsplit(urlsplit(url)._replace(path="/postgres"))
-    name = urlsplit(url).path.lstrip("/")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
 
 
 # Record g: voucher g mod VOUCHERS, model g mod 8, ends at a minute spread over November
@@ -70,11 +53,13 @@ JOIN (SELECT row_number() OVER (ORDER BY id) - 1 AS k, id, redemption
 
 
 def main() -> None:
-    url = _bench_url()
-    _setup_database(url)
+    sys.path.insert(0, str(ROOT))
+    from tests.bench.bench_ingestion import bench_url, bench_world, setup_database
+
+    url = bench_url("_bench_integrity")
+    setup_database(url)
     os.environ["DATABASE_URL"] = url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
-    sys.path.insert(0, str(ROOT))
     import django
 
     django.setup()
@@ -84,35 +69,10 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     from compute.integrity.models import Inventory
     from compute.integrity.nightly import capacity_check
-    from compute.models import DataCenter, Redemption, RedemptionStatus, Registration, UsageBatch
-    from portal.models import City
-    from vouchers.models import Company, Program, Voucher
+    from compute.models import Redemption, RedemptionStatus, UsageBatch
+    from vouchers.models import Voucher
 
-    city = City.objects.create(slug="bench", code="BN", name_zh="基准市", name_en="Bench")
-    program = Program.objects.create(
-        city=city,
-        slug="bench",
-        name_zh="基准",
-        name_en="Bench",
-        status="open",
-        budget=Decimal("2000000000.00"),
-        award_min=Decimal("1"),
-        award_max=Decimal("2000000"),
-        rate_domestic=Decimal("0.30"),
-        rate_other=Decimal("0.20"),
-    )
-    dc = DataCenter.objects.create(
-        slug="bench",
-        name_zh="基准",
-        name_en="Bench",
-        operator_zh="x",
-        hub="guizhou",
-        cluster_en="x",
-    )
-    registration = Registration.objects.create(
-        city=city, data_center=dc, starts_on=date(2026, 1, 1)
-    )
-    company = Company.objects.create(legal_name="基准公司", credit_code="91110000000000000X")
+    city, program, dc, registration, company = bench_world()
     vouchers = Voucher.objects.bulk_create(
         Voucher(
             code=f"BN-26-{n:04d}-0000",

@@ -6,9 +6,17 @@ from __future__ import annotations
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
-from compute.integrity.models import Finding, FindingStatus, Inventory, RelatedParty
-from compute.models import DataCenter, UsageRecord
+from compute.integrity.models import (
+    Finding,
+    FindingStatus,
+    IntegrityRules,
+    Inventory,
+    PriceBand,
+    RelatedParty,
+)
+from compute.models import DataCenter, Registration, UsageRecord
 from portal.models import City
+from vouchers.models import Program
 
 
 def finding_list(
@@ -35,6 +43,20 @@ def finding_record_list(*, finding: Finding) -> QuerySet[UsageRecord]:
         .select_related("voucher")
         .order_by("started_at", "id")
     )
+
+
+def registration_list(*, data_center: DataCenter) -> QuerySet[Registration]:
+    """The cities a data center is registered in: where it declares inventory."""
+    return Registration.objects.filter(data_center=data_center).select_related("city")
+
+
+def integrity_rules_get(*, program: Program) -> IntegrityRules | None:
+    """The program's integrity settings, None while it has set none (the defaults)."""
+    return IntegrityRules.objects.filter(program=program).first()
+
+
+def price_band_list(*, program: Program) -> QuerySet[PriceBand]:
+    return PriceBand.objects.filter(program=program)
 
 
 def inventory_list(*, data_center: DataCenter) -> QuerySet[Inventory]:

@@ -21,8 +21,7 @@ from compute.integrity.forms import (
     PriceBandForm,
     RelatedPartyForm,
 )
-from compute.integrity.models import FindingStatus, IntegrityRules, PriceBand
-from compute.models import Registration
+from compute.integrity.models import FindingStatus
 from portal.errors import DomainError
 from portal.forms import apply_domain_error
 from portal.http import SignedInRequest, page_of
@@ -113,7 +112,7 @@ def console_findings(request: SignedInRequest, slug: str) -> HttpResponse:
 @login_required
 def console_inventory(request: SignedInRequest, slug: str) -> HttpResponse:
     dc = compute_selectors.data_center_get(operator=request.user, slug=slug)
-    registrations = Registration.objects.filter(data_center=dc).select_related("city")
+    registrations = selectors.registration_list(data_center=dc)
     form = InventoryForm(request.POST or None, registrations=registrations)
     party_form = RelatedPartyForm(request.POST or None, prefix="party")
     if request.method == "POST":
@@ -151,7 +150,7 @@ def console_inventory(request: SignedInRequest, slug: str) -> HttpResponse:
 def staff_program_integrity(request: SignedInRequest, city_slug: str, slug: str) -> HttpResponse:
     """A program's checks: the rules and the price bands per accelerator model."""
     program = program_get(city=request.city, slug=slug)
-    rules = IntegrityRules.objects.filter(program=program).first()
+    rules = selectors.integrity_rules_get(program=program)
     kind = request.POST.get("kind") if request.method == "POST" else None
     rules_form = IntegrityRulesForm(
         request.POST if kind == "rules" else None, instance=rules, prefix="rules"
@@ -183,6 +182,6 @@ def staff_program_integrity(request: SignedInRequest, city_slug: str, slug: str)
             "program": program,
             "rules_form": rules_form,
             "band_form": band_form,
-            "bands": PriceBand.objects.filter(program=program),
+            "bands": selectors.price_band_list(program=program),
         },
     )

@@ -17,7 +17,9 @@ from tests.portal.fuzz.catalogue import Form, Step, fixture, form
 from tests.portal.fuzz.values import (
     OMIT,
     Field,
+    boolean,
     choice,
+    day,
     ids,
     nasty_id,
     nasty_number,
@@ -277,4 +279,87 @@ def _(request):
             Step(shanghai.manager, "/shanghai/staff/data-centers/"),
             Step(shanghai.manager, "/shanghai/staff/sync/"),
         ],
+    )
+
+
+# --- integrity: inventory, related parties, bands and rules, findings (issue #19) --------
+
+
+@form("data center inventory")
+def _(request):
+    world = fixture(request, "ledger_world")
+    registration = Registration.objects.get(data_center=world.dc)
+    return Form(
+        fixture(request, "operator"),
+        f"/dc/{world.dc.slug}/inventory/",
+        {
+            "registration": ids(registration.pk),
+            "accelerator": text("Ascend 910B", "NVIDIA H20"),
+            "cards": number(0, 10_000_000),
+            "valid_from": day("2026-11-01"),
+        },
+        then=[Step(fixture(request, "operator"), f"/dc/{world.dc.slug}/inventory/")],
+    )
+
+
+@form("data center related party")
+def _(request):
+    world = fixture(request, "ledger_world")
+    return Form(
+        fixture(request, "operator"),
+        f"/dc/{world.dc.slug}/inventory/",
+        {
+            "party-name": text("张三"),
+            "party-code": text("91440300708461136T", "110101199003070011"),
+        },
+        fixed={"kind": "party"},
+        then=[Step(fixture(request, "operator"), f"/dc/{world.dc.slug}/inventory/")],
+    )
+
+
+@form("program price band and integrity rules")
+def _(request):
+    world, shanghai = fixture(request, "ledger_world"), fixture(request, "shanghai")
+    url = f"/shanghai/staff/programs/{world.program.slug}/integrity/"
+    return Form(
+        shanghai.manager,
+        url,
+        {
+            "kind": choice("band", "rules"),
+            "band-accelerator": text("Ascend 910B"),
+            "band-reference_price": number(0, 1000, places=2),
+            "band-tolerance_percent": number(0, 100),
+            "rules-check_plan": boolean(),
+            "rules-plan_margin_percent": number(0, 100),
+            "rules-hold_charges": boolean(),
+            "rules-drain_factor": number(1, 10),
+        },
+        then=[Step(shanghai.manager, url)],
+    )
+
+
+@form("finding decision")
+def _(request):
+    from compute.integrity.models import FindingRule, Severity
+    from compute.integrity.services import FindingDraft, findings_raise
+
+    world, shanghai = fixture(request, "ledger_world"), fixture(request, "shanghai")
+    (finding,) = findings_raise(
+        [
+            FindingDraft(
+                city_id=shanghai.city.pk,
+                data_center_id=world.dc.pk,
+                rule=FindingRule.PRICE_BAND,
+                severity=Severity.HIGH,
+                key="fuzz",
+                evidence={"unit_price": "99.00"},
+            )
+        ]
+    )
+    url = f"/shanghai/staff/findings/{finding.pk}/"
+    return Form(
+        shanghai.manager,
+        url,
+        {"decision": choice("confirm", "clear"), "reason": text("价格经核实")},
+        then=[Step(shanghai.manager, url), Step(shanghai.manager, "/shanghai/staff/findings/")],
     )

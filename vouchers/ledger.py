@@ -488,15 +488,19 @@ def ledger_charge_many(
     # Each entry is sealed onto its voucher's chain (vouchers/ledger_chain.py): the
     # heads are read here, under the vouchers' locks, and written with the balances.
     # So is the entries' time, sealed too: the statement's (after the batch's records).
+    # One row: the time once and the heads as one text ("id:head,…"), not a row and a
+    # timestamp to convert per voucher (~2 ms a batch of 1,000 vouchers).
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT id, ledger_head, statement_timestamp() FROM vouchers_voucher"
-            " WHERE id = ANY(string_to_array(%s, E'\\n')::bigint[])",
+            "SELECT statement_timestamp(), string_agg(id::text || ':' || ledger_head, ',')"
+            " FROM vouchers_voucher WHERE id = ANY(string_to_array(%s, E'\\n')::bigint[])",
             [sql_list(balances)],
         )
-        rows = cursor.fetchall()
-    heads = {voucher_id: head or GENESIS for voucher_id, head, _at in rows}
-    at = rows[0][2] if rows else timezone.now()
+        at, pairs = cursor.fetchone()
+    heads: dict[int, str] = {}
+    for pair in pairs.split(",") if pairs else ():
+        voucher_id, _colon, head = pair.partition(":")
+        heads[int(voucher_id)] = head or GENESIS
     stamp = at.isoformat()
     key_id, sealer = current_sealer()
     # What every entry's message begins with, hashed once for the batch.
@@ -509,6 +513,7 @@ def ledger_charge_many(
             actor_label=actor_label,
         )
     )
+    inner_copy, outer_copy = seal.hash_copiers()
     label = copy_text(actor_label)
     left = {voucher_id: balance.quantize(CENT) for voucher_id, balance in balances.items()}
     lines: list[str] = []
@@ -525,10 +530,15 @@ def ledger_charge_many(
         if amount <= zero or balance < zero:
             raise ValueError(f"a charge of {amount} on voucher #{voucher_id} is not possible")
         left[voucher_id] = balance
-        # The rest of vouchers.ledger_chain.message, inline: once per usage record.
-        mac = heads[voucher_id] = seal(
-            f"{entry_id}|{voucher_id}|{heads[voucher_id]}|-{text}|{balance}|{record_id}|{memo}"
+        # The rest of vouchers.ledger_chain.message, and `Sealer.__call__`, inline:
+        # once per usage record.
+        inner = inner_copy()
+        inner.update(
+            f"{entry_id}|{voucher_id}|{heads[voucher_id]}|-{text}|{balance}|{record_id}|{memo}".encode()
         )
+        outer = outer_copy()
+        outer.update(inner.digest())
+        mac = heads[voucher_id] = outer.hexdigest()
         append(
             f"{entry_id}\t{voucher_id}\tcharge\t-{text}\t{balance}\t{label}\t"
             f"{record_id}\t{escape(memo)}\t{stamp}\t{key_id}\t{mac}\n"

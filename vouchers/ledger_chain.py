@@ -73,6 +73,11 @@ class Sealer:
         sealer._inner.update(prefix.encode())
         return sealer
 
+    def hash_copiers(self) -> tuple[Any, Any]:
+        """The inner and outer states' `copy` methods, for a loop that inlines
+        `__call__` (usage ingestion seals one entry per record)."""
+        return self._inner.copy, self._outer.copy
+
     def __call__(self, message: str) -> str:
         inner = self._inner.copy()
         inner.update(message.encode())

@@ -16,7 +16,7 @@ import orjson
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection
+from django.db import ProgrammingError, connection
 
 from compute.models import (
     BatchSource,
@@ -312,3 +312,31 @@ def test_the_archive_detaches_settled_months(
     from compute.partitions import usage_partitions_ensure
 
     assert "compute_usagerecord_2026_11" not in usage_partitions_ensure().created
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_application_role_makes_partitions_but_cannot_alter_the_table(ledger_world):
+    """The portal's role owns no table (portal/dbroles.py): it makes partitions through
+    the SECURITY DEFINER function, and nothing else of the table's shape."""
+    from compute.partitions import usage_partitions_ensure
+    from tests.vouchers.test_db_roles import ROLE, django_as
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""DO $$ BEGIN CREATE ROLE {ROLE} LOGIN;
+                EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"""
+        )
+    call_command("grant_app_role", ROLE, stdout=io.StringIO())
+    ahead = max(n for n, _b in usage_partition_list() if n[-7:-3].isdigit())
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE {ahead}")
+    with django_as(ROLE):
+        assert usage_partitions_ensure().created == [ahead]
+        with pytest.raises(ProgrammingError), connection.cursor() as cursor:
+            cursor.execute(f"ALTER TABLE compute_usagerecord DETACH PARTITION {ahead}")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_get_userbyid(relowner) <> %s FROM pg_class WHERE relname = %s",
+            [ROLE, ahead],
+        )
+        assert cursor.fetchone()[0]  # the owner's, not the application's

@@ -1,7 +1,7 @@
 """Archive closed months of usage records: detach their partitions (compute.partitions,
 docs/operations.md "Archiving usage months")."""
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, no_translations
 
 from compute.partitions import archive_before_parse, usage_archive
 from portal.audit import SYSTEM
@@ -23,6 +23,7 @@ class Command(BaseCommand):
             "--dry-run", action="store_true", help="say what would be archived; change nothing"
         )
 
+    @no_translations  # an operator's command: its output in one language, English
     def handle(self, *args, before: str, dry_run: bool = False, **options):
         try:
             month = archive_before_parse(before)

@@ -17,6 +17,7 @@ from compute.models import (
     PriceBand,
     Redemption,
     Registration,
+    UsageArchive,
     UsageBatch,
 )
 from compute.services import data_center_save, registration_set
@@ -164,3 +165,10 @@ class FindingAdmin(ReadOnlyAdmin):
     list_display = ["pk", "city", "data_center", "rule", "severity", "status", "raised_at"]
     list_filter = ["status", "rule", "city"]
     list_select_related = ["city", "data_center"]
+
+
+@admin.register(UsageArchive)
+class UsageArchiveAdmin(ReadOnlyAdmin):
+    """Months detached by `manage.py archive_usage` (compute.partitions)."""
+
+    list_display = ["month", "table_name", "records", "covered_total", "archived_at"]

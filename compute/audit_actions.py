@@ -27,6 +27,7 @@ def compute_audit_actions_register() -> None:
             "redemption.close": _("Redemption closed"),
             "usage_record.void": _("Usage record voided"),
             "usage_batch.fail": _("Usage batch failed"),
+            "usage.archive": _("Usage month archived (partition detached)"),
             "usage_batch.retry": _("Usage batch retried"),
             "webhook.create": _("Webhook endpoint registered"),
             "webhook.revoke": _("Webhook endpoint revoked"),

@@ -122,7 +122,14 @@ FROM vouchers_ledgerentry e
 LEFT JOIN vouchers_voucher v ON v.id = e.voucher_id
 LEFT JOIN compute_usagerecord r ON r.id = e.usage_record_id
 WHERE e.kind IN ('charge', 'reversal')
-  AND (r.id IS NULL OR r.voucher_id <> e.voucher_id
+  AND ((r.id IS NULL
+        -- Its record's month was archived (detached, compute.partitions): the key
+        -- says where the record ended.
+        AND NOT EXISTS (SELECT 1 FROM compute_usagerecordkey k
+                        JOIN compute_usagearchive a
+                          ON k.ended_at >= a.starts_at AND k.ended_at < a.ends_at
+                        WHERE k.usage_record_id = e.usage_record_id))
+       OR r.voucher_id <> e.voucher_id
        OR (e.kind = 'charge' AND (r.status NOT IN ('accepted', 'void')
                                   OR e.amount <> -r.covered_amount))
        OR (e.kind = 'reversal' AND (r.status <> 'void' OR e.amount <> r.covered_amount)))

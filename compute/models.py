@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Q
 from django.db.models.functions import Now
 from django.utils import timezone
@@ -401,11 +401,9 @@ class UsageRecord(models.Model):
     class Meta:
         verbose_name = _("usage record")
         verbose_name_plural = _("usage records")
-        constraints = [
-            models.UniqueConstraint(
-                fields=["data_center", "record_id"], name="usage_record_once_per_dc"
-            ),
-        ]
+        # Partitioned by month of `ended_at` (migration 0020, which justifies the
+        # indexes): the primary key is (id, ended_at) there, `id` here; the key
+        # (data_center, record_id) is held unique by `UsageRecordKey`.
         indexes = [
             models.Index(fields=["data_center", "id"], name="usage_dc_id"),
             models.Index(fields=["voucher", "data_center"], name="usage_voucher_dc"),
@@ -413,6 +411,21 @@ class UsageRecord(models.Model):
 
     def __str__(self) -> str:
         return self.record_id
+
+    def save(self, *args, **kwargs) -> None:
+        """A record made one at a time (tests, fixtures) gets its key with it; ingestion
+        and seed_scale write both by COPY instead (compute/ingest/keys.py)."""
+        if not self._state.adding:
+            super().save(*args, **kwargs)
+            return
+        with transaction.atomic():
+            super().save(*args, **kwargs)
+            UsageRecordKey.objects.create(
+                data_center_id=self.data_center_id,
+                record_id=self.record_id,
+                usage_record_id=self.pk,
+                ended_at=self.ended_at,
+            )
 
 
 class SyncOutcome(models.TextChoices):
@@ -536,8 +549,13 @@ class SettlementLine(models.Model):
     kind = models.CharField(
         _("kind"), max_length=12, choices=LineKind.choices, default=LineKind.USAGE
     )
+    # No database constraint: a foreign key to a partitioned table must name its whole
+    # primary key (id, ended_at), and a line's record may be archived (detached) while
+    # the statement stays. The line keeps its own copy of what it bills (record_id,
+    # voucher, amounts); lines are written only by `compute.settlements`, from records
+    # it reads in the same statement, and records are never deleted once charged.
     usage_record = models.ForeignKey(
-        UsageRecord, on_delete=models.PROTECT, related_name="settlement_lines"
+        UsageRecord, on_delete=models.PROTECT, related_name="settlement_lines", db_constraint=False
     )
     record_id = models.CharField(_("record"), max_length=64)
     voucher_code = models.CharField(_("voucher"), max_length=24)
@@ -570,6 +588,9 @@ from compute.integrity.models import (  # noqa: E402, F401
     RelatedParty,
     Severity,
 )
+
+# The usage records' key table and archived months (the table is partitioned by month).
+from compute.partition_models import UsageArchive, UsageRecordKey  # noqa: E402, F401
 
 # The dashboards' rollups live in a module of their own (this one is long enough).
 from compute.rollup_models import (  # noqa: E402, F401

@@ -39,7 +39,14 @@ from django.contrib.auth.hashers import make_password
 from django.db import connection, transaction
 
 from compute.demo import SERVES, seed_compute
-from compute.models import DataCenter, Redemption, Registration, UsageBatch, UsageRecord
+from compute.models import (
+    DataCenter,
+    Redemption,
+    Registration,
+    UsageBatch,
+    UsageRecord,
+    UsageRecordKey,
+)
 from compute.rollups import rollups_rebuild
 from compute.scale_copy import ModelCopier, VoucherTarget, year_later
 from portal.audit import audit_record
@@ -183,6 +190,7 @@ LOADED_TABLES = (
     "compute_redemption",
     "compute_usagebatch",
     "compute_usagerecord",
+    "compute_usagerecordkey",
     "portal_auditevent",
 )
 
@@ -411,6 +419,8 @@ class _World:
             "id, voucher_id, kind, amount, balance_after, actor_id, actor_label, "
             "usage_record_id, memo, created_at, key_id, mac",
         )
+        # Each record's idempotency key, as ingestion writes it (compute/ingest/keys.py).
+        keys = ModelCopier(UsageRecordKey, "data_center_id, record_id, usage_record_id, ended_at")
         rates = {True: self.program.rate_domestic, False: self.program.rate_other}
         self.batches: dict[tuple[int, str], list] = {}  # (dc, month) → [id, records]
         first_issue = self.valid[0][0]
@@ -448,6 +458,7 @@ class _World:
                 "",
                 ended,
             )
+            keys.add(dc, f"scale-{self.city.slug}-{n:08d}", record_id, ended)
             if covered > 0:
                 balance = self.balance[voucher_id] - covered
                 self.balance[voucher_id] = balance
@@ -460,6 +471,7 @@ class _World:
                 entries.add(*fields, self.chain.key_id, mac)
                 charge += 1
         records.flush()
+        keys.flush()
         entries.flush()
         self.records, self.charges = count, charge
 

@@ -27,6 +27,7 @@ from compute.models import (
     RegistrationStatus,
     UsageRecord,
 )
+from compute.partitions import usage_record_by_key
 from compute.rollups import rollups_void
 from compute.webhooks.models import WebhookEvent
 from compute.webhooks.services import webhook_emit
@@ -553,11 +554,7 @@ def usage_record_void(*, data_center: DataCenter, record_id: str, reason: str) -
     if not reason:
         raise DomainError(_("Give a reason."), fields={"reason": [_("Give a reason.")]})
     with transaction.atomic():
-        record = (
-            UsageRecord.objects.select_for_update()
-            .filter(data_center=data_center, record_id=record_id)
-            .first()
-        )
+        record = usage_record_by_key(data_center, record_id, lock=True)
         if record is None:
             raise DomainError(_("Not found."), code="not_found")
         if record.status == RecordStatus.VOID:

@@ -83,17 +83,25 @@ FROM compute_usagerecord r
 JOIN vouchers_voucher v ON v.id = r.voucher_id
 WHERE r.data_center_id = %(dc)s AND v.city_id = %(city)s AND r.status = 'accepted'
   AND NOT r.held  -- an integrity finding holds it: billed once cleared (compute/integrity/)
-  AND r.ended_at < %(end)s
-  AND (r.ended_at >= %(start)s
-       -- Arrived late (within the voucher's grace days) for a month already issued:
-       -- that statement is frozen, so the record is billed in this one instead.
-       OR EXISTS (SELECT 1 FROM compute_settlement p
-                  WHERE p.city_id = %(city)s AND p.data_center_id = %(dc)s
-                    AND p.status <> 'draft' AND p.period < %(period)s
-                    AND p.period = date_trunc('month', r.ended_at AT TIME ZONE %(tz)s)::date))
+  AND {ended}
   AND NOT EXISTS (SELECT 1 FROM compute_settlementline l
                   WHERE l.usage_record_id = r.id AND l.kind = 'usage')
 """
+# The month's own records: one partition of the usage records (bounded by ended_at in
+# the partitions' zone, which is the cities').
+_MONTH_LINES = _USAGE_LINES.format(ended="r.ended_at >= %(start)s AND r.ended_at < %(end)s")
+# Arrived late (within the voucher's grace days) for a month already issued: that
+# statement is frozen, so the record is billed in this one instead. Only the months
+# from the first one issued on: a statement of this city and data center with none
+# issued before it skips this statement.
+_LATE_LINES = _USAGE_LINES.format(
+    ended="r.ended_at >= %(late_from)s AND r.ended_at < %(start)s"
+    """
+  AND EXISTS (SELECT 1 FROM compute_settlement p
+              WHERE p.city_id = %(city)s AND p.data_center_id = %(dc)s
+                AND p.status <> 'draft' AND p.period < %(period)s
+                AND p.period = date_trunc('month', r.ended_at AT TIME ZONE %(tz)s)::date)"""
+)
 
 # Records voided after the statement carrying them was issued, not yet adjusted.
 _ADJUSTMENT_LINES = """
@@ -143,8 +151,18 @@ def settlement_build(*, city: City, data_center: DataCenter, period: date) -> Se
             "period": period,
             "tz": city.timezone,
         }
+        issued_before = (
+            Settlement.objects.filter(city=city, data_center=data_center, period__lt=period)
+            .exclude(status=S.DRAFT)
+            .order_by("period")
+            .values_list("period", flat=True)
+            .first()
+        )
         with connection.cursor() as cursor:
-            cursor.execute(_USAGE_LINES, params)
+            cursor.execute(_MONTH_LINES, params)
+            if issued_before is not None:
+                params["late_from"] = month_bounds(issued_before, city.timezone)[0]
+                cursor.execute(_LATE_LINES, params)
             cursor.execute(_ADJUSTMENT_LINES, params)
         totals = settlement.lines.aggregate(
             amount=Sum("amount"),

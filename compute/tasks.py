@@ -123,3 +123,18 @@ def integrity_nightly_task() -> int:
     from compute.integrity.nightly import integrity_nightly
 
     return integrity_nightly()
+
+
+@shared_task(acks_late=True, time_limit=600, soft_time_limit=540)
+def usage_partitions_task() -> list[str]:
+    """Beat, daily: the usage records' partitions for this month and the next ones, and
+    for months whose records landed in DEFAULT (moved into them); see compute.partitions.
+    Records left in DEFAULT (of archived months) are logged: they still count."""
+    from compute.partitions import usage_partitions_ensure
+
+    report = usage_partitions_ensure()
+    if report.created:
+        log.info("usage partitions created: %s", ", ".join(report.created))
+    if report.default_rows:
+        log.warning("%d usage records are in the DEFAULT partition", report.default_rows)
+    return report.created

@@ -306,6 +306,7 @@ TASK_QUEUES = {
         "compute.tasks.settlements_monthly",
         "compute.tasks.ledger_reconcile_task",
         "compute.tasks.integrity_nightly_task",
+        "compute.tasks.usage_partitions_task",
         "vouchers.tasks.vouchers_expire_due_task",
         "vouchers.tasks.awards_lapse_due_task",
         "portal.tasks.audit_chain_verify",
@@ -380,6 +381,11 @@ CELERY_BEAT_SCHEDULE = {
     "integrity-checks-nightly": {
         "task": "compute.tasks.integrity_nightly_task",
         "schedule": crontab(hour=2, minute=0),
+    },
+    # The usage records' monthly partitions, made months ahead (compute.partitions).
+    "create-usage-partitions": {
+        "task": "compute.tasks.usage_partitions_task",
+        "schedule": crontab(hour=0, minute=20),
     },
     "draft-monthly-settlements": {
         "task": "compute.tasks.settlements_monthly",

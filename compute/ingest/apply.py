@@ -15,6 +15,7 @@ from psycopg.errors import UniqueViolation
 
 from compute.ingest.body import Inexact, body_records
 from compute.ingest.check import RecordFields, Staged, stage
+from compute.ingest.keys import KEY_CONSTRAINT, RECORDS_DELETE, keys_copy
 from compute.ingest.plan import (
     INACTIVE,
     ActiveRedemption,
@@ -120,7 +121,7 @@ def _apply(batch: UsageBatch) -> None:
                 written = _write_records(batch, staged, plans)
             break
         except UniqueViolation as error:  # from COPY, which Django does not wrap
-            if attempt >= 5 or error.diag.constraint_name != "usage_record_once_per_dc":
+            if attempt >= 5 or error.diag.constraint_name != KEY_CONSTRAINT:
                 raise
     # The plan's results, written before the locks: they stand unless `_charge` finds
     # that something changed meanwhile, and then it writes them again.
@@ -166,6 +167,9 @@ def _write_records(batch: UsageBatch, staged: Staged, plans: list[Plan]) -> Writ
     order = sorted(planned, key=names.__getitem__)
     for k, usage_record_id in zip(order, ids, strict=True):
         usage_record_ids[k] = usage_record_id
+    # The keys first (compute/ingest/keys.py): a record_id sent before fails here.
+    keys = [(names[k], pk, records[k].ended_at) for k, pk in zip(order, ids, strict=True)]
+    keys_copy(batch.data_center_id, keys)
 
     def copy_lines(rows: list[RecordFields]) -> list[str]:
         head = f"{batch.data_center_id}\t"
@@ -351,11 +355,7 @@ def _charge(batch: UsageBatch, staged: Staged, plans: list[Plan], written: Writt
     with connection.cursor() as cursor:
         if decided.changes:
             removed = [rec for rec, covered in decided.changes.items() if covered is None]
-            cursor.execute(
-                "DELETE FROM compute_usagerecord"
-                " WHERE id = ANY(string_to_array(%s, E'\\n')::bigint[])",
-                [sql_list(removed)],
-            )
+            cursor.execute(RECORDS_DELETE, [sql_list(removed)])
             reduced = {
                 rec: covered for rec, covered in decided.changes.items() if covered is not None
             }

@@ -72,7 +72,7 @@ class StoredRecord(NamedTuple):
     gives it, and the amount it covered."""
 
     content: tuple[object, ...]
-    covered: Decimal
+    covered: Decimal | None  # None: its record was archived
 
 
 class ActiveRedemption(NamedTuple):
@@ -156,15 +156,21 @@ def stored_records(data_center_id: int, record_ids: list[str]) -> dict[str, Stor
     """The records among `record_ids` this data center sent before. One statement (an
     index probe per id); usually it finds none."""
     with connection.cursor() as cursor:
-        # One probe of the unique index per id, whatever the planner estimates (with
-        # the ids inlined, it may otherwise read all of this data center's records).
+        # One probe of the key table's primary key per id, whatever the planner
+        # estimates (with the ids inlined, it may otherwise read all of this data
+        # center's keys), then one of the record's partition by its (id, ended_at). A
+        # key whose record was archived (its month detached) finds none: its content
+        # cannot be compared, so it is a conflict, never a second charge.
         cursor.execute(
             "SELECT x.record_id, u.* FROM unnest(string_to_array(%s, E'\\n')) AS x(record_id)"
             " CROSS JOIN LATERAL ("
             "  SELECT v.code, u.started_at, u.ended_at, u.resource, u.domestic, u.quantity,"
             "         u.amount, u.covered_amount"
-            "  FROM compute_usagerecord u LEFT JOIN vouchers_voucher v ON v.id = u.voucher_id"
-            "  WHERE u.data_center_id = %s AND u.record_id = x.record_id LIMIT 1"
+            "  FROM compute_usagerecordkey k"
+            "  LEFT JOIN compute_usagerecord u"
+            "    ON u.id = k.usage_record_id AND u.ended_at = k.ended_at"
+            "  LEFT JOIN vouchers_voucher v ON v.id = u.voucher_id"
+            "  WHERE k.data_center_id = %s AND k.record_id = x.record_id LIMIT 1"
             " ) AS u",
             [sql_list(record_ids), data_center_id],
         )

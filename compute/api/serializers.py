@@ -29,6 +29,10 @@ class ErrorBody(serializers.Serializer):
     error = ErrorDetail()
 
 
+class PingOut(serializers.Serializer):
+    data_center = serializers.CharField()
+
+
 class Rates(serializers.Serializer):
     domestic = serializers.DecimalField(max_digits=3, decimal_places=2)
     other = serializers.DecimalField(max_digits=3, decimal_places=2)

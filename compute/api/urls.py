@@ -13,6 +13,7 @@ app_name = "api"
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", swagger_ui, name="docs"),
+    path("v1/ping", views.Ping.as_view(), name="ping"),
     path("v1/vouchers/<str:code>", views.VoucherDetail.as_view(), name="voucher_detail"),
     path("v1/redemptions", views.RedemptionList.as_view(), name="redemption_list"),
     path(

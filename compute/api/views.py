@@ -111,6 +111,16 @@ def _query(serializer_class, request):
     return query.validated_data
 
 
+class Ping(DataCenterView):
+    """Who the key belongs to, and nothing else: a client checks its key and its
+    connection with it, and the benchmark (tests/bench) compares the voucher look-up
+    with it (the cost of the server, the key and the throttle alone)."""
+
+    @extend_schema(operation_id="ping", responses={200: s.PingOut, **ERRORS})
+    def get(self, request):
+        return Response({"data_center": self.data_center.slug})
+
+
 class VoucherDetail(DataCenterView):
     @extend_schema(operation_id="voucher_get", responses={200: s.VoucherOut, **ERRORS})
     def get(self, request, code: str):

@@ -34,9 +34,13 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # run as a script
+    sys.path.insert(0, str(ROOT))
+
+from tests.bench.harness import bench_url, free_port, setup_database  # noqa: E402
+
 SCALE = [int(x) for x in os.environ.get("BENCH_SCALE", "100000 20000 2000000").split()]
 REQUESTS = int(os.environ.get("BENCH_REQUESTS", "20"))
 CITY = "scale"
@@ -100,28 +104,6 @@ class Timing:
     median_ms: float
     p95_ms: float
     queries: int | None
-
-
-def _bench_url() -> str:
-    url = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/suanli"
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "_dashbench"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _setup_database(url: str) -> None:
-    import psycopg
-
-    admin = urlunsplit(urlsplit(url)._replace(path="/postgres"))
-    name = urlsplit(url).path.lstrip("/")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def _signed_in(user):
@@ -259,9 +241,9 @@ def _export(port: int, path: str, cookie: str, worker: int) -> tuple[int, float,
 
 
 def main() -> None:
-    url = _bench_url()
+    url = bench_url("_dashbench")
     if not REUSE:
-        _setup_database(url)
+        setup_database(url)
     os.environ["DATABASE_URL"] = url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
     # The server and this process (which signs the sessions in) share the keys.
@@ -344,7 +326,7 @@ def main() -> None:
         env=env,
         check=True,
     )
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, "-m", "gunicorn", "portal.wsgi", "--bind", f"127.0.0.1:{port}"]
     command += ["--workers", "1", "--threads", "2", "--worker-class", "gthread"]
     command += ["--timeout", "1800", "--log-level", "warning"]

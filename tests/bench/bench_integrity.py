@@ -54,19 +54,11 @@ JOIN (SELECT row_number() OVER (ORDER BY id) - 1 AS k, id, redemption
 
 def main() -> None:
     sys.path.insert(0, str(ROOT))
-    from tests.bench.bench_ingestion import bench_url, bench_world, setup_database
+    from tests.bench.harness import bench_django, bench_world
 
-    url = bench_url("_bench_integrity")
-    setup_database(url)
-    os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
+    bench_django("_bench_integrity")
     from django.db import connection
 
-    call_command("migrate", verbosity=0)
     from compute.integrity.models import Inventory
     from compute.integrity.nightly import capacity_check
     from compute.models import Redemption, RedemptionStatus, UsageBatch

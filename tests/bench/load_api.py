@@ -34,16 +34,15 @@ be measuring 429s. tests/compute/test_load_short.py runs it for 10 s in the test
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 # Run as a script (make load) the repository is not on the path yet.
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from tests.bench.harness import bench_django  # noqa: E402
 from tests.bench.load.runner import run_load  # noqa: E402
 from tests.bench.load.world import (  # noqa: E402  (tests/compute/test_load_short.py)
     NEW,
@@ -58,22 +57,6 @@ __all__ = ["NEW", "POLL", "REPEAT", "REUSED", "VOID", "LoadConfig", "main", "run
 
 
 # --- the command ----------------------------------------------------------------------------
-
-
-def _load_url() -> str:
-    url = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/suanli"
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "_load"))
-
-
-def _recreate(url: str) -> None:
-    import psycopg
-
-    admin = urlunsplit(urlsplit(url)._replace(path="/postgres"))
-    name = urlsplit(url).path.lstrip("/")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,18 +84,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     config = LoadConfig(**vars(parser.parse_args(argv)))
 
-    url = _load_url()
-    _recreate(url)
-    os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
+    url = bench_django("_load")
     from django.conf import settings
-    from django.core.management import call_command
 
-    call_command("migrate", verbosity=0)
     report = run_load(config, database_url=url, redis_url=settings.REDIS_URL)
     print(report.render())
     return 0 if report.ok else 1

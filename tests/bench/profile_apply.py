@@ -46,7 +46,7 @@ def main() -> None:
 
     from compute.ingest import usage_batch_apply
     from compute.models import DataCenter, UsageBatch
-    from tests.bench.bench_ingestion import bench_records
+    from tests.bench.harness import bench_records
     from vouchers.models import Voucher
 
     dc = DataCenter.objects.get(slug="bench")

@@ -56,6 +56,14 @@ def test_key_is_stored_hashed_with_a_visible_prefix_and_last_use(ledger_world):
     assert key.last_used_at is not None
 
 
+def test_ping_names_the_key_s_data_center_and_needs_a_key(ledger_world):
+    w = ledger_world
+    assert w.api.get("/api/v1/ping").json() == {"data_center": w.dc.slug}
+    response = APIClient().get("/api/v1/ping")
+    assert response.status_code == 401
+    assert error_code(response) == "unauthenticated"
+
+
 def test_voucher_lookup(ledger_world):
     w = ledger_world
     body = w.api.get(f"/api/v1/vouchers/{w.voucher.code}").json()

@@ -59,6 +59,7 @@ def test_api_never_fails_and_keeps_to_its_schema(case, ledger_world, keep_connec
 def test_schema_describes_exactly_the_contract(client, db):
     paths = client.get("/api/schema/?format=json").json()["paths"]
     assert sorted(paths) == [
+        "/api/v1/ping",
         "/api/v1/redemptions",
         "/api/v1/redemptions/{id}/accept",
         "/api/v1/redemptions/{id}/reject",

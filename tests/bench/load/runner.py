@@ -7,9 +7,6 @@ import logging
 import os
 import platform
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -19,28 +16,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from tests.bench.harness import cpu_split, free_port, git, spawn, start_celery, stop, wait_ready
 from tests.bench.load.accounting import check_accounting
 from tests.bench.load.client import Client, Stats, percentile
-from tests.bench.load.world import ENDPOINTS, ROOT, LoadConfig, seed
+from tests.bench.load.world import ENDPOINTS, LoadConfig, seed
 
 # --- processes ------------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _stop(process: subprocess.Popen) -> None:
-    """Stop a process started in a session of its own, with its children."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
 
 
 def _tail(path: Path, lines: int = 40) -> str:
@@ -79,16 +60,7 @@ class Report:
     def render(self) -> str:
         c, s = self.config, self.stats
         requests = sum(s.statuses.values())
-        try:
-            commit = subprocess.run(
-                ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607
-                cwd=ROOT,
-                capture_output=True,
-                text=True,
-                check=False,
-            ).stdout.strip()
-        except OSError:
-            commit = "?"
+        commit = git("rev-parse", "--short", "HEAD") or "?"
         lines = [
             f"load test {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {commit}, "
             f"{platform.node()} ({os.cpu_count()} cores)",
@@ -166,7 +138,6 @@ def run_load(config: LoadConfig, *, database_url: str, redis_url: str) -> Report
     from django.conf import settings
 
     from portal.celery import app as celery_app
-    from tests.bench.bench_ingestion import _cpu_split
 
     # Django's logging configuration would print a line per request of the clients.
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -195,37 +166,20 @@ def run_load(config: LoadConfig, *, database_url: str, redis_url: str) -> Report
         "DJANGO_SECURE_SSL_REDIRECT": "0",
         "LOG_LEVEL": "WARNING",
     }
-    port = _free_port()
+    port = free_port()
     web_log, worker_log = logs / "gunicorn.log", logs / "celery.log"
     web_command = [sys.executable, "-m", "gunicorn", "portal.wsgi", "--bind", f"127.0.0.1:{port}"]
     web_command += ["--workers", str(config.web_workers), "--threads", str(config.web_threads)]
     web_command += ["--worker-class", "gthread", "--timeout", "120", "--graceful-timeout", "20"]
     web_command += ["--log-level", "warning"]
-    worker_command = [sys.executable, "-m", "celery", "-A", "portal", "worker", "-Q", queue]
-    worker_command += ["-n", f"{queue}@%h", "-c", str(config.celery_workers), "-l", "WARNING"]
-    worker_command += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
     with web_log.open("wb") as web_out, worker_log.open("wb") as worker_out:
         # Sessions of their own: each is stopped with its children (gunicorn's workers,
         # Celery's pool), and only those.
-        web = subprocess.Popen(
-            web_command,
-            cwd=ROOT,
-            env=env,
-            stdout=web_out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        worker = subprocess.Popen(
-            worker_command,
-            cwd=ROOT,
-            env=env,
-            stdout=worker_out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        web = spawn(web_command, env, web_out)
+        worker = start_celery(env, queue, config.celery_workers, worker_out)
     try:
         try:
-            _wait_ready(port, seeded.data_centers[0][2], web, worker, queue, celery_app)
+            wait_ready(port, seeded.data_centers[0][2], web, worker, queue, celery_app)
         except RuntimeError as exc:
             raise RuntimeError(f"{exc} (logs in {logs})") from exc
         clients = [
@@ -240,7 +194,7 @@ def run_load(config: LoadConfig, *, database_url: str, redis_url: str) -> Report
             )
             for i in range(config.clients)
         ]
-        cpu_before = _cpu_split(web.pid, worker.pid)
+        cpu_before = cpu_split(web.pid, worker.pid)
         clients_cpu = time.process_time()
         load_before = os.getloadavg()[0]
         started = time.perf_counter()
@@ -255,7 +209,7 @@ def run_load(config: LoadConfig, *, database_url: str, redis_url: str) -> Report
         report.seconds_total = time.perf_counter() - started
         report.seconds_push = min(config.seconds, report.seconds_total)
         clients_cpu = time.process_time() - clients_cpu
-        cpu_after = _cpu_split(web.pid, worker.pid)
+        cpu_after = cpu_split(web.pid, worker.pid)
         # Not "other": on a shared machine, processes that ended during the run take
         # their time with them (it came out negative).
         report.cpu = {k: cpu_after[k] - cpu_before[k] for k in ("web", "worker", "postgres")}
@@ -263,8 +217,8 @@ def run_load(config: LoadConfig, *, database_url: str, redis_url: str) -> Report
         report.cpu["idle"] = cpu_after["idle"] - cpu_before["idle"]
         report.load = (load_before, os.getloadavg()[0])
     finally:
-        _stop(web)
-        _stop(worker)
+        stop(web)
+        stop(worker)
     report.logs = {"gunicorn": _tail(web_log), "celery": _tail(worker_log)}
     report.log_dir = str(logs)
     for c in clients:
@@ -277,31 +231,3 @@ def run_load(config: LoadConfig, *, database_url: str, redis_url: str) -> Report
     if report.ok:  # a failed run keeps its logs, and says where
         shutil.rmtree(logs, ignore_errors=True)
     return report
-
-
-def _wait_ready(port, raw_key, web, worker, queue, celery_app) -> None:
-    import httpx
-
-    deadline = time.monotonic() + 60
-    while True:
-        if web.poll() is not None or worker.poll() is not None:
-            raise RuntimeError("gunicorn or the Celery worker exited at start")
-        if time.monotonic() > deadline:
-            raise RuntimeError("gunicorn or the Celery worker did not start within 60 s")
-        try:
-            response = httpx.get(
-                f"http://127.0.0.1:{port}/api/v1/redemptions?limit=1",
-                headers={"Authorization": f"Bearer {raw_key}"},
-                timeout=5,
-            )
-            if response.status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    name = f"{queue}@{socket.gethostname()}"
-    while not celery_app.control.ping(destination=[name], timeout=0.5):
-        if worker.poll() is not None:
-            raise RuntimeError("the Celery worker exited at start")
-        if time.monotonic() > deadline:
-            raise RuntimeError("the Celery worker did not answer within 60 s")

@@ -69,10 +69,11 @@ def seed(config: LoadConfig) -> Seeded:
     """A city, a program, the vouchers and their redemptions, the data centers and a
     key each, through the same services the portal uses (bulk rows where no service
     exists: redemptions are accepted by the data center in real life)."""
-    from compute.models import DataCenter, Redemption, RedemptionStatus, Registration
+    from compute.models import Redemption, RedemptionStatus, Registration
     from compute.services import api_key_issue
     from portal.audit import SYSTEM
     from portal.models import City
+    from tests.bench.harness import data_center_create
     from vouchers.ledger import voucher_issue
     from vouchers.models import Company, Program
 
@@ -107,17 +108,7 @@ def seed(config: LoadConfig) -> Seeded:
     redeemed, unredeemed = vouchers[: config.vouchers], vouchers[config.vouchers :]
     data_centers = []
     for n in range(config.data_centers):
-        dc = DataCenter.objects.create(
-            slug=f"load-{n}",
-            name_zh=f"负载{n}",
-            name_en=f"Load {n}",
-            operator_zh="load",
-            operator_en="load",
-            hub="guizhou",
-            cluster_zh="load",
-            cluster_en="load",
-        )
-        dc.programs.add(program)
+        dc = data_center_create(f"load-{n}", f"负载{n}", f"Load {n}", program, other="load")
         Registration.objects.create(city=city, data_center=dc, starts_on=valid_from)
         Redemption.objects.bulk_create(
             Redemption(

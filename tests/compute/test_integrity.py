@@ -350,6 +350,23 @@ def test_gaps_or_short_runs_are_not_around_the_clock(
     assert integrity_nightly(now=datetime(2026, 11, 20, tzinfo=UTC)) == 0
 
 
+def test_the_chain_thresholds_are_the_named_constants(
+    ledger_world, django_capture_on_commit_callbacks, monkeypatch
+):
+    """The around-the-clock rule reads patterns.CHAIN_DAYS and CHAIN_MIN_RECORDS (the
+    docs' table of thresholds), not values written into its SQL."""
+    from compute.integrity import patterns
+
+    w = ledger_world
+    _chain(w, django_capture_on_commit_callbacks, days=2)  # 4 records over 2 days
+    monkeypatch.setattr(patterns, "CHAIN_DAYS", 2)
+    monkeypatch.setattr(patterns, "CHAIN_MIN_RECORDS", 5)
+    assert integrity_nightly(now=datetime(2026, 11, 20, tzinfo=UTC)) == 0
+    monkeypatch.setattr(patterns, "CHAIN_MIN_RECORDS", 4)
+    assert integrity_nightly(now=datetime(2026, 11, 20, tzinfo=UTC)) == 1
+    assert Finding.objects.get().rule == FindingRule.AROUND_THE_CLOCK
+
+
 def test_a_voucher_drained_much_faster_than_its_plan_is_flagged(
     ledger_world, django_capture_on_commit_callbacks
 ):

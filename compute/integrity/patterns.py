@@ -17,7 +17,8 @@ from compute.integrity.services import FindingDraft
 # The thresholds of the three patterns, each a constant here (docs/architecture.md,
 # "Integrity checks", lists them). How much faster than planned a voucher may drain is
 # the program's setting, `IntegrityRules.drain_factor` (default
-# compute.integrity.models.DEFAULT_DRAIN_FACTOR); programs without rules are not checked.
+# compute.integrity.models.DEFAULT_DRAIN_FACTOR); only programs whose rules check usage
+# against the plan (`check_plan`) are checked: the pace is the plan's.
 
 # Fast drain: the voucher's card-hours over the last DRAIN_DAYS days, against its plan's
 # pace over as many days (plan card-hours x DRAIN_DAYS / validity days) x the factor…
@@ -52,7 +53,7 @@ paced AS (
              * %(days)s / (v.valid_until - v.valid_from + 1) AS planned
     FROM per_voucher p
     JOIN vouchers_voucher v ON v.id = p.voucher_id
-    JOIN compute_integrityrules ir ON ir.program_id = v.program_id
+    JOIN compute_integrityrules ir ON ir.program_id = v.program_id AND ir.check_plan
     WHERE v.application_id IS NOT NULL
 )
 SELECT p.id, p.city_id, p.company_id, p.used, round(p.planned, 1), p.drain_factor,

@@ -43,6 +43,7 @@ def compute_audit_actions_register() -> None:
             "integrity.rules": _("Program's integrity checks set"),
             "integrity.price_band": _("Price band set"),
             "related_party.add": _("Shareholder or manager declared"),
+            "related_party.remove": _("Shareholder or manager withdrawn"),
             # manage.py seed_scale (compute/scale.py): one event per load.
             "scale.seed": _("Scale test data loaded"),
         }

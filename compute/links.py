@@ -54,4 +54,12 @@ def links_register() -> None:
         label=_("Voucher"),
         url=lambda voucher: reverse("compute:my_voucher", args=[voucher.code]),
     )
+    # The company's page (and its line on /company/) link to its shareholders and
+    # managers, declared here for the related-party check.
+    link_register(
+        "vouchers.company",
+        name="compute.company_parties",
+        label=_("Shareholders and managers"),
+        url=lambda company: reverse("compute:company_parties", args=[company.pk]),
+    )
     work_lists_register()

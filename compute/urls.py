@@ -1,9 +1,18 @@
 """URLs of the compute app's screens. `site_patterns` are mounted at the root (under
-the reserved /my/ and /dc/ prefixes); `city_patterns` inside /<city_slug>/."""
+the reserved /my/, /dc/ and /company/ prefixes); `city_patterns` inside /<city_slug>/."""
 
 from django.urls import include, path
 
-from compute.views import company, dashboards, exports, integrity, operator, staff, webhooks
+from compute.views import (
+    company,
+    dashboards,
+    exports,
+    integrity,
+    operator,
+    parties,
+    staff,
+    webhooks,
+)
 
 app_name = "compute"
 
@@ -28,6 +37,13 @@ site_patterns = [
     path("my/redemptions/<int:pk>/cancel/", company.my_redemption_cancel, name="my_cancel"),
     path("my/redemptions/<int:pk>/close/", company.my_redemption_close, name="my_close"),
     *_exports("my/exports/usage", exports.my_usage_export, "my_usage_export"),
+    # A company's shareholders and managers, beside the vouchers app's company pages.
+    path("company/<int:pk>/parties/", parties.company_parties, name="company_parties"),
+    path(
+        "company/<int:pk>/parties/<int:party_id>/remove/",
+        parties.company_party_remove,
+        name="company_party_remove",
+    ),
     path("dc/", operator.console_list, name="console_list"),
     path("dc/<slug:slug>/", operator.console, name="console"),
     path("dc/<slug:slug>/dashboard/", dashboards.console_dashboard, name="console_dashboard"),

@@ -14,6 +14,8 @@ Slots, and the object each link's `url` is given:
 - `portal.city_home` (the city): buttons on a city's home page.
 - `vouchers.voucher` (a voucher of the user's company): the voucher's own page; the
   company's pages link the voucher code to the first one.
+- `vouchers.company` (a company of the user's): pages about the company, linked from
+  its page and its line on /company/ (compute: its shareholders and managers).
 
 Links are listed in registration order, i.e. the order of `INSTALLED_APPS`.
 

@@ -6,7 +6,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from compute.integrity.models import IntegrityRules, PriceBand
-from compute.integrity.parties import party_code_normalise
+from compute.integrity.parties import party_code_normalise, party_code_valid
 from compute.models import Registration
 
 
@@ -38,13 +38,29 @@ class RelatedPartyForm(forms.Form):
     code = forms.CharField(
         label=_("ID number or registration code"),
         max_length=40,
-        help_text=_("A shareholder's or manager's ID number, or a company's credit code."),
+        help_text=_(
+            "A shareholder's or manager's resident ID number, or a shareholding company's "
+            "unified social credit code (18 characters; spaces and dashes are ignored)."
+        ),
     )
+
+    def clean_name(self) -> str:
+        name = " ".join(self.cleaned_data["name"].split())
+        if not name:
+            raise forms.ValidationError(_("Give the shareholder's or manager's name."))
+        return name
 
     def clean_code(self) -> str:
         code = party_code_normalise(self.cleaned_data["code"])
         if not code:
             raise forms.ValidationError(_("Give an ID number or registration code."))
+        if not party_code_valid(code):
+            raise forms.ValidationError(
+                _(
+                    "This is not an ID number (18 characters, the last a digit or X) nor a "
+                    "unified social credit code (18 digits and capital letters)."
+                )
+            )
         return code
 
 

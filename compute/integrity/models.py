@@ -38,6 +38,14 @@ class FindingStatus(models.TextChoices):
     CLEARED = "cleared", _("Cleared")
 
 
+# The fast-drain check's factor for a program that sets none (compute/integrity/patterns.py).
+DEFAULT_DRAIN_FACTOR = Decimal("3")
+# How far a company's card-hours may exceed its plans before `plan_hours` fires, and a
+# price band's tolerance, unless the program sets others.
+DEFAULT_PLAN_MARGIN_PERCENT = Decimal("10")
+DEFAULT_BAND_TOLERANCE_PERCENT = Decimal("30")
+
+
 class IntegrityRules(models.Model):
     """A program's settings for the checks. Without a row the plan checks are off and
     nothing is held; price bands apply wherever they are set."""
@@ -51,7 +59,10 @@ class IntegrityRules(models.Model):
         help_text=_("Flag accelerators not in the approved plan and card-hours beyond it."),
     )
     plan_margin_percent = models.DecimalField(
-        _("margin over the plan (%)"), max_digits=6, decimal_places=2, default=Decimal("10")
+        _("margin over the plan (%)"),
+        max_digits=6,
+        decimal_places=2,
+        default=DEFAULT_PLAN_MARGIN_PERCENT,
     )
     hold_charges = models.BooleanField(
         _("hold flagged charges"),
@@ -65,7 +76,7 @@ class IntegrityRules(models.Model):
         _("fast-drain factor"),
         max_digits=5,
         decimal_places=2,
-        default=Decimal("3"),
+        default=DEFAULT_DRAIN_FACTOR,
         help_text=_("Flag a voucher whose last 7 days ran this many times its planned pace."),
     )
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
@@ -88,7 +99,10 @@ class PriceBand(models.Model):
         _("reference price (¥ per card-hour)"), max_digits=10, decimal_places=2
     )
     tolerance_percent = models.DecimalField(
-        _("tolerance (%)"), max_digits=5, decimal_places=2, default=Decimal("30")
+        _("tolerance (%)"),
+        max_digits=5,
+        decimal_places=2,
+        default=DEFAULT_BAND_TOLERANCE_PERCENT,
     )
 
     class Meta:

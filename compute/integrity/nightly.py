@@ -21,6 +21,11 @@ from compute.integrity.services import FindingDraft, findings_raise
 WINDOW_DAYS = 35
 # A finding names at most this many records (the evidence says how many there were).
 MAX_RECORDS = 2000
+# Capacity: an hour is flagged when its cards in use (card-hours in the hour bucket)
+# exceed the cards declared by more than this; the float8 sums of a bucket carry
+# rounding of ~1e-9, and the figures are shown to 0.1 card. Buckets whose level stays
+# below it are not generated (no usage).
+CAPACITY_SLACK_CARDS = 0.05
 
 # Average cards of each model in use per hour bucket (card-hours in the hour), per city
 # registration, against the inventory declared for that hour. A registration that
@@ -85,7 +90,7 @@ load AS (
     UNION ALL
     SELECT city_id, data_center_id, resource, h, level
     FROM levels, generate_series(b + 1, coalesce(next_b, %(end_h)s) - 1) AS h
-    WHERE level > 0.05
+    WHERE level > %(slack)s
 )
 SELECT l.city_id, l.data_center_id, l.resource, to_timestamp(l.b * 3600),
        round(l.used::numeric, 1), coalesce(i.cards, 0)
@@ -93,7 +98,7 @@ FROM load l
 LEFT JOIN inv i ON i.city_id = l.city_id AND i.data_center_id = l.data_center_id
      AND i.accelerator = l.resource AND to_timestamp(l.b * 3600) >= i.from_ts
      AND to_timestamp(l.b * 3600) < i.until_ts
-WHERE l.used > coalesce(i.cards, 0) + 0.05 AND l.b * 3600 < %(end_s)s
+WHERE l.used > coalesce(i.cards, 0) + %(slack)s AND l.b * 3600 < %(end_s)s
 ORDER BY 1, 2, 3, 4
 """
 
@@ -155,6 +160,7 @@ def capacity_check(
         "end_s": end.timestamp(),
         "end_h": math.ceil(end.timestamp() / 3600),
         "dc": data_center_id,
+        "slack": CAPACITY_SLACK_CARDS,
     }
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(_SESSION)

@@ -12,12 +12,23 @@ from compute.integrity.services import FindingDraft, findings_raise
 from compute.models import Redemption
 
 _NOT_CODE = re.compile(r"[\s\-]")
+# What a declared party's code may be, once normalised: a resident ID number (18
+# characters, the last a check digit or X; or the 15 digits of the first generation),
+# or a unified social credit code (18 characters: two of the authority and kind, six
+# digits of the region, then ten of digits and the capitals other than I, O, Z, S and
+# V). The check characters themselves are not verified.
+PARTY_CODE = re.compile(r"\d{15}|\d{17}[\dX]|[0-9A-HJ-NPQRTUWXY]{2}\d{6}[0-9A-HJ-NPQRTUWXY]{10}")
 
 
 def party_code_normalise(code: str) -> str:
     """Codes compare without spaces or dashes and in upper case (an ID number's final X,
     a credit code's letters)."""
     return _NOT_CODE.sub("", code or "").upper()
+
+
+def party_code_valid(code: str) -> bool:
+    """Whether a normalised code has the shape of an ID number or a credit code."""
+    return PARTY_CODE.fullmatch(code) is not None
 
 
 def related_parties_check(redemption: Redemption) -> int:

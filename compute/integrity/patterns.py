@@ -1,7 +1,7 @@
 """Implausible patterns (nightly): a voucher drained much faster than its plan, records
 back to back around the clock with identical quantities for days, and many companies'
 usage at one data center starting in the same minute. One SQL statement each over the
-window's records; the thresholds below are the defaults the docs name."""
+window's records; every threshold is a named constant below (or the program's setting)."""
 
 from __future__ import annotations
 
@@ -14,11 +14,28 @@ from compute.integrity.models import FindingRule, Severity
 from compute.integrity.nightly import MAX_RECORDS
 from compute.integrity.services import FindingDraft
 
-DRAIN_DAYS = 7  # the pace of the last week…
-DRAIN_MIN_CARD_HOURS = 10  # …once it is more than a trickle
-CHAIN_GAP = timedelta(minutes=10)  # "back to back": the next starts within this
-CHAIN_DAYS = 3  # for at least this long, with the same quantity
-SAME_MINUTE_COMPANIES = 5  # this many companies starting in one minute at one data center
+# The thresholds of the three patterns, each a constant here (docs/architecture.md,
+# "Integrity checks", lists them). How much faster than planned a voucher may drain is
+# the program's setting, `IntegrityRules.drain_factor` (default
+# compute.integrity.models.DEFAULT_DRAIN_FACTOR); only programs whose rules check usage
+# against the plan (`check_plan`) are checked: the pace is the plan's.
+
+# Fast drain: the voucher's card-hours over the last DRAIN_DAYS days, against its plan's
+# pace over as many days (plan card-hours x DRAIN_DAYS / validity days) x the factor…
+DRAIN_DAYS = 7
+# …and only once the week's use exceeds this many card-hours: a trickle against a tiny
+# plan is not worth a finding.
+DRAIN_MIN_CARD_HOURS = 10
+# Around the clock: one voucher's records at one data center form a chain while each
+# starts within CHAIN_GAP of the previous one's end with the same quantity…
+CHAIN_GAP = timedelta(minutes=10)
+# …and a chain is flagged once it spans CHAIN_DAYS days or more…
+CHAIN_DAYS = 3
+# …with at least CHAIN_MIN_RECORDS records (one 3-day record is not a pattern).
+CHAIN_MIN_RECORDS = 3
+# Same minute: usage of this many companies or more at one data center starting in the
+# same minute (UTC, truncated) in one city.
+SAME_MINUTE_COMPANIES = 5
 
 _DRAIN = """
 WITH recent AS (
@@ -36,7 +53,7 @@ paced AS (
              * %(days)s / (v.valid_until - v.valid_from + 1) AS planned
     FROM per_voucher p
     JOIN vouchers_voucher v ON v.id = p.voucher_id
-    JOIN compute_integrityrules ir ON ir.program_id = v.program_id
+    JOIN compute_integrityrules ir ON ir.program_id = v.program_id AND ir.check_plan
     WHERE v.application_id IS NOT NULL
 )
 SELECT p.id, p.city_id, p.company_id, p.used, round(p.planned, 1), p.drain_factor,
@@ -63,7 +80,7 @@ SELECT g.voucher_id, v.city_id, v.company_id, g.data_center_id, min(g.started_at
        max(g.ended_at), count(*), min(g.quantity), (array_agg(g.id ORDER BY g.id))[1:%(limit)s]
 FROM g JOIN vouchers_voucher v ON v.id = g.voucher_id
 GROUP BY g.voucher_id, v.city_id, v.company_id, g.data_center_id, g.chain
-HAVING max(g.ended_at) - min(g.started_at) >= %(span)s AND count(*) >= 3
+HAVING max(g.ended_at) - min(g.started_at) >= %(span)s AND count(*) >= %(records)s
 """
 
 _SAME_MINUTE = """
@@ -116,6 +133,7 @@ def chain_check(*, start: datetime, end: datetime) -> list[FindingDraft]:
         "end": end,
         "gap": CHAIN_GAP,
         "span": timedelta(days=CHAIN_DAYS),
+        "records": CHAIN_MIN_RECORDS,
     }
     return [
         FindingDraft(

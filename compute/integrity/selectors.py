@@ -71,3 +71,12 @@ def related_party_list(
     if data_center is not None:
         return RelatedParty.objects.filter(data_center=data_center)
     return RelatedParty.objects.filter(company_id=company_id or 0)
+
+
+def related_party_get(
+    *, pk: int, data_center: DataCenter | None = None, company_id: int | None = None
+) -> RelatedParty:
+    """One of the owner's declared parties; another owner's is a 404."""
+    return get_object_or_404(
+        related_party_list(data_center=data_center, company_id=company_id), pk=pk
+    )

@@ -39,7 +39,7 @@ from portal.locks import retry_on_deadlock
 from portal.models import City, Role, User
 from portal.tenancy import has_role
 from vouchers.ledger import vouchers_lock
-from vouchers.models import Program
+from vouchers.models import Company, Program
 
 # The state machine: which decision leads where, from open only.
 DECISIONS = {"confirm": FindingStatus.CONFIRMED, "clear": FindingStatus.CLEARED}
@@ -290,18 +290,58 @@ def inventory_declare(
 
 
 def related_party_add(
-    *, data_center: DataCenter, name: str, code: str, actor: User
+    *,
+    name: str,
+    code: str,
+    actor: User,
+    data_center: DataCenter | None = None,
+    company: Company | None = None,
 ) -> RelatedParty:
-    """A data center declares a shareholder or manager (platform-wide: no city)."""
+    """A data center or a company declares a shareholder or manager (platform-wide: no
+    city). `code` comes normalised (compute.integrity.parties.party_code_normalise); the
+    same code twice for one owner is refused. The owner's row is locked first, so two
+    requests declaring the same code at once cannot both pass the check."""
+    assert (data_center is None) != (company is None), "a party has one owner"
+    lock: Any
+    owner: dict[str, Any]
+    if data_center is not None:
+        owner, lock = {"data_center": data_center}, DataCenter.objects.filter(pk=data_center.pk)
+    else:
+        assert company is not None
+        owner, lock = {"company": company}, Company.objects.filter(pk=company.pk)
     with transaction.atomic():
-        party = RelatedParty.objects.create(data_center=data_center, name=name, code=code)
+        list(lock.select_for_update().values_list("pk", flat=True))
+        if RelatedParty.objects.filter(code=code, **owner).exists():
+            message = _("This ID number or registration code is declared already.")
+            raise DomainError(message, code="duplicate", fields={"code": [message]})
+        party = RelatedParty.objects.create(name=name, code=code, **owner)
         audit_record(
             action="related_party.add",
             actor=actor,
             target=party,
-            data={"data_center": data_center.pk, "name": name},
+            data={**{k: v.pk for k, v in owner.items()}, "name": name},
         )
     return party
+
+
+def related_party_remove(*, party: RelatedParty, actor: User) -> None:
+    """Withdraw a declared shareholder or manager (findings already raised stay)."""
+    with transaction.atomic():
+        data = {
+            "data_center": party.data_center_id,
+            "company": party.company_id,
+            "name": party.name,
+            "code": "…" + party.code[-4:],
+        }
+        # Deleted first (the audit lock comes last, portal/locks.py); the instance keeps
+        # its id for the event.
+        RelatedParty.objects.filter(pk=party.pk).delete()
+        audit_record(
+            action="related_party.remove",
+            actor=actor,
+            target=party,
+            data={k: v for k, v in data.items() if v is not None},
+        )
 
 
 def _require_program_manager(program: Program, actor: User) -> None:

@@ -132,7 +132,7 @@ def console_inventory(request: SignedInRequest, slug: str) -> HttpResponse:
                     messages.success(request, _("Declared."))
                     return redirect("compute:console_inventory", slug=dc.slug)
         except DomainError as error:
-            apply_domain_error(form, error)
+            apply_domain_error(party_form if request.POST.get("kind") == "party" else form, error)
     return render(
         request,
         "compute/console_inventory.html",

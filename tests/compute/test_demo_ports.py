@@ -52,3 +52,35 @@ def test_demo_simulators_move_off_a_port_in_use_and_the_feed_follows(port_in_use
         for server in command.servers:
             server.shutdown()
             server.server_close()
+
+
+@pytest.mark.django_db
+def test_demo_simulators_register_their_webhooks_and_hear_them(settings, port_in_use):
+    """`run_datacenter_sim --demo` registers each simulator's /webhooks for every event
+    (the method existed but was never called: the demo delivered no webhook at all),
+    and a delivery reaches the simulator, its signature checked."""
+    from compute.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
+    from compute.webhooks.services import delivery_attempt, webhook_emit
+
+    settings.WEBHOOK_PRIVATE_ADDRESSES = True  # as in the demo (DEBUG)
+    UserFactory(email="root@example.cn", is_superuser=True, is_staff=True)
+    local = DataCenterFactory(
+        slug="guian", feed_url=f"http://127.0.0.1:{port_in_use}/feed", feed_token="tok-1"
+    )
+    command = Command()
+    try:
+        ((sim, _key),) = command._demo({"demo": True})
+        local.refresh_from_db()
+        endpoint = WebhookEndpoint.objects.get(data_center=local, revoked_at=None)
+        assert endpoint.url == local.feed_url.replace("/feed", "/webhooks")
+        assert sorted(endpoint.events) == sorted(WebhookEvent.values)
+        assert webhook_emit(
+            event=WebhookEvent.BATCH_APPLIED, data_center_id=local.pk, data={"batch": 1}
+        )
+        delivery = WebhookDelivery.objects.get(endpoint=endpoint)
+        assert delivery_attempt(delivery.pk).status == "delivered"
+        assert str(delivery.event_id) in sim.webhook_events and sim.webhook_refused == 0
+    finally:
+        for server in command.servers:
+            server.shutdown()
+            server.server_close()

@@ -350,11 +350,45 @@ def test_gaps_or_short_runs_are_not_around_the_clock(
     assert integrity_nightly(now=datetime(2026, 11, 20, tzinfo=UTC)) == 0
 
 
+def test_a_program_that_does_not_check_plans_has_no_fast_drain(
+    ledger_world, django_capture_on_commit_callbacks
+):
+    """The demo's programs check no plans (its simulators bill any model, far beyond the
+    seeded plans): its ordinary traffic raised a fast-drain finding on every planned
+    voucher until the pace check, a plan check, followed `check_plan`."""
+    w = ledger_world
+    IntegrityRules.objects.create(program=w.program, check_plan=False, hold_charges=True)
+    with_plan(w, [("Ascend 910B", "365.0")])
+    push(
+        w,
+        [record(1, w.voucher.code), record(2, w.voucher.code)],
+        django_capture_on_commit_callbacks,
+    )
+    assert integrity_nightly(now=datetime(2026, 11, 5, tzinfo=UTC)) == 0
+
+
+def test_the_chain_thresholds_are_the_named_constants(
+    ledger_world, django_capture_on_commit_callbacks, monkeypatch
+):
+    """The around-the-clock rule reads patterns.CHAIN_DAYS and CHAIN_MIN_RECORDS (the
+    docs' table of thresholds), not values written into its SQL."""
+    from compute.integrity import patterns
+
+    w = ledger_world
+    _chain(w, django_capture_on_commit_callbacks, days=2)  # 4 records over 2 days
+    monkeypatch.setattr(patterns, "CHAIN_DAYS", 2)
+    monkeypatch.setattr(patterns, "CHAIN_MIN_RECORDS", 5)
+    assert integrity_nightly(now=datetime(2026, 11, 20, tzinfo=UTC)) == 0
+    monkeypatch.setattr(patterns, "CHAIN_MIN_RECORDS", 4)
+    assert integrity_nightly(now=datetime(2026, 11, 20, tzinfo=UTC)) == 1
+    assert Finding.objects.get().rule == FindingRule.AROUND_THE_CLOCK
+
+
 def test_a_voucher_drained_much_faster_than_its_plan_is_flagged(
     ledger_world, django_capture_on_commit_callbacks
 ):
     w = ledger_world
-    IntegrityRules.objects.create(program=w.program, check_plan=False)
+    IntegrityRules.objects.create(program=w.program, check_plan=True)
     # 365 card-hours planned over the year: a card-hour a day; 192 in a week is 27×.
     with_plan(w, [("Ascend 910B", "365.0")])
     push(

@@ -139,6 +139,7 @@ KIND_OF_SEGMENT = {
     "deliveries": "webhook_delivery",
     "outcomes": "outcome_report",
     "findings": "finding",
+    "parties": "related_party",
 }
 
 FORM = "application/x-www-form-urlencoded"

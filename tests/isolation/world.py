@@ -17,7 +17,7 @@ from django.db import transaction
 from compute.ingest import BatchBody, usage_batch_receive
 from compute.ingest.apply import usage_batch_apply
 from compute.integrity.models import FindingRule, Severity
-from compute.integrity.services import FindingDraft, findings_raise
+from compute.integrity.services import FindingDraft, findings_raise, related_party_add
 from compute.models import Redemption, RedemptionStatus, Registration, UsageRecord
 from compute.services import api_key_issue
 from compute.settlements import (
@@ -300,7 +300,17 @@ def _build_world(shanghai, shenzhen, startup_user, company_a, program_a) -> Worl
         ]
     )
 
+    # Shareholders B and Y declared (company B's page, Y's inventory page).
+    party_b = related_party_add(
+        company=company_b, name="股东ZQX机密", code="110101199001019876", actor=owner_b
+    )
+    party_y = related_party_add(
+        data_center=dc_y, name="高管ZQX机密", code="110101199002029875", actor=operator_y
+    )
+
     markers = {
+        "company B shareholder": party_b.name,
+        "Y's manager": party_y.name,
         "company B legal name": company_b.legal_name,
         "company B credit code": company_b.credit_code,
         "company B member": owner_b.email,
@@ -348,6 +358,7 @@ def _build_world(shanghai, shenzhen, startup_user, company_a, program_a) -> Worl
         ],
         "outcome_report": [outcome_b.pk],
         "finding": [finding_b.pk],
+        "related_party": [party_b.pk, party_y.pk],
         "company": [company_b.pk, company_n.pk],
         "redemption": [active.pk, requested.pk],
         "batch": [batch.pk],

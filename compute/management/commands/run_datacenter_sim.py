@@ -86,6 +86,10 @@ class Command(BaseCommand):
                     raise CommandError("No platform admin to record the feed move; run seed_demo.")
                 dc.feed_url = feed_url
                 data_center_save(actor=admin, data_center=dc, changed=["feed_url"])
+            if admin is None:
+                raise CommandError("No platform admin to register the webhooks; run seed_demo.")
+            # The demo's data centers hear of changes by webhook, signatures checked.
+            self._hear_webhooks(sim, dc, admin, dc.feed_url)
             _key, raw = api_key_issue(data_center=dc, actor=SYSTEM, name="simulator")
             sims.append((sim, raw))
             self.stdout.write(f"{dc.slug}: feed at {dc.feed_url}")

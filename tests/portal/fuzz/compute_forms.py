@@ -317,6 +317,21 @@ def _(request):
     )
 
 
+@form("company related party")
+def _(request):
+    world = fixture(request, "ledger_world")
+    user, url = fixture(request, "startup_user"), f"/company/{world.company.pk}/parties/"
+    return Form(
+        user,
+        url,
+        {
+            "name": text("张三", "深度资本管理有限公司"),
+            "code": text("91440300708461136T", "110101199003070011", "11010119900307001x"),
+        },
+        then=[Step(user, url)],
+    )
+
+
 @form("program price band and integrity rules")
 def _(request):
     world, shanghai = fixture(request, "ledger_world"), fixture(request, "shanghai")

@@ -15,7 +15,7 @@ and the differences. It asserts nothing.
     AB_VOUCHERS=1000 AB_ROUNDS=12 ...
 
 Uses DATABASE_URL's server with a database of its own (`<name>_ab_integrity`,
-recreated); the world and the records are `tests/bench/bench_ingestion.py`'s.
+recreated); the world and the records are `tests/bench/harness.py`'s.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ BATCH = 5000
 
 
 def main() -> None:
-    from tests.bench.bench_ingestion import bench_url, setup_database
+    from tests.bench.harness import bench_url, setup_database
 
     url = bench_url("_ab_integrity")
     setup_database(url)
@@ -55,7 +55,7 @@ def main() -> None:
     from compute.integrity import pipeline
     from compute.models import Redemption, RedemptionStatus, UsageBatch
     from portal.audit import SYSTEM
-    from tests.bench.bench_ingestion import _integrity_rules, bench_records, bench_world
+    from tests.bench.harness import bench_records, bench_world, integrity_rules
     from vouchers.ledger import voucher_issue
 
     _city, program, dc, _registration, company = bench_world()
@@ -72,7 +72,7 @@ def main() -> None:
             voucher=v, data_center=dc, contract_ref="B", status=RedemptionStatus.ACTIVE
         )
         codes.append(v.code)
-    _integrity_rules(program, company)
+    integrity_rules(program, company)
 
     real_checks, real_flags = pipeline.program_checks, pipeline.batch_flags
     spent: dict[str, list[float]] = {"on": [], "off": []}

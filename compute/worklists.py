@@ -1,7 +1,8 @@
 """What waits for whom in compute: the city staff's work lists on their home (registered
 into `portal.staff_home`), the company's on /company/ (`vouchers.company_home`), and the
-operator console's. Each list is a count and its first few rows (two queries whatever
-the data's size) and links to the page filtered the same way, so the count is the
+operator console's. Each list is a count and its first few rows (a query whatever the
+data's size, and the count: on the homes a `Tally`, taken with the other lists' in one
+statement) and links to the page filtered the same way, so the count is the
 length of the list the link opens.
 """
 
@@ -14,7 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from compute import selectors
 from compute.batches import failed_batches
 from compute.models import DataCenter, Redemption, RedemptionStatus, SettlementStatus
-from portal.links import Link, LinkGroup, WorkList, work_list_register
+from portal.links import Link, LinkGroup, Tally, WorkList, work_list_register
 from portal.models import Role
 from portal.tenancy import roles_in_city
 from vouchers.links import FIRST, waiting_days
@@ -38,7 +39,7 @@ def _staff_redemptions(request) -> WorkList | None:
     pending = selectors.redemption_list(city=city, status=RedemptionStatus.REQUESTED)
     first = pending.order_by("created_at", "id")[:FIRST]
     return WorkList(
-        count=pending.count(),
+        count=Tally(pending),
         links=[
             Link(
                 label=f"{r.voucher.code} {r.voucher.company.legal_name} → {r.data_center.name}",
@@ -59,7 +60,7 @@ def _staff_discrepancies(request) -> WorkList | None:
     found = selectors.discrepancy_list(city=city, open_only=True)
     url = reverse("compute:staff_sync", args=[city.slug])
     return WorkList(
-        count=found.count(),
+        count=Tally(found),
         links=[
             Link(label=f"{d.kind}: {d.detail[:60]}", url=f"{url}?open=1#discrepancies")
             for d in found[:FIRST]
@@ -75,7 +76,7 @@ def _staff_feeds(request) -> WorkList | None:
     feeds = selectors.unhealthy_feed_list(city=city)
     url = reverse("compute:staff_sync", args=[city.slug]) + "?feed=unhealthy"
     return WorkList(
-        count=feeds.count(),
+        count=Tally(feeds),
         links=[Link(label=dc.name, url=url, detail=dc.feed_error[:80]) for dc in feeds[:FIRST]],
         all_url=url,
     )
@@ -88,7 +89,7 @@ def _staff_statements(request, status: str) -> WorkList | None:
     statements = selectors.settlement_list(city=city, status=status)
     first = statements.order_by("period", "id")[:FIRST]
     return WorkList(
-        count=statements.count(),
+        count=Tally(statements),
         links=[
             Link(
                 label=f"{s.period:%Y-%m} · {s.data_center.name}",
@@ -131,7 +132,7 @@ def _company_vouchers(request, waiting: str) -> WorkList | None:
         return None
     vouchers = company_voucher_list(vouchers=voucher_list(user=request.user), waiting=waiting)
     return WorkList(
-        count=vouchers.count(),
+        count=Tally(vouchers),
         links=[
             Link(
                 label=f"{v.code} {v.company.legal_name}",

@@ -13,8 +13,8 @@ from django.utils.translation import gettext_lazy as _
 from portal.citytime import city_date, city_datetime
 from portal.links import (
     Link,
+    Tally,
     WorkList,
-    capped_count,
     link_group_register,
     link_register,
     work_list_register,
@@ -85,15 +85,16 @@ def _application_work(request, todo: str) -> WorkList | None:
             )
         )
     if todo == Todo.SCREEN:  # exact, from the state counts PostgreSQL keeps
-        counts = selectors.application_state_counts(city=city)
-        count = sum(counts.get(state, 0) for state in (S.SUBMITTED, S.SCREENING))
+        count = Tally(
+            selectors.application_state_count_rows(city=city, states=[S.SUBMITTED, S.SCREENING]),
+            total="n",
+        )
     else:
-        count = capped_count(apps)
+        count = Tally(apps, capped=True)
     return WorkList(
         count=count,
         links=links,
         all_url=reverse("vouchers:queue", args=[city.slug]) + f"?todo={todo}",
-        capped=todo != Todo.SCREEN,
     )
 
 
@@ -117,10 +118,9 @@ def _review_work(request) -> WorkList | None:
         for r in reviews
     ]
     return WorkList(
-        count=capped_count(apps),
+        count=Tally(apps, capped=True),
         links=links,
         all_url=reverse("vouchers:queue", args=[city.slug]) + "?assigned=me",
-        capped=True,
     )
 
 
@@ -138,7 +138,7 @@ def _company_work(request, state: str) -> WorkList | None:
     apps = selectors.application_list(user=request.user).filter(state=state)
     first = apps.order_by("updated_at", "pk")[:FIRST]
     return WorkList(
-        count=apps.count(),
+        count=Tally(apps),
         links=[
             Link(
                 label=f"#{a.pk} {a.city.name} · {a.program.name}",
@@ -167,7 +167,7 @@ def _company_outcome_work(request) -> WorkList | None:
     today = timezone.localdate()
     reports = outcome_selectors.outcome_report_todo_list(user=request.user, today=today)
     return WorkList(
-        count=reports.count(),
+        count=Tally(reports),
         links=[
             Link(
                 label=f"{r.voucher.code} · {r.get_stage_display()} · {r.program.name}",
@@ -189,7 +189,7 @@ def _staff_outcome_work(request) -> WorkList | None:
         city=city, show=outcome_selectors.SHOW_WAITING
     ).order_by("submitted_at", "pk")
     return WorkList(
-        count=reports.count(),
+        count=Tally(reports),
         links=[
             Link(
                 label=f"{r.company.legal_name} · {r.voucher.code} · {r.get_stage_display()}",

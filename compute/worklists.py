@@ -8,6 +8,8 @@ length of the list the link opens.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
@@ -40,7 +42,7 @@ def _staff_redemptions(request) -> WorkList | None:
     first = pending.order_by("created_at", "id")[:FIRST]
     return WorkList(
         count=Tally(pending),
-        links=[
+        links=lambda: [
             Link(
                 label=f"{r.voucher.code} {r.voucher.company.legal_name} → {r.data_center.name}",
                 url=reverse("compute:staff_voucher", args=[city.slug, r.voucher.code]),
@@ -61,7 +63,7 @@ def _staff_discrepancies(request) -> WorkList | None:
     url = reverse("compute:staff_sync", args=[city.slug])
     return WorkList(
         count=Tally(found),
-        links=[
+        links=lambda: [
             Link(label=f"{d.kind}: {d.detail[:60]}", url=f"{url}?open=1#discrepancies")
             for d in found[:FIRST]
         ],
@@ -77,7 +79,9 @@ def _staff_feeds(request) -> WorkList | None:
     url = reverse("compute:staff_sync", args=[city.slug]) + "?feed=unhealthy"
     return WorkList(
         count=Tally(feeds),
-        links=[Link(label=dc.name, url=url, detail=dc.feed_error[:80]) for dc in feeds[:FIRST]],
+        links=lambda: [
+            Link(label=dc.name, url=url, detail=dc.feed_error[:80]) for dc in feeds[:FIRST]
+        ],
         all_url=url,
     )
 
@@ -90,7 +94,7 @@ def _staff_statements(request, status: str) -> WorkList | None:
     first = statements.order_by("period", "id")[:FIRST]
     return WorkList(
         count=Tally(statements),
-        links=[
+        links=lambda: [
             Link(
                 label=f"{s.period:%Y-%m} · {s.data_center.name}",
                 url=reverse("compute:staff_settlement", args=[city.slug, s.pk]),
@@ -133,7 +137,7 @@ def _company_vouchers(request, waiting: str) -> WorkList | None:
     vouchers = company_voucher_list(vouchers=voucher_list(user=request.user), waiting=waiting)
     return WorkList(
         count=Tally(vouchers),
-        links=[
+        links=lambda: [
             Link(
                 label=f"{v.code} {v.company.legal_name}",
                 url=reverse("compute:my_voucher", args=[v.code]),
@@ -147,6 +151,15 @@ def _company_vouchers(request, waiting: str) -> WorkList | None:
 # --- the operator console ------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _ConsoleList:
+    """One of the console's lists: counted and listed at once (one data center's)."""
+
+    count: int
+    links: list[Link]
+    all_url: str
+
+
 def console_work(dc: DataCenter) -> list[LinkGroup]:
     """What waits for the data center's operators, as work-list groups."""
     requested = selectors.redemption_list(data_center=dc, status=RedemptionStatus.REQUESTED)
@@ -157,7 +170,7 @@ def console_work(dc: DataCenter) -> list[LinkGroup]:
         (
             "console.redemptions",
             _("Redemptions to accept"),
-            WorkList(
+            _ConsoleList(
                 count=requested.count(),
                 links=[
                     Link(
@@ -173,7 +186,7 @@ def console_work(dc: DataCenter) -> list[LinkGroup]:
         (
             "console.failed_batches",
             _("Failed usage batches"),
-            WorkList(
+            _ConsoleList(
                 count=failed.count(),
                 links=[
                     Link(
@@ -189,7 +202,7 @@ def console_work(dc: DataCenter) -> list[LinkGroup]:
         (
             "console.statements",
             _("Statements to confirm"),
-            WorkList(
+            _ConsoleList(
                 count=to_confirm.count(),
                 links=[
                     Link(
@@ -210,7 +223,7 @@ def console_work(dc: DataCenter) -> list[LinkGroup]:
             (
                 "console.feed",
                 _("Unhealthy usage feed"),
-                WorkList(
+                _ConsoleList(
                     count=int(unhealthy),
                     links=[Link(label=dc.feed_error[:120] or dc.name, url=sync)]
                     if unhealthy

@@ -123,7 +123,9 @@ class WorkList:
     with the page's other lists, in one statement."""
 
     count: int | Tally
-    links: list[Link]
+    # The first few, or what lists them: called only if the count is not 0 (most lists
+    # are empty most of the time, and their query is then not run).
+    links: list[Link] | Callable[[], list[Link]]
     all_url: str = ""
     capped: bool = False
 
@@ -180,10 +182,11 @@ def link_group_list(slot: str, obj: Any = None) -> list[LinkGroup]:
         else:
             count, capped = work.count, work.capped
         more = capped and count > COUNT_CAP
+        links = work.links if not callable(work.links) else work.links() if count else []
         groups.append(
             LinkGroup(
                 title=str(entry.title),
-                links=work.links,
+                links=links,
                 count=COUNT_CAP if more else count,
                 all_url=work.all_url,
                 name=name,

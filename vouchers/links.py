@@ -64,26 +64,29 @@ def _application_work(request, todo: str) -> WorkList | None:
     apps = selectors.application_list(city=city).filter(
         worklists.todo_filter(todo, user=user, roles=roles)
     )
-    first = apps.order_by("submitted_at", "pk")[:FIRST]
-    links = []
-    for a in first:
-        if todo == Todo.NOTICE_WAITING:
-            now = timezone.now()
-            if a.notice_ends_at and a.notice_ends_at > now:
-                detail = gettext("notice ends at %(when)s") % {
-                    "when": city_datetime(a.notice_ends_at, city)
-                }
+
+    def links() -> list[Link]:
+        found = []
+        for a in apps.order_by("submitted_at", "pk")[:FIRST]:
+            if todo == Todo.NOTICE_WAITING:
+                now = timezone.now()
+                if a.notice_ends_at and a.notice_ends_at > now:
+                    detail = gettext("notice ends at %(when)s") % {
+                        "when": city_datetime(a.notice_ends_at, city)
+                    }
+                else:
+                    detail = gettext("an objection is open")
             else:
-                detail = gettext("an objection is open")
-        else:
-            detail = waiting_days(a.submitted_at)
-        links.append(
-            Link(
-                label=_label(a),
-                url=reverse("vouchers:staff_application", args=[city.slug, a.pk]),
-                detail=detail,
+                detail = waiting_days(a.submitted_at)
+            found.append(
+                Link(
+                    label=_label(a),
+                    url=reverse("vouchers:staff_application", args=[city.slug, a.pk]),
+                    detail=detail,
+                )
             )
-        )
+        return found
+
     if todo == Todo.SCREEN:  # exact, from the state counts PostgreSQL keeps
         count = Tally(
             selectors.application_state_count_rows(city=city, states=[S.SUBMITTED, S.SCREENING]),
@@ -109,17 +112,16 @@ def _review_work(request) -> WorkList | None:
         .select_related("application__company", "application__program")
         .order_by("assigned_at", "pk")[:FIRST]
     )
-    links = [
-        Link(
-            label=_label(r.application),
-            url=reverse("vouchers:staff_application", args=[city.slug, r.application_id]),
-            detail=waiting_days(r.assigned_at),
-        )
-        for r in reviews
-    ]
     return WorkList(
         count=Tally(apps, capped=True),
-        links=links,
+        links=lambda: [
+            Link(
+                label=_label(r.application),
+                url=reverse("vouchers:staff_application", args=[city.slug, r.application_id]),
+                detail=waiting_days(r.assigned_at),
+            )
+            for r in reviews
+        ],
         all_url=reverse("vouchers:queue", args=[city.slug]) + "?assigned=me",
     )
 
@@ -139,7 +141,7 @@ def _company_work(request, state: str) -> WorkList | None:
     first = apps.order_by("updated_at", "pk")[:FIRST]
     return WorkList(
         count=Tally(apps),
-        links=[
+        links=lambda: [
             Link(
                 label=f"#{a.pk} {a.city.name} · {a.program.name}",
                 url=reverse("vouchers:application", args=[a.pk]),
@@ -168,7 +170,7 @@ def _company_outcome_work(request) -> WorkList | None:
     reports = outcome_selectors.outcome_report_todo_list(user=request.user, today=today)
     return WorkList(
         count=Tally(reports),
-        links=[
+        links=lambda: [
             Link(
                 label=f"{r.voucher.code} · {r.get_stage_display()} · {r.program.name}",
                 url=reverse("vouchers:my_outcome", args=[r.pk]),
@@ -190,7 +192,7 @@ def _staff_outcome_work(request) -> WorkList | None:
     ).order_by("submitted_at", "pk")
     return WorkList(
         count=Tally(reports),
-        links=[
+        links=lambda: [
             Link(
                 label=f"{r.company.legal_name} · {r.voucher.code} · {r.get_stage_display()}",
                 url=reverse("vouchers:staff_outcome", args=[city.slug, r.pk]),

@@ -15,7 +15,7 @@ register = template.Library()
 
 
 @register.filter(name="chart_rows")
-def chart_rows(rows: Sequence[Sequence[object]]) -> SafeString:
+def chart_rows(rows: Sequence[Sequence[str]]) -> SafeString:
     html = []
     for category, *cells in rows:
         tds = "".join(f'<td class="money">{conditional_escape(cell)}</td>' for cell in cells)

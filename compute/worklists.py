@@ -1,11 +1,14 @@
 """What waits for whom in compute: the city staff's work lists on their home (registered
 into `portal.staff_home`), the company's on /company/ (`vouchers.company_home`), and the
-operator console's. Each list is a count and its first few rows (two queries whatever
-the data's size) and links to the page filtered the same way, so the count is the
+operator console's. Each list is a count and its first few rows (a query whatever the
+data's size, and the count: on the homes a `Tally`, taken with the other lists' in one
+statement) and links to the page filtered the same way, so the count is the
 length of the list the link opens.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.urls import reverse
@@ -14,7 +17,7 @@ from django.utils.translation import gettext_lazy as _
 from compute import selectors
 from compute.batches import failed_batches
 from compute.models import DataCenter, Redemption, RedemptionStatus, SettlementStatus
-from portal.links import Link, LinkGroup, WorkList, work_list_register
+from portal.links import Link, LinkGroup, Tally, WorkList, work_list_register
 from portal.models import Role
 from portal.tenancy import roles_in_city
 from vouchers.links import FIRST, waiting_days
@@ -38,8 +41,8 @@ def _staff_redemptions(request) -> WorkList | None:
     pending = selectors.redemption_list(city=city, status=RedemptionStatus.REQUESTED)
     first = pending.order_by("created_at", "id")[:FIRST]
     return WorkList(
-        count=pending.count(),
-        links=[
+        count=Tally(pending),
+        links=lambda: [
             Link(
                 label=f"{r.voucher.code} {r.voucher.company.legal_name} → {r.data_center.name}",
                 url=reverse("compute:staff_voucher", args=[city.slug, r.voucher.code]),
@@ -59,8 +62,8 @@ def _staff_discrepancies(request) -> WorkList | None:
     found = selectors.discrepancy_list(city=city, open_only=True)
     url = reverse("compute:staff_sync", args=[city.slug])
     return WorkList(
-        count=found.count(),
-        links=[
+        count=Tally(found),
+        links=lambda: [
             Link(label=f"{d.kind}: {d.detail[:60]}", url=f"{url}?open=1#discrepancies")
             for d in found[:FIRST]
         ],
@@ -75,8 +78,10 @@ def _staff_feeds(request) -> WorkList | None:
     feeds = selectors.unhealthy_feed_list(city=city)
     url = reverse("compute:staff_sync", args=[city.slug]) + "?feed=unhealthy"
     return WorkList(
-        count=feeds.count(),
-        links=[Link(label=dc.name, url=url, detail=dc.feed_error[:80]) for dc in feeds[:FIRST]],
+        count=Tally(feeds),
+        links=lambda: [
+            Link(label=dc.name, url=url, detail=dc.feed_error[:80]) for dc in feeds[:FIRST]
+        ],
         all_url=url,
     )
 
@@ -88,8 +93,8 @@ def _staff_statements(request, status: str) -> WorkList | None:
     statements = selectors.settlement_list(city=city, status=status)
     first = statements.order_by("period", "id")[:FIRST]
     return WorkList(
-        count=statements.count(),
-        links=[
+        count=Tally(statements),
+        links=lambda: [
             Link(
                 label=f"{s.period:%Y-%m} · {s.data_center.name}",
                 url=reverse("compute:staff_settlement", args=[city.slug, s.pk]),
@@ -131,8 +136,8 @@ def _company_vouchers(request, waiting: str) -> WorkList | None:
         return None
     vouchers = company_voucher_list(vouchers=voucher_list(user=request.user), waiting=waiting)
     return WorkList(
-        count=vouchers.count(),
-        links=[
+        count=Tally(vouchers),
+        links=lambda: [
             Link(
                 label=f"{v.code} {v.company.legal_name}",
                 url=reverse("compute:my_voucher", args=[v.code]),
@@ -146,6 +151,15 @@ def _company_vouchers(request, waiting: str) -> WorkList | None:
 # --- the operator console ------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _ConsoleList:
+    """One of the console's lists: counted and listed at once (one data center's)."""
+
+    count: int
+    links: list[Link]
+    all_url: str
+
+
 def console_work(dc: DataCenter) -> list[LinkGroup]:
     """What waits for the data center's operators, as work-list groups."""
     requested = selectors.redemption_list(data_center=dc, status=RedemptionStatus.REQUESTED)
@@ -156,7 +170,7 @@ def console_work(dc: DataCenter) -> list[LinkGroup]:
         (
             "console.redemptions",
             _("Redemptions to accept"),
-            WorkList(
+            _ConsoleList(
                 count=requested.count(),
                 links=[
                     Link(
@@ -172,7 +186,7 @@ def console_work(dc: DataCenter) -> list[LinkGroup]:
         (
             "console.failed_batches",
             _("Failed usage batches"),
-            WorkList(
+            _ConsoleList(
                 count=failed.count(),
                 links=[
                     Link(
@@ -188,7 +202,7 @@ def console_work(dc: DataCenter) -> list[LinkGroup]:
         (
             "console.statements",
             _("Statements to confirm"),
-            WorkList(
+            _ConsoleList(
                 count=to_confirm.count(),
                 links=[
                     Link(
@@ -209,7 +223,7 @@ def console_work(dc: DataCenter) -> list[LinkGroup]:
             (
                 "console.feed",
                 _("Unhealthy usage feed"),
-                WorkList(
+                _ConsoleList(
                     count=int(unhealthy),
                     links=[Link(label=dc.feed_error[:120] or dc.name, url=sync)]
                     if unhealthy

@@ -1,4 +1,5 @@
-"""Small helpers for writing to PostgreSQL in bulk (COPY), shared by the apps."""
+"""Small helpers for writing to PostgreSQL in bulk (COPY) and for counting several
+querysets in one statement, shared by the apps."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from collections.abc import Iterable
 from datetime import datetime
 
 import psycopg
-from django.db import connection
+from django.core.exceptions import EmptyResultSet
+from django.db import connection, connections
+from django.db.models import F, QuerySet
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
@@ -116,3 +119,36 @@ def copy_rows(sql: str, text: str) -> None:
             copy.write(text)
         if connection.queries_logged:
             connection.queries_log.append({"sql": sql, "time": f"{time.monotonic() - start:.3f}"})
+
+
+def tallies_get(tallies: list[tuple[QuerySet, str, int | None]]) -> list[int]:
+    """For each `(rows, total, limit)`: how many `rows` there are (no further than
+    `limit` if given), or with `total` (a field name) the sum of that field over them
+    (0 for none); all in one statement per database, `SELECT (SELECT count(*) FROM
+    (…)), …`, instead of a query each. Each queryset's own compiled SQL is the subquery,
+    so each counts what its `count()` would."""
+    found: dict[int, int] = {}
+    statements: dict[str, list[tuple[int, str, list]]] = {}
+    for i, (rows, total, limit) in enumerate(tallies):
+        rows = rows.order_by()
+        rows = rows.values(v=F(total)) if total else rows.values("pk")
+        if limit is not None:
+            rows = rows[:limit]
+        try:
+            sql, args = rows.query.get_compiler(using=rows.db).as_sql()
+        except EmptyResultSet:  # e.g. `pk__in=[]`: nothing to count
+            found[i] = 0
+            continue
+        what = "COALESCE(SUM(t.v), 0)" if total else "COUNT(*)"
+        # The SQL is Django's compiled query (values are parameters), hence the noqa.
+        part = f"(SELECT {what} FROM ({sql}) AS t)"  # noqa: S608
+        statements.setdefault(rows.db, []).append((i, part, list(args)))
+    for alias, parts in statements.items():
+        with connections[alias].cursor() as cursor:
+            cursor.execute(
+                "SELECT " + ", ".join(part for _i, part, _a in parts),
+                [arg for _i, _p, args in parts for arg in args],
+            )
+            for (i, _p, _a), value in zip(parts, cursor.fetchone(), strict=True):
+                found[i] = int(value)
+    return [found[i] for i in range(len(tallies))]

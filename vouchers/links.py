@@ -13,8 +13,8 @@ from django.utils.translation import gettext_lazy as _
 from portal.citytime import city_date, city_datetime
 from portal.links import (
     Link,
+    Tally,
     WorkList,
-    capped_count,
     link_group_register,
     link_register,
     work_list_register,
@@ -64,36 +64,40 @@ def _application_work(request, todo: str) -> WorkList | None:
     apps = selectors.application_list(city=city).filter(
         worklists.todo_filter(todo, user=user, roles=roles)
     )
-    first = apps.order_by("submitted_at", "pk")[:FIRST]
-    links = []
-    for a in first:
-        if todo == Todo.NOTICE_WAITING:
-            now = timezone.now()
-            if a.notice_ends_at and a.notice_ends_at > now:
-                detail = gettext("notice ends at %(when)s") % {
-                    "when": city_datetime(a.notice_ends_at, city)
-                }
+
+    def links() -> list[Link]:
+        found = []
+        for a in apps.order_by("submitted_at", "pk")[:FIRST]:
+            if todo == Todo.NOTICE_WAITING:
+                now = timezone.now()
+                if a.notice_ends_at and a.notice_ends_at > now:
+                    detail = gettext("notice ends at %(when)s") % {
+                        "when": city_datetime(a.notice_ends_at, city)
+                    }
+                else:
+                    detail = gettext("an objection is open")
             else:
-                detail = gettext("an objection is open")
-        else:
-            detail = waiting_days(a.submitted_at)
-        links.append(
-            Link(
-                label=_label(a),
-                url=reverse("vouchers:staff_application", args=[city.slug, a.pk]),
-                detail=detail,
+                detail = waiting_days(a.submitted_at)
+            found.append(
+                Link(
+                    label=_label(a),
+                    url=reverse("vouchers:staff_application", args=[city.slug, a.pk]),
+                    detail=detail,
+                )
             )
-        )
+        return found
+
     if todo == Todo.SCREEN:  # exact, from the state counts PostgreSQL keeps
-        counts = selectors.application_state_counts(city=city)
-        count = sum(counts.get(state, 0) for state in (S.SUBMITTED, S.SCREENING))
+        count = Tally(
+            selectors.application_state_count_rows(city=city, states=[S.SUBMITTED, S.SCREENING]),
+            total="n",
+        )
     else:
-        count = capped_count(apps)
+        count = Tally(apps, capped=True)
     return WorkList(
         count=count,
         links=links,
         all_url=reverse("vouchers:queue", args=[city.slug]) + f"?todo={todo}",
-        capped=todo != Todo.SCREEN,
     )
 
 
@@ -108,19 +112,17 @@ def _review_work(request) -> WorkList | None:
         .select_related("application__company", "application__program")
         .order_by("assigned_at", "pk")[:FIRST]
     )
-    links = [
-        Link(
-            label=_label(r.application),
-            url=reverse("vouchers:staff_application", args=[city.slug, r.application_id]),
-            detail=waiting_days(r.assigned_at),
-        )
-        for r in reviews
-    ]
     return WorkList(
-        count=capped_count(apps),
-        links=links,
+        count=Tally(apps, capped=True),
+        links=lambda: [
+            Link(
+                label=_label(r.application),
+                url=reverse("vouchers:staff_application", args=[city.slug, r.application_id]),
+                detail=waiting_days(r.assigned_at),
+            )
+            for r in reviews
+        ],
         all_url=reverse("vouchers:queue", args=[city.slug]) + "?assigned=me",
-        capped=True,
     )
 
 
@@ -138,8 +140,8 @@ def _company_work(request, state: str) -> WorkList | None:
     apps = selectors.application_list(user=request.user).filter(state=state)
     first = apps.order_by("updated_at", "pk")[:FIRST]
     return WorkList(
-        count=apps.count(),
-        links=[
+        count=Tally(apps),
+        links=lambda: [
             Link(
                 label=f"#{a.pk} {a.city.name} · {a.program.name}",
                 url=reverse("vouchers:application", args=[a.pk]),
@@ -167,8 +169,8 @@ def _company_outcome_work(request) -> WorkList | None:
     today = timezone.localdate()
     reports = outcome_selectors.outcome_report_todo_list(user=request.user, today=today)
     return WorkList(
-        count=reports.count(),
-        links=[
+        count=Tally(reports),
+        links=lambda: [
             Link(
                 label=f"{r.voucher.code} · {r.get_stage_display()} · {r.program.name}",
                 url=reverse("vouchers:my_outcome", args=[r.pk]),
@@ -189,8 +191,8 @@ def _staff_outcome_work(request) -> WorkList | None:
         city=city, show=outcome_selectors.SHOW_WAITING
     ).order_by("submitted_at", "pk")
     return WorkList(
-        count=reports.count(),
-        links=[
+        count=Tally(reports),
+        links=lambda: [
             Link(
                 label=f"{r.company.legal_name} · {r.voucher.code} · {r.get_stage_display()}",
                 url=reverse("vouchers:staff_outcome", args=[city.slug, r.pk]),

@@ -169,6 +169,13 @@ def application_state_counts(
     return application_state_tally(city=city, program=program)[0]
 
 
+def application_state_count_rows(*, city: City, states: list[str]) -> QuerySet:
+    """The rows of `ProgramStateCount` for the city's programs in `states`: their `n`
+    summed is how many of the city's applications are in those states (a work list's
+    `Tally(…, total="n")`)."""
+    return ProgramStateCount.objects.filter(program__city=city, state__in=states)
+
+
 def application_state_tally(
     *, city: City | None = None, program: Program | None = None
 ) -> tuple[dict[str, int], int]:

@@ -82,3 +82,48 @@ def test_the_navigation_lists_each_apps_pages_in_layer_order(client, shanghai):
     assert 'href="/company/"' in page
     assert 'href="/my/vouchers/"' not in page  # a manager with no company has no vouchers
     assert 'href="/dc/"' not in page
+
+
+@pytest.fixture
+def group_slot(monkeypatch):
+    monkeypatch.setattr(links, "_groups", {})
+    return "test.groups"
+
+
+def test_work_lists_are_counted_in_one_statement_and_empty_ones_list_nothing(
+    group_slot, db, django_assert_num_queries
+):
+    """Four lists' counts (capped, exact, nothing to count, a sum) come from one
+    statement; only the lists with rows run the query of their first few."""
+    from portal.models import City
+
+    for slug in ("a", "b", "c"):
+        City.objects.create(slug=slug, name_zh=slug, name_en=slug, code=slug.upper() * 2)
+    listed = []
+
+    def work(rows, **tally):
+        def first():
+            listed.append(rows.model)
+            return [links.Link(label=str(c), url=f"/{c.slug}/") for c in rows[:2]]
+
+        return lambda obj: links.WorkList(count=links.Tally(rows, **tally), links=first)
+
+    some = City.objects.filter(slug__in=["a", "b", "c"]).order_by("slug")
+    links.work_list_register(group_slot, name="some", title="Some", work=work(some, capped=True))
+    links.work_list_register(group_slot, name="none", title="None", work=work(some.none()))
+    links.work_list_register(
+        group_slot, name="empty", title="Empty", work=work(some.filter(slug="zz"), total="id")
+    )
+    links.work_list_register(
+        group_slot, name="sum", title="Sum", work=work(some.exclude(slug="a"), total="id")
+    )
+    ids = sum(some.exclude(slug="a").values_list("id", flat=True))
+    with django_assert_num_queries(3):  # the counts, then the first rows of "some", "sum"
+        groups = links.link_group_list(group_slot)
+    assert [(g.name, g.count, [link.url for link in g.links]) for g in groups] == [
+        ("some", 3, ["/a/", "/b/"]),
+        ("none", 0, []),
+        ("empty", 0, []),
+        ("sum", ids, ["/b/", "/c/"]),
+    ]
+    assert listed == [City, City]

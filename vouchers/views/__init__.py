@@ -14,6 +14,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
@@ -50,7 +51,7 @@ from vouchers.forms import (
     ScoreForm,
     TieBreakForm,
 )
-from vouchers.models import Application, Document
+from vouchers.models import Application, ApplicationState, Document, EligibilityResult
 
 
 def _report(request: HttpRequest, error: DomainError) -> None:
@@ -412,6 +413,13 @@ def queue(request: SignedInRequest, city_slug: str) -> HttpResponse:
             ),
             "reviewers": reviewers,
             "can_assign": can_assign,
+            # Per page, not per row: the labels in the reader's language, and the rows'
+            # address up to the application's number.
+            "state_labels": {k: str(v) for k, v in ApplicationState.choices},
+            "eligibility_labels": {k: str(v) for k, v in EligibilityResult.choices},
+            "row_url": reverse("vouchers:staff_application", args=[city_slug, 0]).removesuffix(
+                "0/"
+            ),
         },
     )
 

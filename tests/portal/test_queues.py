@@ -25,6 +25,7 @@ EXPECTED = {
     "compute.tasks.settlements_monthly": "reports",
     "compute.tasks.ledger_reconcile_task": "reports",
     "compute.tasks.integrity_nightly_task": "reports",
+    "compute.tasks.usage_partitions_task": "reports",
     "vouchers.tasks.vouchers_expire_due_task": "reports",
     "vouchers.tasks.awards_lapse_due_task": "reports",
     "portal.tasks.audit_chain_verify": "reports",

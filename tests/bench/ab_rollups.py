@@ -11,35 +11,24 @@ each side, the time of the two parts, and the difference. It asserts nothing.
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[2]
 ROUNDS = int(os.environ.get("AB_ROUNDS", "12"))
 
 
 def main() -> None:
-    url = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/suanli"
-    parts = urlsplit(url)
-    os.environ["DATABASE_URL"] = urlunsplit(parts._replace(path=parts.path.rstrip("/") + "_bench"))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
-    sys.path.insert(0, str(ROOT))
-    import django
+    sys.path.insert(0, str(ROOT))  # as a script, the repository is not on the path
+    from tests.bench.harness import batch_stored, bench_reused
 
-    django.setup()
+    codes = bench_reused()
     from compute.ingest import apply as usage
     from compute.ingest import usage_batch_apply
-    from compute.models import DataCenter, UsageBatch
-    from tests.bench.harness import bench_records
-    from vouchers.models import Voucher
 
-    dc = DataCenter.objects.get(slug="bench")
-    codes = list(Voucher.objects.order_by("id").values_list("code", flat=True))
     tag = f"ab-{time.time_ns()}"
     add, sums = usage.rollups_add_batch, usage.usage_sums
     spent: dict[str, list[float]] = {"sums": [], "statement": []}
@@ -58,17 +47,14 @@ def main() -> None:
     times: dict[str, list[float]] = {"on": [], "off": []}
     for r in range(ROUNDS):
         for side in ("on", "off") if r % 2 == 0 else ("off", "on"):
-            records = bench_records(codes, 5000, prefix=f"{tag}-{r}-{side}")
-            batch = UsageBatch.objects.create(
-                data_center=dc, body_hash="-", received=5000, body=json.dumps({"records": records})
-            )
+            batch_id = batch_stored(codes, 5000, prefix=f"{tag}-{r}-{side}")
             if side == "on":
                 usage.rollups_add_batch, usage.usage_sums = timed_add, timed_sums
             else:
                 usage.rollups_add_batch = lambda **kwargs: None
                 usage.usage_sums = lambda *args: ({}, {})
             start = time.perf_counter()
-            usage_batch_apply(batch_id=batch.pk)
+            usage_batch_apply(batch_id=batch_id)
             times[side].append(1000 * (time.perf_counter() - start))
     on, off = statistics.median(times["on"]), statistics.median(times["off"])
     print(f"rollups on:  median {on:.0f} ms a batch of 5,000 ({ROUNDS} batches)")

@@ -18,12 +18,10 @@ from __future__ import annotations
 
 import collections
 import gc
-import json
 import os
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[2]
 BATCHES = int(os.environ.get("CPU_BATCHES", "16"))
@@ -37,33 +35,16 @@ STEPS = (
 
 
 def main() -> None:
-    url = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/suanli"
-    parts = urlsplit(url)
-    os.environ["DATABASE_URL"] = urlunsplit(parts._replace(path=parts.path.rstrip("/") + "_bench"))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
-    sys.path.insert(0, str(ROOT))
-    import django
+    sys.path.insert(0, str(ROOT))  # as a script, the repository is not on the path
+    from tests.bench.harness import batch_stored, bench_reused
 
-    django.setup()
+    codes = bench_reused()
     from django.db import connection
 
     from compute.ingest import apply, usage_batch_apply
-    from compute.models import DataCenter, UsageBatch
-    from tests.bench.harness import bench_records
-    from vouchers.models import Voucher
 
-    dc = DataCenter.objects.get(slug="bench")
-    codes = list(Voucher.objects.order_by("id").values_list("code", flat=True))
     tag = f"cpu-{time.time_ns()}"
-    ids = [
-        UsageBatch.objects.create(
-            data_center=dc,
-            body_hash="-",
-            received=SIZE,
-            body=json.dumps({"records": bench_records(codes, SIZE, prefix=f"{tag}-{b}")}),
-        ).pk
-        for b in range(BATCHES + 1)
-    ]
+    ids = [batch_stored(codes, SIZE, prefix=f"{tag}-{b}") for b in range(BATCHES + 1)]
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         backend = f"/proc/{cursor.fetchone()[0]}/stat"

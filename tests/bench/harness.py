@@ -66,6 +66,38 @@ def bench_django(suffix: str) -> str:
     return url
 
 
+def bench_reused() -> list[str]:
+    """Django set up on the database the last `make bench` left (`<name>_bench`, kept
+    until the next run), for the scripts that apply batches in one process; returns the
+    codes of its vouchers, in id order."""
+    os.environ["DATABASE_URL"] = bench_url()
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from vouchers.models import Voucher
+
+    return list(Voucher.objects.order_by("id").values_list("code", flat=True))
+
+
+def batch_stored(codes: list[str], size: int, prefix: str) -> int:
+    """A batch of `size` benchmark records from data center `bench`, stored as a POST
+    stores it and not applied; its id."""
+    import json
+
+    from compute.models import DataCenter, UsageBatch
+
+    records = bench_records(codes, size, prefix=prefix)
+    return UsageBatch.objects.create(
+        data_center=DataCenter.objects.get(slug="bench"),
+        body_hash="-",
+        received=size,
+        body=json.dumps({"records": records}),
+    ).pk
+
+
 def git(*args: str) -> str:
     """What `git *args` prints in the repository ("" without git)."""
     try:

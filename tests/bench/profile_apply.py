@@ -20,12 +20,10 @@ from __future__ import annotations
 
 import collections
 import gc
-import json
 import os
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[2]
 BATCHES = int(os.environ.get("PROFILE_BATCHES", "4"))
@@ -34,31 +32,16 @@ EXPLAIN = [t for t in os.environ.get("PROFILE_EXPLAIN", "").split(",") if t]
 
 
 def main() -> None:
-    url = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/suanli"
-    parts = urlsplit(url)
-    os.environ["DATABASE_URL"] = urlunsplit(parts._replace(path=parts.path.rstrip("/") + "_bench"))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
-    sys.path.insert(0, str(ROOT))
-    import django
+    sys.path.insert(0, str(ROOT))  # as a script, the repository is not on the path
+    from tests.bench.harness import batch_stored, bench_reused
 
-    django.setup()
+    codes = bench_reused()
     from django.db import connection
 
     from compute.ingest import usage_batch_apply
-    from compute.models import DataCenter, UsageBatch
-    from tests.bench.harness import bench_records
-    from vouchers.models import Voucher
 
-    dc = DataCenter.objects.get(slug="bench")
-    codes = list(Voucher.objects.order_by("id").values_list("code", flat=True))
     tag = f"profile-{time.time_ns()}"
-    ids = []
-    for b in range(BATCHES):
-        records = bench_records(codes, SIZE, prefix=f"{tag}-{b}")
-        batch = UsageBatch.objects.create(
-            data_center=dc, body_hash="-", received=SIZE, body=json.dumps({"records": records})
-        )
-        ids.append(batch.pk)
+    ids = [batch_stored(codes, SIZE, prefix=f"{tag}-{b}") for b in range(BATCHES)]
 
     gc.collect()
     gc.freeze()  # as the Celery worker does at start (portal.celery)
@@ -118,7 +101,7 @@ def main() -> None:
     )
     for statement, seconds in sorted(spent.items(), key=lambda kv: -kv[1]):
         print(f"{1000 * seconds / BATCHES:8.1f} ms  {statement}")
-    steps = ("body_records", "_stage", "_plan", "_write_records", "_results", "_charge")
+    steps = ("body_records", "stage", "plan", "_write_records", "results", "batch_flags", "_charge")
     rest = total - sum(spent[f"(Python) {name}"] for name in steps)
     print(f"{1000 * rest / BATCHES:8.1f} ms  (outside those steps: reads, commit, Django)")
 
